@@ -1,0 +1,72 @@
+"""The explicit backend registry.
+
+Each entry names a module and class; nothing is imported or probed until asked. ``available()``
+probes every backend once per process (with default options) and says what it found and why.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from typing import Any
+
+from ..errors import UnknownBackend
+from .base import Backend, BackendStatus, EnergySession, Reading
+
+#: name -> "module:Class", in the order a default meter tries them.
+REGISTRY: dict[str, str] = {
+    "rapl": "energymeter.backends.rapl:RaplBackend",
+    "nvml": "energymeter.backends.nvml:NvmlBackend",
+    "cpu-model": "energymeter.backends.cpu_model:CpuModelBackend",
+    "flops": "energymeter.backends.flops:FlopsBackend",
+}
+
+_default_instances: dict[str, Backend] = {}
+_lock = threading.Lock()
+
+__all__ = ["REGISTRY", "Backend", "BackendStatus", "EnergySession", "Reading", "available", "backend_class",
+           "create", "default_backend", "names"]
+
+
+def names() -> list[str]:
+    """Registered backend names."""
+    return list(REGISTRY)
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The class registered under ``name``.
+
+    Raises:
+        UnknownBackend: ``name`` is not registered.
+    """
+    try:
+        target = REGISTRY[name]
+    except KeyError:
+        raise UnknownBackend(f"unknown backend {name!r}; known backends: {', '.join(REGISTRY)}") from None
+    module_name, _, class_name = target.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def create(name: str, options: dict[str, Any]) -> Backend:
+    """A backend built with the options it accepts (others are ignored here; the meter checks them)."""
+    cls = backend_class(name)
+    return cls(**{k: v for k, v in options.items() if k in cls.options})
+
+
+def default_backend(name: str) -> Backend:
+    """The process-wide backend object with default options, so its probe runs once."""
+    with _lock:
+        if name not in _default_instances:
+            _default_instances[name] = create(name, {})
+        return _default_instances[name]
+
+
+def available() -> list[BackendStatus]:
+    """One status per registered backend: name, available, reason, domains (probes are cached)."""
+    statuses = []
+    for name in REGISTRY:
+        try:
+            statuses.append(default_backend(name).probe())
+        except ImportError as exc:
+            statuses.append(BackendStatus(name, False, f"cannot import backend: {exc}"))
+    return statuses

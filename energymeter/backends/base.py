@@ -1,0 +1,151 @@
+"""What every backend provides: a cached probe and, once opened, a session that reads its domains.
+
+An energy backend's session reports *cumulative* joules per domain since the session opened. A
+window's energy is the difference of two readings, so any number of nested, overlapping or
+concurrent windows share one session and one set of hardware handles.
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Mapping
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    """Whether a backend can run here.
+
+    Attributes:
+        name: Registry name (``"rapl"``, ``"nvml"``, ...).
+        available: True when the backend can be opened.
+        reason: Why it is or is not available, in words a user can act on.
+        domains: The domains it would report, e.g. ``("cpu:0:package", "cpu:0:dram")``.
+        provenance: The provenance of those domains (``measured``, ``integrated``, ``modeled``,
+            ``counted``).
+    """
+
+    name: str
+    available: bool
+    reason: str
+    domains: tuple[str, ...] = ()
+    provenance: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {
+            "name": self.name,
+            "available": self.available,
+            "reason": self.reason,
+            "domains": list(self.domains),
+            "provenance": self.provenance,
+        }
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One cumulative reading of an energy session.
+
+    Attributes:
+        energy_j: Domain to joules accumulated since the session opened.
+        failed: Domain to the reason it has no reading (sticky: once failed, a domain stays failed).
+    """
+
+    energy_j: Mapping[str, float]
+    failed: Mapping[str, str] = field(default_factory=dict)
+
+
+class EnergySession(abc.ABC):
+    """An opened energy backend. Sessions are used from several threads and lock themselves."""
+
+    #: Domain to provenance label, fixed when the session opens.
+    provenance: Mapping[str, str]
+
+    @abc.abstractmethod
+    def read(self) -> Reading:
+        """Cumulative joules per domain now. Never raises for a hardware fault: it marks the domain failed."""
+
+    def activate(self) -> None:
+        """Called when the first window opens: start any background poller."""
+
+    def deactivate(self) -> None:
+        """Called when the last window closes: stop any background poller."""
+
+    def window_warnings(self, duration_s: float) -> list[str]:
+        """Caveats for a window of ``duration_s`` seconds (e.g. shorter than a counter's update period)."""
+        return []
+
+    def close(self) -> None:
+        """Release hardware handles."""
+
+
+class Backend(abc.ABC):
+    """A way of measuring: probed cheaply, opened into a session when a meter needs it.
+
+    Subclasses take their options as keyword arguments in ``__init__`` and must not touch hardware
+    there; ``probe()`` is the first place that may.
+    """
+
+    name: ClassVar[str]
+    #: Options this backend accepts, for the meter's unknown-option check.
+    options: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self) -> None:
+        self._status: BackendStatus | None = None
+        self._probe_lock = threading.Lock()
+
+    def probe(self) -> BackendStatus:
+        """Availability and reason, computed once per backend object."""
+        with self._probe_lock:
+            if self._status is None:
+                self._status = self._probe()
+            return self._status
+
+    @abc.abstractmethod
+    def _probe(self) -> BackendStatus:
+        """Look at the hardware once and say what is there."""
+
+    @abc.abstractmethod
+    def open(self) -> Any:
+        """Open a session (an ``EnergySession`` or, for counters, a backend-specific session)."""
+
+
+class Poller:
+    """Calls ``fn`` every ``period_s`` seconds on a daemon thread until stopped.
+
+    The thread exists only between ``start()`` and ``stop()``, i.e. while a window is open.
+    """
+
+    def __init__(self, fn: Callable[[], None], period_s: float, name: str) -> None:
+        self._fn = fn
+        self.period_s = period_s
+        self._name = name
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        """True while the thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start the thread (idempotent)."""
+        if self.running:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop and join the thread (idempotent)."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stop.set()
+        thread.join()
+        self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s):
+            self._fn()

@@ -1,0 +1,42 @@
+"""Plain-text rendering of measurements and backend statuses (for the CLI; nothing prints by default)."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from .backends.base import BackendStatus
+from .measurement import Measurement
+
+
+def format_measurement(m: Measurement) -> str:
+    """A small table: one row per domain with joules and provenance, then total, FLOPs, failures, warnings."""
+    lines = [f"window {m.name!r}: {m.duration_s:.4f} s"]
+    width = max([len(d) for d in (*m.energy_j, *m.failed)] + [len("total")])
+    for domain in sorted(m.energy_j):
+        marker = "" if domain in m.total_domains else "  (not in total)"
+        lines.append(f"  {domain:<{width}}  {m.energy_j[domain]:>14.6f} J  {m.provenance[domain]}{marker}")
+    for domain in sorted(m.failed):
+        lines.append(f"  {domain:<{width}}  {'failed':>14}    {m.failed[domain]}")
+    if m.total_provenance is not None:
+        lines.append(f"  {'total':<{width}}  {m.total_energy_j:>14.6f} J  {m.total_provenance} "
+                     f"({' + '.join(m.total_domains)})")
+    else:
+        lines.append(f"  {'total':<{width}}  {'n/a':>14}    no energy domain")
+    if m.flops is not None:
+        lines.append(f"  {'flops':<{width}}  {m.flops:>14,d}    counted")
+        if m.uncounted_ops:
+            ops = ", ".join(f"{k} x{v}" for k, v in sorted(m.uncounted_ops.items()))
+            lines.append(f"  {'':<{width}}  not counted (no FLOP formula): {ops}")
+    for warning in m.warnings:
+        lines.append(f"  warning: {warning}")
+    return "\n".join(lines)
+
+
+def format_statuses(statuses: Iterable[BackendStatus]) -> str:
+    """One line per backend: name, yes/no, domains and reason."""
+    lines = []
+    for s in statuses:
+        domains = f" [{', '.join(s.domains)}]" if s.domains else ""
+        provenance = f" {s.provenance}" if s.provenance else ""
+        lines.append(f"{s.name:<10} {'available' if s.available else 'unavailable':<11}{provenance}{domains}: {s.reason}")
+    return "\n".join(lines)

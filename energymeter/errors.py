@@ -1,0 +1,26 @@
+"""The exceptions energymeter raises. Vendor errors are translated into these at the backend boundary."""
+
+
+class EnergymeterError(Exception):
+    """Base class of every error energymeter raises on purpose."""
+
+
+class BackendUnavailable(EnergymeterError):
+    """A backend was asked for by name but cannot run here; the message says why."""
+
+
+class UnknownBackend(EnergymeterError):
+    """A backend name that is not in the registry."""
+
+
+class ProfileError(EnergymeterError):
+    """A hardware profile that is missing, malformed or incomplete."""
+
+
+class DomainFailure(EnergymeterError):
+    """One hardware domain stopped giving readings (a lost GPU, a counter that went backwards)."""
+
+    def __init__(self, domain: str, reason: str) -> None:
+        super().__init__(f"{domain}: {reason}")
+        self.domain = domain
+        self.reason = reason

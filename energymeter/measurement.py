@@ -1,0 +1,163 @@
+"""The immutable record of one measured window and the rule for its total.
+
+Every energy figure is in joules and carries one provenance label:
+
+* ``measured``: read from a hardware energy counter (RAPL, NVML's total-energy counter).
+* ``integrated``: power samples integrated over time (NVML power sampling).
+* ``modeled``: computed from a model (TDP x utilisation, pJ-per-operation tables).
+
+FLOPs are ``counted``; they are not energy and live in their own field.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+SCHEMA_VERSION = 1
+
+MEASURED = "measured"
+INTEGRATED = "integrated"
+MODELED = "modeled"
+COUNTED = "counted"
+PROVENANCES = (MEASURED, INTEGRATED, MODELED)
+
+# Strongest first: a total is only as strong as its weakest contributor.
+_PROVENANCE_RANK = {MEASURED: 0, INTEGRATED: 1, MODELED: 2}
+
+_CPU_DOMAIN = re.compile(r"^cpu:(\d+):(package|dram|psys|core|uncore)$")
+
+
+class SchemaError(ValueError):
+    """A serialised measurement that cannot be read back."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Energy drawn by each hardware domain during one window.
+
+    Attributes:
+        name: The window's name.
+        start_time_s: Wall-clock start, seconds since the Unix epoch.
+        duration_s: Window length in seconds (monotonic clock).
+        energy_j: Joules per domain, e.g. ``"gpu:0"``, ``"cpu:0:package"``, ``"cpu:0:dram"``,
+            ``"cpu:0:psys"``, ``"cpu:model"``. Failed domains are absent here and present in ``failed``.
+        provenance: Domain to ``measured`` | ``integrated`` | ``modeled``.
+        flops: Floating-point operations counted in the window (a multiply-add counts 2), or None
+            when no FLOP counter ran or it could not count this window.
+        uncounted_ops: Operator name to call count for operators the FLOP counter saw but has no
+            formula for (their FLOPs are not in ``flops``).
+        failed: Domain to the reason it has no figure for this window.
+        warnings: Human-readable caveats (short window, no wraparound correction, ...).
+    """
+
+    name: str
+    duration_s: float
+    energy_j: Mapping[str, float] = field(default_factory=dict)
+    provenance: Mapping[str, str] = field(default_factory=dict)
+    flops: int | None = None
+    uncounted_ops: Mapping[str, int] = field(default_factory=dict)
+    failed: Mapping[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    start_time_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if set(self.energy_j) != set(self.provenance):
+            raise ValueError("every energy domain needs exactly one provenance label")
+        for domain, label in self.provenance.items():
+            if label not in _PROVENANCE_RANK:
+                raise ValueError(f"domain {domain!r}: unknown provenance {label!r}")
+        # Read-only views so that a frozen record cannot be changed through its dicts.
+        for name in ("energy_j", "provenance", "uncounted_ops", "failed"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+        object.__setattr__(self, "warnings", tuple(self.warnings))
+
+    @property
+    def total_domains(self) -> tuple[str, ...]:
+        """The domains that ``total_energy_j`` adds up, by the no-double-counting rule.
+
+        The rule, applied in order:
+
+        1. GPUs (``gpu:N``) are disjoint hardware and always count.
+        2. CPU counters: where a ``psys`` domain exists it covers the whole platform (package,
+           DRAM and more), so it counts and the sockets' package and DRAM domains do not.
+           Otherwise each socket's ``package`` and ``dram`` count. ``core`` and ``uncore`` are
+           parts of ``package`` and never count.
+        3. ``cpu:model`` (modeled) counts only where no CPU counter domain exists at all, measured
+           or failed: a modeled figure never stands in for hardware that was measured.
+        4. Simulated devices (``loihi:...``) are not the hardware that ran the code and never count.
+        """
+        chosen: list[str] = []
+        cpu_counters = [d for d in (*self.energy_j, *self.failed) if _CPU_DOMAIN.match(d)]
+        has_psys = any(d.endswith(":psys") for d in cpu_counters)
+        for domain in sorted(self.energy_j):
+            match = _CPU_DOMAIN.match(domain)
+            if domain.startswith("gpu:"):
+                chosen.append(domain)
+            elif match:
+                kind = match.group(2)
+                if (has_psys and kind == "psys") or (not has_psys and kind in ("package", "dram")):
+                    chosen.append(domain)
+            elif domain == "cpu:model" and not cpu_counters:
+                chosen.append(domain)
+        return tuple(chosen)
+
+    @property
+    def total_energy_j(self) -> float:
+        """Joules summed over ``total_domains`` (0.0 when none)."""
+        return math.fsum(self.energy_j[d] for d in self.total_domains)
+
+    @property
+    def total_provenance(self) -> str | None:
+        """The weakest provenance among the domains in the total, or None when it is empty."""
+        labels = [self.provenance[d] for d in self.total_domains]
+        return max(labels, key=_PROVENANCE_RANK.__getitem__) if labels else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict, with ``schema_version``, that ``from_dict`` reads back."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "name": self.name,
+            "start_time_s": self.start_time_s,
+            "duration_s": self.duration_s,
+            "energy_j": dict(self.energy_j),
+            "provenance": dict(self.provenance),
+            "total_energy_j": self.total_energy_j,
+            "total_domains": list(self.total_domains),
+            "total_provenance": self.total_provenance,
+            "flops": self.flops,
+            "flops_provenance": COUNTED if self.flops is not None else None,
+            "uncounted_ops": dict(self.uncounted_ops),
+            "failed": dict(self.failed),
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Measurement":
+        """Rebuilds a measurement written by ``to_dict``.
+
+        Raises:
+            SchemaError: the dict is not a measurement of a schema version this code reads.
+        """
+        if not isinstance(data, Mapping):
+            raise SchemaError("a measurement must be a JSON object")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise SchemaError(f"unsupported measurement schema_version {version!r} (expected {SCHEMA_VERSION})")
+        try:
+            return cls(
+                name=str(data["name"]),
+                start_time_s=float(data.get("start_time_s", 0.0)),
+                duration_s=float(data["duration_s"]),
+                energy_j={str(k): float(v) for k, v in data["energy_j"].items()},
+                provenance={str(k): str(v) for k, v in data["provenance"].items()},
+                flops=None if data.get("flops") is None else int(data["flops"]),
+                uncounted_ops={str(k): int(v) for k, v in data.get("uncounted_ops", {}).items()},
+                failed={str(k): str(v) for k, v in data.get("failed", {}).items()},
+                warnings=tuple(str(w) for w in data.get("warnings", ())),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SchemaError(f"malformed measurement: {exc}") from exc

@@ -1,0 +1,200 @@
+"""A fake of nvidia-ml-py's ``pynvml`` module: same function names, arguments, units and errors."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+NVML_SUCCESS = 0
+NVML_ERROR_UNINITIALIZED = 1
+NVML_ERROR_INVALID_ARGUMENT = 2
+NVML_ERROR_NOT_SUPPORTED = 3
+NVML_ERROR_NO_PERMISSION = 4
+NVML_ERROR_NOT_FOUND = 6
+NVML_ERROR_LIBRARY_NOT_FOUND = 12
+NVML_ERROR_GPU_IS_LOST = 15
+NVML_FI_DEV_POWER_INSTANT = 186
+NVML_VALUE_TYPE_UNSIGNED_INT = 1
+
+_MESSAGES = {
+    NVML_ERROR_UNINITIALIZED: "Uninitialized",
+    NVML_ERROR_INVALID_ARGUMENT: "Invalid Argument",
+    NVML_ERROR_NOT_SUPPORTED: "Not Supported",
+    NVML_ERROR_NO_PERMISSION: "Insufficient Permissions",
+    NVML_ERROR_NOT_FOUND: "Not Found",
+    NVML_ERROR_LIBRARY_NOT_FOUND: "NVML Shared Library Not Found",
+    NVML_ERROR_GPU_IS_LOST: "GPU is lost",
+}
+
+
+class NVMLError(Exception):
+    """Like pynvml's: ``NVMLError(code)`` builds the subclass for that code; ``.value`` is the code."""
+
+    _classes: dict[int, type] = {}
+
+    def __new__(cls, value: int) -> "NVMLError":
+        if cls is NVMLError:
+            cls = NVMLError._classes.get(value, cls)
+        obj = Exception.__new__(cls)
+        obj.value = value
+        return obj
+
+    def __init__(self, value: int) -> None:
+        super().__init__(value)
+        self.value = value
+
+    def __str__(self) -> str:
+        return _MESSAGES.get(self.value, f"Unknown Error ({self.value})")
+
+
+for _code, _text in _MESSAGES.items():
+    _name = "NVMLError_" + "".join(w.capitalize() for w in _text.replace("NVML ", "").split())
+    NVMLError._classes[_code] = type(_name, (NVMLError,), {})
+
+NVMLError_NotSupported = NVMLError._classes[NVML_ERROR_NOT_SUPPORTED]
+NVMLError_GpuIsLost = NVMLError._classes[NVML_ERROR_GPU_IS_LOST]
+NVMLError_LibraryNotFound = NVMLError._classes[NVML_ERROR_LIBRARY_NOT_FOUND]
+
+
+@dataclass
+class FakeGpu:
+    """One fake GPU. Change ``energy_mj``/``power_mw`` between reads; set ``lost`` to lose it.
+
+    Attributes:
+        name: Product name.
+        uuid: ``"GPU-..."`` identifier.
+        energy_mj: Total-energy counter in millijoules (``has_counter`` GPUs).
+        power_mw: Power in milliwatts.
+        has_counter: Whether ``nvmlDeviceGetTotalEnergyConsumption`` is supported (Volta and newer).
+        has_instant_power: Whether the ``NVML_FI_DEV_POWER_INSTANT`` field is supported.
+        lost: When True every call on this GPU raises ``GPU is lost``.
+    """
+
+    name: str = "NVIDIA H200"
+    uuid: str = "GPU-00000000-0000-0000-0000-000000000000"
+    energy_mj: int = 0
+    power_mw: int = 100_000
+    has_counter: bool = True
+    has_instant_power: bool = True
+    lost: bool = False
+
+
+class _Value:
+    def __init__(self, ui: int) -> None:
+        self.uiVal = ui
+        self.ullVal = ui
+        self.dVal = float(ui)
+
+
+class _FieldValue:
+    def __init__(self, field_id: int, ret: int, value: int) -> None:
+        self.fieldId = field_id
+        self.scopeId = 0
+        self.timestamp = 0
+        self.latencyUsec = 0
+        self.valueType = NVML_VALUE_TYPE_UNSIGNED_INT
+        self.nvmlReturn = ret
+        self.value = _Value(value)
+
+
+class FakeNVML:
+    """Module-like fake of ``pynvml``; pass it as ``nvml_module=`` to a Meter or NvmlBackend.
+
+    Args:
+        gpus: The GPUs NVML lists, in NVML order.
+        driver_present: When False, ``nvmlInit`` fails as on a machine without the driver.
+    """
+
+    NVMLError = NVMLError
+    NVML_SUCCESS = NVML_SUCCESS
+    NVML_ERROR_NOT_SUPPORTED = NVML_ERROR_NOT_SUPPORTED
+    NVML_ERROR_GPU_IS_LOST = NVML_ERROR_GPU_IS_LOST
+    NVML_ERROR_UNINITIALIZED = NVML_ERROR_UNINITIALIZED
+    NVML_ERROR_LIBRARY_NOT_FOUND = NVML_ERROR_LIBRARY_NOT_FOUND
+    NVML_FI_DEV_POWER_INSTANT = NVML_FI_DEV_POWER_INSTANT
+
+    def __init__(self, gpus: list[FakeGpu] | None = None, driver_present: bool = True) -> None:
+        self.gpus = list(gpus) if gpus is not None else [FakeGpu()]
+        self.driver_present = driver_present
+        self.init_count = 0
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    # -- library lifetime -------------------------------------------------------------------------
+    def nvmlInit(self) -> None:
+        if not self.driver_present:
+            raise NVMLError(NVML_ERROR_LIBRARY_NOT_FOUND)
+        with self._lock:
+            self.init_count += 1
+
+    def nvmlShutdown(self) -> None:
+        with self._lock:
+            if self.init_count == 0:
+                raise NVMLError(NVML_ERROR_UNINITIALIZED)
+            self.init_count -= 1
+
+    def _check(self) -> None:
+        self.calls += 1
+        if self.init_count <= 0:
+            raise NVMLError(NVML_ERROR_UNINITIALIZED)
+
+    def _gpu(self, handle: Any) -> FakeGpu:
+        self._check()
+        if not isinstance(handle, int) or not 0 <= handle < len(self.gpus):
+            raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+        gpu = self.gpus[handle]
+        if gpu.lost:
+            raise NVMLError(NVML_ERROR_GPU_IS_LOST)
+        return gpu
+
+    # -- queries ------------------------------------------------------------------------------------
+    def nvmlSystemGetDriverVersion(self) -> str:
+        self._check()
+        return "999.99-fake"
+
+    def nvmlDeviceGetCount(self) -> int:
+        self._check()
+        return len(self.gpus)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
+        self._check()
+        if not 0 <= index < len(self.gpus):
+            raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+        return index
+
+    def nvmlDeviceGetHandleByUUID(self, uuid: str | bytes) -> int:
+        self._check()
+        text = uuid.decode() if isinstance(uuid, bytes) else uuid
+        for i, gpu in enumerate(self.gpus):
+            if gpu.uuid == text:
+                return i
+        raise NVMLError(NVML_ERROR_NOT_FOUND)
+
+    def nvmlDeviceGetUUID(self, handle: int) -> str:
+        return self._gpu(handle).uuid
+
+    def nvmlDeviceGetName(self, handle: int) -> str:
+        return self._gpu(handle).name
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: int) -> int:
+        """Millijoules since the driver loaded."""
+        gpu = self._gpu(handle)
+        if not gpu.has_counter:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return int(gpu.energy_mj)
+
+    def nvmlDeviceGetPowerUsage(self, handle: int) -> int:
+        """Milliwatts."""
+        return int(self._gpu(handle).power_mw)
+
+    def nvmlDeviceGetFieldValues(self, handle: int, fieldIds: list[Any]) -> list[_FieldValue]:
+        gpu = self._gpu(handle)
+        out = []
+        for field_id in fieldIds:
+            fid = field_id[0] if isinstance(field_id, tuple) else field_id
+            if fid == NVML_FI_DEV_POWER_INSTANT and gpu.has_instant_power:
+                out.append(_FieldValue(fid, NVML_SUCCESS, int(gpu.power_mw)))
+            else:
+                out.append(_FieldValue(fid, NVML_ERROR_NOT_SUPPORTED, 0))
+        return out

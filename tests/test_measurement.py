@@ -1,0 +1,80 @@
+import json
+
+import pytest
+
+from energymeter import Measurement
+from energymeter.measurement import SchemaError
+
+
+def make(energy, provenance=None, failed=None):
+    provenance = provenance or {d: "measured" for d in energy}
+    return Measurement(name="w", duration_s=1.0, energy_j=energy, provenance=provenance, failed=failed or {})
+
+
+def test_total_adds_package_and_dram_of_every_socket_and_gpus():
+    m = make({"cpu:0:package": 10.0, "cpu:0:dram": 2.0, "cpu:1:package": 8.0, "cpu:0:core": 7.0, "gpu:0": 100.0})
+    assert m.total_energy_j == pytest.approx(120.0)
+    assert "cpu:0:core" not in m.total_domains
+
+
+def test_total_uses_psys_instead_of_package_and_dram():
+    m = make({"cpu:0:package": 10.0, "cpu:0:dram": 2.0, "cpu:0:psys": 15.0, "gpu:0": 1.0})
+    assert m.total_domains == ("cpu:0:psys", "gpu:0")
+    assert m.total_energy_j == pytest.approx(16.0)
+
+
+def test_modeled_cpu_is_not_added_where_a_cpu_counter_exists():
+    m = make({"cpu:0:package": 10.0, "cpu:model": 40.0}, {"cpu:0:package": "measured", "cpu:model": "modeled"})
+    assert m.total_energy_j == pytest.approx(10.0)
+    assert m.total_provenance == "measured"
+
+
+def test_modeled_cpu_is_not_added_where_the_cpu_counter_failed():
+    m = make({"cpu:model": 40.0}, {"cpu:model": "modeled"}, failed={"cpu:0:package": "lost"})
+    assert m.total_energy_j == 0.0
+    assert m.total_provenance is None
+
+
+def test_modeled_cpu_counts_when_it_is_the_only_cpu_domain_and_weakens_the_total_provenance():
+    m = make({"cpu:model": 40.0, "gpu:0": 5.0}, {"cpu:model": "modeled", "gpu:0": "measured"})
+    assert m.total_energy_j == pytest.approx(45.0)
+    assert m.total_provenance == "modeled"
+
+
+def test_simulated_loihi_energy_is_never_in_the_total():
+    m = make({"loihi:sim": 0.5, "cpu:model": 1.0}, {"loihi:sim": "modeled", "cpu:model": "modeled"})
+    assert m.total_domains == ("cpu:model",)
+
+
+def test_every_domain_needs_a_valid_provenance():
+    with pytest.raises(ValueError):
+        Measurement(name="w", duration_s=1.0, energy_j={"gpu:0": 1.0}, provenance={})
+    with pytest.raises(ValueError):
+        Measurement(name="w", duration_s=1.0, energy_j={"gpu:0": 1.0}, provenance={"gpu:0": "guessed"})
+
+
+def test_measurement_is_immutable_including_its_dicts():
+    m = make({"gpu:0": 1.0})
+    with pytest.raises(Exception):
+        m.duration_s = 2.0
+    with pytest.raises(TypeError):
+        m.energy_j["gpu:0"] = 5.0
+
+
+def test_to_dict_is_json_safe_and_round_trips():
+    m = Measurement(name="w", duration_s=1.5, energy_j={"gpu:0": 3.0}, provenance={"gpu:0": "integrated"},
+                    flops=42, uncounted_ops={"aten.relu": 2}, failed={"cpu:0:package": "x"}, warnings=("short",))
+    data = json.loads(json.dumps(m.to_dict()))
+    assert data["schema_version"] == 1
+    assert data["total_energy_j"] == 3.0
+    assert data["flops_provenance"] == "counted"
+    assert Measurement.from_dict(data) == m
+
+
+def test_from_dict_rejects_other_schema_versions_and_garbage():
+    with pytest.raises(SchemaError, match="schema_version"):
+        Measurement.from_dict({"schema_version": 99})
+    with pytest.raises(SchemaError):
+        Measurement.from_dict({"schema_version": 1, "name": "w"})
+    with pytest.raises(SchemaError):
+        Measurement.from_dict([1, 2])

@@ -1,0 +1,1 @@
+"""The validation suite: proxy-vs-joule sweeps and reports (``energymeter.validation``)."""
