@@ -136,8 +136,27 @@ def test_root_comes_from_the_environment(powercap, monkeypatch):
 
 def test_read_error_mid_window_fails_the_domain(powercap, clock):
     powercap.add_package(0, dram=True)
-    session = backend(powercap, clock).open()
-    (powercap.root / "intel-rapl:0" / "energy_uj").unlink()
+    broken = []
+
+    def reader(path):
+        if broken and path.startswith(str(powercap.root / "intel-rapl:0" / "energy_uj")):
+            raise OSError(errno.EIO, "Input/output error", path)
+        with open(path) as handle:
+            return handle.read()
+
+    session = backend(powercap, clock, reader=reader).open()
+    broken.append(True)
     reading = session.read()
-    assert "reading" in reading.failed["cpu:0:package"]
+    assert "Input/output error" in reading.failed["cpu:0:package"]
     assert "cpu:0:dram" in reading.energy_j
+
+
+def test_counters_are_reread_through_kept_open_descriptors(powercap, clock):
+    powercap.add_package(0)
+    session = backend(powercap, clock).open()
+    first = session.read().energy_j["cpu:0:package"]
+    powercap.set_energy("intel-rapl:0", 4_000_000)  # rewritten in place, as sysfs regenerates it
+    assert session.read().energy_j["cpu:0:package"] - first == pytest.approx(4.0)
+    assert len(session._fds) == 1
+    session.close()
+    assert session._fds == {}

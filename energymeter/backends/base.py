@@ -112,40 +112,66 @@ class Backend(abc.ABC):
 
 
 class Poller:
-    """Calls ``fn`` every ``period_s`` seconds on a daemon thread until stopped.
+    """Calls ``fn`` every ``period_s`` seconds, but only while started (i.e. while a window is open).
 
-    The thread exists only between ``start()`` and ``stop()``, i.e. while a window is open.
+    One daemon thread is created on the first ``start()`` and then parked on a condition while no
+    window is open, so opening and closing a window costs a notify, not a thread start and join.
+    ``close()`` ends the thread.
     """
 
     def __init__(self, fn: Callable[[], None], period_s: float, name: str) -> None:
         self._fn = fn
         self.period_s = period_s
         self._name = name
-        self._stop = threading.Event()
+        self._cond = threading.Condition()
+        self._active = False
+        self._closed = False
         self._thread: threading.Thread | None = None
 
     @property
     def running(self) -> bool:
-        """True while the thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
+        """True while polling (between ``start()`` and ``stop()``)."""
+        return self._active and self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
-        """Start the thread (idempotent)."""
-        if self.running:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-        self._thread.start()
+        """Begin polling (idempotent)."""
+        with self._cond:
+            if self._active or self._closed:
+                return
+            self._active = True
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
 
     def stop(self) -> None:
-        """Stop and join the thread (idempotent)."""
-        thread = self._thread
-        if thread is None:
-            return
-        self._stop.set()
-        thread.join()
-        self._thread = None
+        """Stop polling; the thread parks until the next ``start()`` (idempotent)."""
+        with self._cond:
+            if self._active:
+                self._active = False
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        """Stop polling and end the thread."""
+        with self._cond:
+            self._active = False
+            self._closed = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.period_s):
-            self._fn()
+        with self._cond:
+            while not self._closed:
+                if not self._active:
+                    self._cond.wait()
+                    continue
+                # A stop() or close() during the wait wakes us early and skips the call.
+                if self._cond.wait_for(lambda: not self._active or self._closed, timeout=self.period_s):
+                    continue
+                self._cond.release()
+                try:
+                    self._fn()
+                finally:
+                    self._cond.acquire()

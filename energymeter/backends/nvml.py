@@ -282,7 +282,7 @@ class NvmlSession(EnergySession):
 
     def close(self) -> None:
         """Stop sampling and shut NVML down."""
-        self._sampler.stop()
+        self._sampler.close()
         try:
             self._nvml.nvmlShutdown()
         except self._nvml.NVMLError:

@@ -182,16 +182,21 @@ class RaplBackend(Backend):
         status = self.probe()
         if not status.available:
             raise BackendUnavailable(f"rapl: {status.reason}")
-        return RaplSession(self._zones, self.reader, self.clock, self.max_power_w)
+        return RaplSession(self._zones, None if self.reader is _read_file else self.reader, self.clock,
+                           self.max_power_w)
 
 
 class RaplSession(EnergySession):
     """Unwraps each zone's counter into a cumulative total in microjoules (converted to J on read)."""
 
-    def __init__(self, zones: list[Zone], reader: Reader, clock: Callable[[], float], max_power_w: float) -> None:
+    def __init__(self, zones: list[Zone], reader: Reader | None, clock: Callable[[], float],
+                 max_power_w: float) -> None:
         self.zones = zones
         self.provenance = {z.domain: MEASURED for z in zones}
+        # Counters are re-read with pread() on descriptors kept open: sysfs regenerates the value on
+        # every read at offset 0, and this avoids an open() per read on the hot path.
         self._reader = reader
+        self._fds: dict[str, int] = {}
         self._clock = clock
         self._max_power_w = max_power_w
         self._lock = threading.Lock()
@@ -216,7 +221,7 @@ class RaplSession(EnergySession):
                 continue
             path = os.path.join(zone.path, "energy_uj")
             try:
-                raw = int(self._reader(path).strip())
+                raw = int(self._read_counter(zone.domain, path))
             except (OSError, ValueError) as exc:
                 self._failed[zone.domain] = f"reading {path} failed: {exc}"
                 continue
@@ -234,6 +239,14 @@ class RaplSession(EnergySession):
                 assert zone.max_range_uj is not None
                 delta += zone.max_range_uj
             self._total_uj[zone.domain] += delta
+
+    def _read_counter(self, domain: str, path: str) -> bytes | str:
+        if self._reader is not None:
+            return self._reader(path)
+        fd = self._fds.get(domain)
+        if fd is None:
+            fd = self._fds[domain] = os.open(path, os.O_RDONLY)
+        return os.pread(fd, 32, 0)
 
     def _unwrap_problem(self, zone: Zone, last: tuple[int, float], raw: int, now: float) -> str | None:
         if zone.max_range_uj is None:
@@ -269,6 +282,10 @@ class RaplSession(EnergySession):
                 for z in self.zones if z.max_range_uj is None]
 
     def close(self) -> None:
-        """Stop the poller."""
-        self._poller.stop()
+        """End the poller thread and close the counters' descriptors."""
+        self._poller.close()
+        with self._lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
 
