@@ -119,8 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     measure.set_defaults(func=_cmd_measure)
 
     from . import demo
+    from .models import cli as models_cli
 
-    for register in (demo.register,):
+    for register in (demo.register, models_cli.register):
         register(sub)
     return parser
 

@@ -7,6 +7,7 @@ so windows may nest, overlap and run on several threads while sharing the same c
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 import threading
 import time
@@ -303,7 +304,7 @@ class measure(contextlib.ContextDecorator):
     def __exit__(self, *exc: Any) -> bool:
         key = self._local.stack.pop()
         result = self.meter.end_window(key)
-        result = Measurement(**{**{f: getattr(result, f) for f in result.__dataclass_fields__}, "name": self.name})
+        result = dataclasses.replace(result, name=self.name)
         with self._lock:
             self.result = result
             if self.keep:

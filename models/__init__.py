@@ -1,1 +1,14 @@
-"""Subject models for energymeter: energy-regularised networks and the activation energy E (``energymeter.models``)."""
+"""Subject models for energymeter (``energymeter.models``).
+
+Energy-regularised networks trained with ``L = L_CE + lambda * E(theta, x)``, the activation energy
+E itself, and the datasets they are trained on. This package imports torch.
+"""
+
+from .datasets import DATASETS, Dataset, DatasetError, load_dataset
+from .energy import ACTIVATION_TYPES, KINDS, ActivationEnergy
+from .kwta import KWinnersTakeAll
+from .training import EpochStats, Evaluation, TrainResult, evaluate, train
+from .zoo import MODELS, build
+
+__all__ = ["ACTIVATION_TYPES", "DATASETS", "KINDS", "MODELS", "ActivationEnergy", "Dataset", "DatasetError",
+           "EpochStats", "Evaluation", "KWinnersTakeAll", "TrainResult", "build", "evaluate", "load_dataset", "train"]

@@ -1,0 +1,85 @@
+"""``energymeter train``: train one subject model with the energy-regularised loss and print the result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def register(sub: Any) -> None:
+    """Add the ``train`` subcommand."""
+    from .datasets import DATASETS
+    from .zoo import MODELS
+
+    parser = sub.add_parser("train", help="train one subject model with L = CE + lambda * E and print the result")
+    parser.add_argument("--model", default="mlp", help=f"one of {', '.join(MODELS)} (default mlp)")
+    parser.add_argument("--dataset", default="digits", help=f"one of {', '.join(DATASETS)} (default digits)")
+    parser.add_argument("--root", help="directory with the IDX files (mnist, fashion-mnist)")
+    parser.add_argument("--download", action="store_true", help="fetch missing IDX files from the official sites")
+    parser.add_argument("--lam", type=_float, default=0.0, help="lambda, the weight of E (default 0)")
+    parser.add_argument("--epochs", type=_positive_int, default=10, help="epochs (default 10)")
+    parser.add_argument("--batch-size", type=_positive_int, default=128)
+    parser.add_argument("--lr", type=_float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--energy", default="l2", choices=["l2", "l1", "l0"], help="definition of E (default l2)")
+    parser.add_argument("--backend", action="append", metavar="NAME",
+                        help="measure training with these backends (repeatable); default: every available one")
+    parser.add_argument("--no-measure", action="store_true", help="do not measure energy")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--progress", action="store_true", help="print one line per epoch")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from energymeter.cli import UsageError
+    from energymeter.display import format_measurement
+    from energymeter.meter import Meter
+
+    from .datasets import load_dataset
+    from .training import train
+    from .zoo import MODELS, build
+
+    if args.model not in MODELS:
+        raise UsageError(f"energymeter train: unknown model {args.model!r}; known models: {', '.join(MODELS)}")
+    if args.lam < 0:
+        raise UsageError(f"energymeter train: --lam must be >= 0, got {args.lam}")
+    if args.energy == "l0" and args.lam > 0:
+        raise UsageError("energymeter train: --energy l0 has no gradient; use l1 or l2 with --lam > 0")
+    dataset = load_dataset(args.dataset, root=args.root, download=args.download)
+    model = build(args.model, dataset.in_shape, dataset.num_classes, seed=args.seed)
+    meter = None if args.no_measure else Meter(args.backend)
+    try:
+        result = train(model, dataset, lam=args.lam, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                       seed=args.seed, energy=args.energy, meter=meter, progress=args.progress and not args.json)
+    finally:
+        if meter is not None:
+            meter.close()
+    if args.json:
+        print(json.dumps({"model": args.model, "dataset": args.dataset, **result.to_dict()}, indent=2))
+        return 0
+    print(f"{args.model} on {args.dataset}, lambda={args.lam:g}, E={result.energy_kind}, seed {args.seed}, "
+          f"{args.epochs} epochs in {result.duration_s:.2f} s")
+    print(f"  test accuracy        {result.test_accuracy * 100:.2f}%")
+    print(f"  activation energy E  {result.activation_energy:.6g} per test sample")
+    print(f"  activation sparsity  {result.activation_sparsity * 100:.1f}% zeros")
+    if result.measurement is not None:
+        print(format_measurement(result.measurement))
+    return 0

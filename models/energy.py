@@ -1,0 +1,140 @@
+"""The internal activation energy E(theta, x) that the energy-regularised loss penalises.
+
+The paper behind ``L = L_CE + lambda * E`` gives no explicit formula for E; energymeter names its
+choice and lets users change it. For a batch of B samples, with a_l(x) the output of activation
+layer l for sample x and n_l its number of units:
+
+* ``l2`` (default): E = 1/B sum_x sum_l sum_i a_{l,i}(x)^2      (sum of squared activations)
+* ``l1``:           E = 1/B sum_x sum_l sum_i |a_{l,i}(x)|      (sum of absolute activations)
+* ``l0``:           E = 1/B sum_x sum_l #{i : a_{l,i}(x) != 0}  (active units; counted, not differentiable)
+
+``reduction="mean"`` divides each layer's term by n_l. A callable may replace the kind: it takes a
+layer's output (B, ...) and returns a per-sample tensor (B,).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Union
+
+import torch
+from torch import nn
+
+from .kwta import KWinnersTakeAll
+
+#: Module types whose outputs count as activations.
+ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Softplus, KWinnersTakeAll,
+)
+
+EnergyFn = Callable[[torch.Tensor], torch.Tensor]
+Kind = Union[str, EnergyFn]
+
+
+def _l2(a: torch.Tensor) -> torch.Tensor:
+    return a.pow(2).flatten(1).sum(1)
+
+
+def _l1(a: torch.Tensor) -> torch.Tensor:
+    return a.abs().flatten(1).sum(1)
+
+
+def _l0(a: torch.Tensor) -> torch.Tensor:
+    return (a.detach() != 0).flatten(1).sum(1).to(a.dtype)
+
+
+KINDS: dict[str, EnergyFn] = {"l2": _l2, "l1": _l1, "l0": _l0}
+
+
+class ActivationEnergy:
+    """Forward hooks that compute E on the same forward pass as the loss.
+
+    After ``model(x)``, ``.value`` is E for that batch (a differentiable scalar, except ``l0``),
+    ``.per_sample`` its per-sample terms (B,), and ``.per_layer`` each layer's share (floats).
+    Each forward of ``model`` starts a new batch. Use as a context manager or call ``remove()``.
+
+    Args:
+        model: The network.
+        kind: ``"l2"``, ``"l1"``, ``"l0"`` or a callable (B, ...) -> (B,).
+        reduction: ``"sum"`` over units, or ``"mean"`` (each layer's term divided by its unit count).
+        layers: Extra module names (as in ``model.named_modules()``) to treat as activations.
+
+    Raises:
+        ValueError: unknown kind or reduction, a named layer that does not exist, or no activation found.
+    """
+
+    def __init__(self, model: nn.Module, kind: Kind = "l2", reduction: str = "sum",
+                 layers: Iterable[str] = ()) -> None:
+        if callable(kind):
+            self.kind_name, self._fn = getattr(kind, "__name__", "custom"), kind
+        elif kind in KINDS:
+            self.kind_name, self._fn = str(kind), KINDS[kind]
+        else:
+            raise ValueError(f"unknown energy kind {kind!r}; known: {', '.join(KINDS)} or a callable")
+        if reduction not in ("sum", "mean"):
+            raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+        self.reduction = reduction
+        modules = dict(model.named_modules())
+        wanted = set(layers)
+        missing = sorted(wanted - set(modules))
+        if missing:
+            raise ValueError(f"no module named {', '.join(missing)} in the model")
+        self.layer_names = [name for name, m in modules.items()
+                            if name and (isinstance(m, ACTIVATION_TYPES) or name in wanted)]
+        if not self.layer_names:
+            raise ValueError("the model has no activation modules to hook (use nn.ReLU etc. as modules, "
+                             "or name layers explicitly)")
+        self._terms: dict[str, torch.Tensor] = {}
+        self._units: dict[str, int] = {}
+        self._handles = [model.register_forward_pre_hook(self._reset)]
+        self._handles += [modules[name].register_forward_hook(self._hook(name)) for name in self.layer_names]
+        self.enabled = True
+
+    def _reset(self, module: nn.Module, args: object) -> None:
+        self._terms = {}
+
+    def _hook(self, name: str) -> Callable[[nn.Module, object, torch.Tensor], None]:
+        def hook(module: nn.Module, args: object, output: torch.Tensor) -> None:
+            if not self.enabled:
+                return
+            term = self._fn(output)
+            units = output[0].numel() if output.dim() > 0 else 1
+            if self.reduction == "mean":
+                term = term / units
+            # A module used twice in one forward adds both uses.
+            self._terms[name] = self._terms[name] + term if name in self._terms else term
+            self._units[name] = units
+        return hook
+
+    @property
+    def per_sample(self) -> torch.Tensor:
+        """E of each sample in the last batch, shape (B,)."""
+        if not self._terms:
+            raise RuntimeError("no forward pass has run through the hooked model yet")
+        return torch.stack(list(self._terms.values())).sum(0)
+
+    @property
+    def value(self) -> torch.Tensor:
+        """E for the last batch: the mean over samples of the per-sample energy (a scalar tensor)."""
+        return self.per_sample.mean()
+
+    @property
+    def per_layer(self) -> dict[str, float]:
+        """Each layer's share of E for the last batch (mean over samples)."""
+        return {name: float(term.detach().mean()) for name, term in self._terms.items()}
+
+    @property
+    def units(self) -> dict[str, int]:
+        """Units per sample of each hooked layer (known after a forward pass)."""
+        return dict(self._units)
+
+    def remove(self) -> None:
+        """Remove every hook."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def __enter__(self) -> "ActivationEnergy":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
