@@ -19,6 +19,7 @@ REGISTRY: dict[str, str] = {
     "nvml": "energymeter.backends.nvml:NvmlBackend",
     "cpu-model": "energymeter.backends.cpu_model:CpuModelBackend",
     "flops": "energymeter.backends.flops:FlopsBackend",
+    "loihi": "energymeter.loihi.backend:LoihiBackend",
 }
 
 _default_instances: dict[str, Backend] = {}
