@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m energymeter demo
+	$(PY) -m energymeter validate --resume
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -120,8 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import demo
     from .models import cli as models_cli
+    from .validation import cli as validation_cli
 
-    for register in (demo.register, models_cli.register):
+    for register in (validation_cli.register, models_cli.register, demo.register):
         register(sub)
     return parser
 
