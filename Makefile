@@ -9,24 +9,46 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.energymeter-installed
 
-.PHONY: run test bench install clean
+# lava-nc runs only on Python 3.10: its cross-check uses a venv of its own, built when a 3.10 exists.
+LAVA_VENV ?= .venv-lava
+LAVA_STAMP := $(LAVA_VENV)/.lava-installed
+LAVA_BASE := $(shell for p in "$$ENERGYMETER_LAVA_BASE" python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10; do \
+	[ -n "$$p" ] && "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1 && echo "$$p" && break; done)
+
+.PHONY: run test bench install clean lava-venv
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[dev]"
+	@# NeuroBench's metrics need only torch and snntorch; its declared torchaudio/tonic would replace torch.
+	$(PY) -m pip install -q --no-deps "neurobench==2.3.0"
 	@touch $(STAMP)
 
 install: $(STAMP)
 
+lava-venv: $(LAVA_STAMP)
+
+$(LAVA_STAMP):
+	@if [ -n "$(LAVA_BASE)" ]; then \
+		echo "lava-nc venv from $(LAVA_BASE)"; \
+		test -x $(LAVA_VENV)/bin/python || $(LAVA_BASE) -m venv $(LAVA_VENV); \
+		($(LAVA_VENV)/bin/python -m pip install -q "lava-nc==0.10.0" && touch $(LAVA_STAMP)) \
+			|| echo "lava-nc did not install: the lava-nc cross-check will be skipped"; \
+	else \
+		echo "no Python 3.10 found: the lava-nc cross-check will be skipped"; \
+	fi
+
 run: $(STAMP)
 	$(PY) -m energymeter validate --resume
 
-test: $(STAMP)
+test: $(STAMP) $(LAVA_STAMP)
+	@if [ -x $(LAVA_VENV)/bin/python ]; then export ENERGYMETER_LAVA_PYTHON="$(abspath $(LAVA_VENV))/bin/python"; fi; \
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
-	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+bench: $(STAMP) $(LAVA_STAMP)
+	@if [ -x $(LAVA_VENV)/bin/python ]; then export ENERGYMETER_LAVA_PYTHON="$(abspath $(LAVA_VENV))/bin/python"; fi; \
+	for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(LAVA_VENV) build *.egg-info .pytest_cache
