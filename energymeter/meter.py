@@ -180,17 +180,22 @@ class Meter:
             KeyError: no open window has that name.
         """
         with self._lock:
-            if name not in self._windows:
+            # Claimed here, so two threads ending the same window cannot both read it.
+            window = self._windows.pop(name, None)
+            if window is None or window.start_mono_s == 0.0:
+                if window is not None:  # still opening in another thread: put it back
+                    self._windows[name] = window
                 raise KeyError(f"no open window named {name!r}")
-        if self.sync:
-            _cuda_sync()
-        end_mono_s = time.monotonic()
-        window = self._windows[name]
-        flop_result = self._flops.end(window.flop_window) if self._flops and window.flop_window is not None else None
-        end = self._read_all()
-        with self._lock:
-            del self._windows[name]
-            self._deactivate_if_idle()
+        try:
+            if self.sync:
+                _cuda_sync()
+            end_mono_s = time.monotonic()
+            flop_result = (self._flops.end(window.flop_window)
+                           if self._flops and window.flop_window is not None else None)
+            end = self._read_all()
+        finally:
+            with self._lock:
+                self._deactivate_if_idle()
         duration_s = end_mono_s - window.start_mono_s
         energy, provenance, failed, warnings = {}, {}, {}, list(window.extra_warnings)
         for i, session in enumerate(self._energy):

@@ -44,6 +44,20 @@ def _l0(a: torch.Tensor) -> torch.Tensor:
 
 KINDS: dict[str, EnergyFn] = {"l2": _l2, "l1": _l1, "l0": _l0}
 
+def _l2_total(a: torch.Tensor, scale: float) -> torch.Tensor:
+    # One dot product: a single kernel each way, where pow/sum/div would launch several.
+    flat = a.reshape(-1)
+    return torch.dot(flat, flat) * scale
+
+
+def _l1_total(a: torch.Tensor, scale: float) -> torch.Tensor:
+    return a.abs().sum() * scale
+
+
+# Batch-mean E of one layer, scaled: the training path's fast form of the per-sample definitions above
+# (the loss needs only the batch mean, so per-sample sums are built only when asked for).
+_BATCH_TOTALS: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {"l2": _l2_total, "l1": _l1_total}
+
 
 class ActivationEnergy:
     """Forward hooks that compute E on the same forward pass as the loss.
@@ -83,44 +97,63 @@ class ActivationEnergy:
         if not self.layer_names:
             raise ValueError("the model has no activation modules to hook (use nn.ReLU etc. as modules, "
                              "or name layers explicitly)")
-        self._terms: dict[str, torch.Tensor] = {}
+        self._total = _BATCH_TOTALS.get(self.kind_name) if not callable(kind) else None
+        self._outputs: dict[str, list[torch.Tensor]] = {}
+        self._value: torch.Tensor | None = None
         self._units: dict[str, int] = {}
         self._handles = [model.register_forward_pre_hook(self._reset)]
         self._handles += [modules[name].register_forward_hook(self._hook(name)) for name in self.layer_names]
         self.enabled = True
 
     def _reset(self, module: nn.Module, args: object) -> None:
-        self._terms = {}
+        self._outputs = {}
+        self._value = None
 
     def _hook(self, name: str) -> Callable[[nn.Module, object, torch.Tensor], None]:
         def hook(module: nn.Module, args: object, output: torch.Tensor) -> None:
             if not self.enabled:
                 return
-            term = self._fn(output)
             units = output[0].numel() if output.dim() > 0 else 1
-            if self.reduction == "mean":
-                term = term / units
-            # A module used twice in one forward adds both uses.
-            self._terms[name] = self._terms[name] + term if name in self._terms else term
+            batch = output.shape[0] if output.dim() > 0 else 1
+            if self._total is not None:
+                term = self._total(output, 1.0 / (batch * units) if self.reduction == "mean" else 1.0 / batch)
+            else:
+                term = self._fn(output).mean()
+                if self.reduction == "mean":
+                    term = term / units
+            self._value = term if self._value is None else self._value + term
+            # Kept by reference (autograd holds them anyway) for per-sample and per-layer views on demand.
+            self._outputs.setdefault(name, []).append(output)
             self._units[name] = units
         return hook
 
+    def _layer_terms(self) -> dict[str, torch.Tensor]:
+        if self._value is None:
+            raise RuntimeError("no forward pass has run through the hooked model yet")
+        terms = {}
+        for name, outputs in self._outputs.items():
+            per = [self._fn(o) for o in outputs]
+            term = per[0] if len(per) == 1 else torch.stack(per).sum(0)  # a module used twice adds both uses
+            terms[name] = term / self._units[name] if self.reduction == "mean" else term
+        return terms
+
     @property
     def per_sample(self) -> torch.Tensor:
-        """E of each sample in the last batch, shape (B,)."""
-        if not self._terms:
-            raise RuntimeError("no forward pass has run through the hooked model yet")
-        return torch.stack(list(self._terms.values())).sum(0)
+        """E of each sample in the last batch, shape (B,) (computed on demand, differentiable for l1/l2)."""
+        return torch.stack(list(self._layer_terms().values())).sum(0)
 
     @property
     def value(self) -> torch.Tensor:
         """E for the last batch: the mean over samples of the per-sample energy (a scalar tensor)."""
-        return self.per_sample.mean()
+        if self._value is None:
+            raise RuntimeError("no forward pass has run through the hooked model yet")
+        return self._value
 
     @property
     def per_layer(self) -> dict[str, float]:
         """Each layer's share of E for the last batch (mean over samples)."""
-        return {name: float(term.detach().mean()) for name, term in self._terms.items()}
+        with torch.no_grad():
+            return {name: float(term.mean()) for name, term in self._layer_terms().items()}
 
     @property
     def units(self) -> dict[str, int]:

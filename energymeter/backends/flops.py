@@ -6,7 +6,8 @@ every other operator the window ran is listed in ``uncounted_ops`` rather than s
 
 Counting dispatches every operator through Python, which is costly. A window that names its module
 (``measure(model=net)``) is counted once per (module, input shapes and dtypes, grad mode, whether
-backward ran); later windows with the same key reuse the count at the cost of two module hooks.
+backward ran), from the module's first call to the window's end; later windows with the same key
+reuse the count at the cost of two module hooks, which stay on the module until the meter closes.
 """
 
 from __future__ import annotations
@@ -96,13 +97,12 @@ def _make_counter_class() -> type:
 
 
 class _Window:
-    __slots__ = ("thread", "model", "handles", "counting", "start_total", "start_uncounted",
-                 "signatures", "grad_enabled", "backward_ran", "prefix", "__weakref__")
+    __slots__ = ("thread", "model", "counting", "start_total", "start_uncounted", "signatures", "grad_enabled",
+                 "backward_ran", "prefix")
 
     def __init__(self, model: Any) -> None:
         self.thread = threading.get_ident()
         self.model = model
-        self.handles: list[Any] = []
         self.counting = False
         self.start_total = 0
         self.start_uncounted: dict[str, int] = {}
@@ -112,19 +112,27 @@ class _Window:
         self.prefix: tuple[Any, ...] | None = None
 
 
-def _signature(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
-    import torch
+def _describe(value: Any, tensor_type: type) -> Any:
+    if isinstance(value, tensor_type):
+        return (value.shape, value.dtype, value.device, value.requires_grad)
+    if isinstance(value, (list, tuple)):
+        return tuple(_describe(v, tensor_type) for v in value)
+    if isinstance(value, (int, float, str, bool, type(None))):
+        return value
+    return type(value).__name__
 
-    def describe(value: Any) -> Any:
-        if isinstance(value, torch.Tensor):
-            return ("T", tuple(value.shape), str(value.dtype), value.device.type, value.requires_grad)
-        if isinstance(value, (list, tuple)):
-            return tuple(describe(v) for v in value)
-        if isinstance(value, (int, float, str, bool, type(None))):
-            return value
-        return type(value).__name__
 
-    return (describe(args), tuple(sorted((k, describe(v)) for k, v in kwargs.items())))
+class _ModuleState:
+    """The two hooks a module gets on its first counted window, and the windows open on it now."""
+
+    __slots__ = ("windows", "handles", "cache", "seen")
+
+    def __init__(self) -> None:
+        self.windows: list[_Window] = []
+        self.handles: list[Any] = []
+        # full key -> (flops, uncounted ops); first-call prefixes already counted.
+        self.cache: dict[tuple[Any, ...], tuple[int, dict[str, int]]] = {}
+        self.seen: set[tuple[Any, ...]] = set()
 
 
 class FlopSession:
@@ -133,15 +141,17 @@ class FlopSession:
     provenance = {DOMAIN: COUNTED}
 
     def __init__(self) -> None:
+        import torch
+
+        self._torch = torch
         self._counter_cls = _make_counter_class()
         self._lock = threading.Lock()
         self._total = 0
         self._uncounted: dict[str, int] = {}
         self._local = threading.local()
-        # module -> {full key: (flops, uncounted)}; prefixes seen per module.
-        self._cache: "weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], tuple[int, dict[str, int]]]]" = (
-            weakref.WeakKeyDictionary())
-        self._seen: "weakref.WeakKeyDictionary[Any, set[tuple[Any, ...]]]" = weakref.WeakKeyDictionary()
+        # Hooks stay on a module between windows (registering them per window costs more than the
+        # window itself); with no window open on it they return at once.
+        self._modules: "weakref.WeakKeyDictionary[Any, _ModuleState]" = weakref.WeakKeyDictionary()
 
     # -- shared counter -------------------------------------------------------------------------
     def _add(self, flops: int, uncounted_op: str | None) -> None:
@@ -169,6 +179,62 @@ class FlopSession:
             self._local.mode.__exit__(None, None, None)
             self._local.mode = None
 
+    # -- module hooks -------------------------------------------------------------------------------
+    def _state(self, model: Any) -> _ModuleState:
+        state = self._modules.get(model)
+        if state is None:
+            state = self._modules[model] = _ModuleState()
+            state.handles = [model.register_forward_pre_hook(self._pre_hook, with_kwargs=True)]
+            first = next((p for p in model.parameters() if p.requires_grad), None)
+            if first is not None and hasattr(first, "register_post_accumulate_grad_hook"):
+                # One call per backward on one parameter: cheaper than a tensor hook per forward.
+                state.handles.append(first.register_post_accumulate_grad_hook(
+                    lambda param, state=state: self._mark_backward(state)))
+            else:
+                state.handles.append(model.register_forward_hook(self._post_hook))
+        return state
+
+    @staticmethod
+    def _mark_backward(state: _ModuleState) -> None:
+        for w in state.windows:  # backward may run on an autograd worker thread: mark every open window
+            w.backward_ran = True
+
+    def _pre_hook(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        state = self._modules.get(module)
+        if state is None or not state.windows:
+            return
+        thread = threading.get_ident()
+        tensor_type = self._torch.Tensor
+        if len(args) == 1 and not kwargs and type(args[0]) is tensor_type:
+            a = args[0]
+            signature: tuple[Any, ...] = (a.shape, a.dtype, a.device, a.requires_grad)
+        else:
+            signature = (_describe(args, tensor_type), tuple(sorted((k, _describe(v, tensor_type))
+                                                                    for k, v in kwargs.items())) if kwargs else ())
+        for w in state.windows:
+            if w.thread != thread:
+                continue
+            w.signatures.append(signature)
+            if w.prefix is None:
+                w.grad_enabled = self._torch.is_grad_enabled()
+                w.prefix = (signature, w.grad_enabled)
+                if w.prefix not in state.seen:
+                    self._start_counting(w)
+
+    def _post_hook(self, module: Any, args: Any, output: Any) -> None:
+        state = self._modules.get(module)
+        if state is None or not state.windows:
+            return
+        pending = [w for w in state.windows if not w.backward_ran]
+        if not pending:
+            return
+        tensor = output[0] if isinstance(output, (tuple, list)) and output else output
+        if isinstance(tensor, self._torch.Tensor) and tensor.requires_grad:
+            def mark(grad: Any, windows: tuple[_Window, ...] = tuple(pending)) -> None:
+                for w in windows:
+                    w.backward_ran = True
+            tensor.register_hook(mark)
+
     # -- windows ----------------------------------------------------------------------------------
     def begin(self, model: Any = None) -> _Window:
         """Start counting for a window in the calling thread.
@@ -176,45 +242,18 @@ class FlopSession:
         Args:
             model: The ``torch.nn.Module`` the window runs; enables the per-shape cache.
         """
-        import torch
-
         window = _Window(model)
         if model is None:
             self._start_counting(window)
-            return window
-        window_ref = weakref.ref(window)
-
-        def pre_hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            w = window_ref()
-            if w is None or threading.get_ident() != w.thread:
-                return
-            w.signatures.append(_signature(args, kwargs))
-            if w.prefix is None:
-                w.grad_enabled = torch.is_grad_enabled()
-                w.prefix = (w.signatures[0], w.grad_enabled)
-                if w.prefix not in self._seen.get(module, set()):
-                    self._start_counting(w)
-
-        def post_hook(module: Any, args: Any, output: Any) -> None:
-            w = window_ref()
-            if w is None or w.backward_ran:
-                return
-            tensor = output[0] if isinstance(output, (tuple, list)) and output else output
-            if isinstance(tensor, torch.Tensor) and tensor.requires_grad:
-                def mark(grad: Any) -> None:
-                    alive = window_ref()
-                    if alive is not None:
-                        alive.backward_ran = True
-                tensor.register_hook(mark)
-
-        window.handles = [model.register_forward_pre_hook(pre_hook, with_kwargs=True),
-                          model.register_forward_hook(post_hook)]
+        else:
+            self._state(model).windows.append(window)
         return window
 
     def end(self, window: _Window) -> FlopResult:
         """Stop counting for a window and return its FLOPs."""
-        for handle in window.handles:
-            handle.remove()
+        state = self._modules.get(window.model) if window.model is not None else None
+        if state is not None:
+            state.windows.remove(window)
         if threading.get_ident() != window.thread and window.counting:
             return FlopResult(None, {}, ("flops: a FLOP-counting window must end in the thread that began it",))
         if window.counting:
@@ -223,15 +262,16 @@ class FlopSession:
             flops = total - window.start_total
             ops = {k: v - window.start_uncounted.get(k, 0) for k, v in uncounted.items()
                    if v - window.start_uncounted.get(k, 0) > 0}
-            if window.model is not None:
-                self._cache.setdefault(window.model, {})[self._key(window)] = (flops, ops)
-                self._seen.setdefault(window.model, set()).add(window.prefix)
+            if state is not None:
+                state.cache[self._key(window)] = (flops, ops)
+                state.seen.add(window.prefix)
             return FlopResult(flops, ops)
         if not window.signatures:
             return FlopResult(None, {}, ("flops: the named model was not called in this window; nothing was counted",))
-        cached = self._cache.get(window.model, {}).get(self._key(window))
+        cached = state.cache.get(self._key(window)) if state is not None else None
         if cached is None:
-            self._seen.get(window.model, set()).discard(window.prefix)
+            if state is not None:
+                state.seen.discard(window.prefix)
             return FlopResult(None, {}, ("flops: this window called the model in a pattern not seen before "
                                          "(other calls or shapes after the first); the next such window is counted",))
         return FlopResult(cached[0], dict(cached[1]))
@@ -241,7 +281,11 @@ class FlopSession:
         return (tuple(window.signatures), window.grad_enabled, window.backward_ran)
 
     def close(self) -> None:
-        """Nothing to release: modes are exited by their windows."""
+        """Remove the hooks this session put on modules."""
+        for state in list(self._modules.values()):
+            for handle in state.handles:
+                handle.remove()
+        self._modules = weakref.WeakKeyDictionary()
 
 
 def fvcore_cross_check(model: Any, inputs: tuple[Any, ...]) -> dict[str, Any]:
