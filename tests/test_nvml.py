@@ -113,3 +113,26 @@ def test_sampler_runs_only_while_windows_are_open_and_nvml_is_shut_down_on_close
     assert not session._sampler.running
     session.close()
     assert nvml.init_count == 0
+
+
+def test_sampling_mode_integrates_power_even_where_the_counter_exists(clock):
+    gpu = FakeGpu(power_mw=200_000)
+    session = NvmlBackend(nvml_module=FakeNVML([gpu]), clock=clock, nvml_mode="sampling").open()
+    assert session.provenance == {"gpu:0": "integrated"}
+    begin = session.read().energy_j["gpu:0"]
+    clock.advance(0.5)
+    gpu.energy_mj += 999_000  # the counter is ignored in this mode
+    assert session.read().energy_j["gpu:0"] - begin == pytest.approx(100.0)
+
+
+def test_prepared_gpu_check_runs_against_the_fake_nvml(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "hardware-checks" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--fake", "--seconds", "0.05", "--size", "64", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "window 1:" in out and "measured" in out and "integrated" in out

@@ -169,6 +169,7 @@ def test_validate_writes_every_report_with_provenance(tmp_path, capsys):
     (["--lambdas", "0,abc"], "malformed lambda list"),
     (["--lambdas", "1e-3,1e-2"], "must include 0"),
     (["--country", "XXX"], "unknown country code"),
+    (["--device", "cuda:0"] if not __import__("torch").cuda.is_available() else ["--device", "tpu"], "device"),
 ])
 def test_validate_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, needle):
     assert main(["validate", "--quick", "--quiet", "--out", str(tmp_path / "o"), *argv]) == 2

@@ -97,9 +97,10 @@ def _validate(args: argparse.Namespace) -> int:
         outcome = run_sweep(config, out, resume=args.resume, quiet=args.quiet)
     except SweepError as exc:
         raise UsageError(f"energymeter validate: {exc}") from exc
-    paths = write_reports(out, country=args.country)
-    print(f"{outcome.ran} run(s) finished, {outcome.skipped} already done; reports: "
-          f"{', '.join(str(p) for p in paths)}", file=sys.stderr)
+    if outcome.ran + outcome.skipped:
+        paths = write_reports(out, country=args.country)
+        print(f"{outcome.ran} run(s) finished, {outcome.skipped} already done; reports: "
+              f"{', '.join(str(p) for p in paths)}", file=sys.stderr)
     if outcome.interrupted:
         print("energymeter validate: interrupted; every finished run is kept (continue with --resume)", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -98,6 +98,11 @@ def check_config(config: SweepConfig) -> None:
         raise SweepError("seeds, epochs and inference samples must be at least 1")
     if not config.device == "cpu" and not config.device.startswith("cuda"):
         raise SweepError(f"device must be cpu or cuda:N, got {config.device!r}")
+    if config.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SweepError(f"device {config.device} asked for, but this torch sees no CUDA device")
 
 
 def prepare_output(out: Path, config: SweepConfig, resume: bool) -> set[str]:

@@ -90,14 +90,20 @@ class NvmlBackend(Backend):
         sample_period_s: Power-sampling period for GPUs without the energy counter (seconds).
         clock: Monotonic clock in seconds.
         visible_devices: Overrides ``CUDA_VISIBLE_DEVICES`` (None reads the environment).
+        nvml_mode: ``"auto"`` (the energy counter where the GPU has it) or ``"sampling"`` (always
+            integrate power samples, e.g. to compare the two paths on one GPU).
     """
 
     name = "nvml"
-    options = ("nvml_module", "sample_period_s", "clock", "visible_devices")
+    options = ("nvml_module", "sample_period_s", "clock", "visible_devices", "nvml_mode")
 
     def __init__(self, nvml_module: Any = None, sample_period_s: float = DEFAULT_SAMPLE_PERIOD_S,
-                 clock: Callable[[], float] | None = None, visible_devices: str | None = None) -> None:
+                 clock: Callable[[], float] | None = None, visible_devices: str | None = None,
+                 nvml_mode: str = "auto") -> None:
         super().__init__()
+        if nvml_mode not in ("auto", "sampling"):
+            raise ValueError(f"nvml_mode must be 'auto' or 'sampling', got {nvml_mode!r}")
+        self.nvml_mode = nvml_mode
         self._nvml = nvml_module
         if not sample_period_s > 0:
             raise ValueError(f"sample_period_s must be positive, got {sample_period_s!r}")
@@ -142,7 +148,7 @@ class NvmlBackend(Backend):
         for cuda_index, nvml_index in enumerate(parse_visible_devices(visible, count, uuids)):
             handle = handles[nvml_index]
             gpus.append(Gpu(f"gpu:{cuda_index}", nvml_index, _text(nvml.nvmlDeviceGetName(handle)),
-                            _power_mode(nvml, handle)))
+                            _power_mode(nvml, handle, counter_allowed=self.nvml_mode == "auto")))
         return gpus
 
     def open(self) -> "NvmlSession":
@@ -161,12 +167,13 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _power_mode(nvml: Any, handle: Any) -> str:
-    try:
-        nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
-        return "counter"
-    except nvml.NVMLError:
-        pass
+def _power_mode(nvml: Any, handle: Any, counter_allowed: bool = True) -> str:
+    if counter_allowed:
+        try:
+            nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+            return "counter"
+        except nvml.NVMLError:
+            pass
     try:
         field = nvml.nvmlDeviceGetFieldValues(handle, [nvml.NVML_FI_DEV_POWER_INSTANT])[0]
         if field.nvmlReturn == nvml.NVML_SUCCESS:
