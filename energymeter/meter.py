@@ -48,13 +48,18 @@ def _cuda_sync() -> None:
             cuda.synchronize(index)
 
 
-def _select(names: Sequence[str] | None, options: dict[str, Any]) -> list[Backend]:
+def _check_options(options: dict[str, Any]) -> None:
+    """Raise TypeError for an option no backend understands (imports backend classes, probes nothing)."""
     known = set(_METER_OPTIONS)
     for name in registry.names():
         known.update(registry.backend_class(name).options)
     unknown = sorted(set(options) - known)
     if unknown:
         raise TypeError(f"unknown meter option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+
+
+def _select(names: Sequence[str] | None, options: dict[str, Any]) -> list[Backend]:
+    _check_options(options)
 
     def build(name: str) -> Backend:
         cls = registry.backend_class(name)
@@ -286,16 +291,20 @@ class measure(contextlib.ContextDecorator):
         self._count = 0
         self._lock = threading.Lock()
         self._local = threading.local()
-        if self._owns_meter:
-            # Opening validates the backend names and options now, where the caller wrote them.
-            self._meter = Meter(backends, sync=sync, **options)
-            weakref.finalize(self, self._meter.close)
+        # Names are checked now, where the caller wrote them; hardware is opened on first use, so a
+        # module-level @measure() decorator touches nothing when its module is imported.
+        for name in [backends] if isinstance(backends, str) else (backends or ()):
+            registry.backend_class(name)
+        _check_options(options)
 
     @property
     def meter(self) -> Meter:
-        """The meter windows are taken on."""
-        assert self._meter is not None
-        return self._meter
+        """The meter windows are taken on (opened on first use when this object owns it)."""
+        with self._lock:
+            if self._meter is None:
+                self._meter = Meter(self._backends, sync=self._sync, **self._options)
+                weakref.finalize(self, self._meter.close)
+            return self._meter
 
     def __enter__(self) -> "measure":
         with self._lock:

@@ -6,22 +6,7 @@ import argparse
 import json
 from typing import Any
 
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
+from energymeter.cli import number, positive_int
 
 
 def register(sub: Any) -> None:
@@ -34,10 +19,10 @@ def register(sub: Any) -> None:
     parser.add_argument("--dataset", default="digits", help=f"one of {', '.join(DATASETS)} (default digits)")
     parser.add_argument("--root", help="directory with the IDX files (mnist, fashion-mnist)")
     parser.add_argument("--download", action="store_true", help="fetch missing IDX files from the official sites")
-    parser.add_argument("--lam", type=_float, default=0.0, help="lambda, the weight of E (default 0)")
-    parser.add_argument("--epochs", type=_positive_int, default=10, help="epochs (default 10)")
-    parser.add_argument("--batch-size", type=_positive_int, default=128)
-    parser.add_argument("--lr", type=_float, default=1e-3)
+    parser.add_argument("--lam", type=number, default=0.0, help="lambda, the weight of E (default 0)")
+    parser.add_argument("--epochs", type=positive_int, default=10, help="epochs (default 10)")
+    parser.add_argument("--batch-size", type=positive_int, default=128)
+    parser.add_argument("--lr", type=number, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--energy", default="l2", choices=["l2", "l1", "l0"], help="definition of E (default l2)")
     parser.add_argument("--backend", action="append", metavar="NAME",

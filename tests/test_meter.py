@@ -178,3 +178,16 @@ def test_closed_meter_refuses_new_windows(rig):
     meter.close()
     with pytest.raises(RuntimeError, match="closed"):
         meter.begin_window("late")
+
+
+def test_measure_checks_names_now_but_opens_hardware_on_first_use(powercap, clock):
+    with pytest.raises(UnknownBackend):
+        measure(["rapll"])
+    with pytest.raises(TypeError, match="unknown meter option"):
+        measure(["rapl"], powercap_rooot="/x")
+    powercap.add_package(0)
+    m = measure(["rapl"], powercap_root=powercap.root, clock=clock)
+    assert m._meter is None
+    with m:
+        pass
+    assert m._meter is not None and m.result.provenance == {"cpu:0:package": "measured"}

@@ -177,6 +177,7 @@ class LambdaRow:
         accuracy_change_pp: Accuracy change in percentage points.
         energy_change_pct: Energy target -> percent change.
         energy_j: Energy target -> joules.
+        provenance: Energy target -> its provenance label.
     """
 
     model: str
@@ -188,6 +189,7 @@ class LambdaRow:
     accuracy_change_pp: Interval
     energy_change_pct: dict[str, Interval]
     energy_j: dict[str, Interval]
+    provenance: dict[str, str] = field(default_factory=dict)
 
 
 def lambda_table(records: list[dict[str, Any]], provenance: dict[str, str]) -> list[LambdaRow]:
@@ -201,7 +203,8 @@ def lambda_table(records: list[dict[str, Any]], provenance: dict[str, str]) -> l
         for lam in sorted(by_lam):
             runs = by_lam[lam]
             seeds = [s for s in sorted(runs) if s in base]
-            targets = sorted({t for r in runs.values() for t in energy_targets(r, provenance)})
+            labels = {t: v[2] for r in runs.values() for t, v in energy_targets(r, provenance).items()}
+            targets = sorted(labels)
             change, joules = {}, {}
             for t in targets:
                 vals = [(energy_targets(runs[s], provenance).get(t), energy_targets(base[s], provenance).get(t))
@@ -216,7 +219,7 @@ def lambda_table(records: list[dict[str, Any]], provenance: dict[str, str]) -> l
                 t_interval(base[s]["activation_energy"] / runs[s]["activation_energy"] for s in seeds
                            if runs[s]["activation_energy"] > 0),
                 t_interval((runs[s]["test_accuracy"] - base[s]["test_accuracy"]) * 100 for s in seeds),
-                change, joules))
+                change, joules, labels))
     return rows
 
 
@@ -253,7 +256,7 @@ def claims(rows: list[LambdaRow], correlations: list[Correlation]) -> list[str]:
         out.append(f"{model} on {dataset}, lambda={top.lam:g} vs 0: E fell {ratio.fmt(',.1f', 'x')} ({paper_e}); "
                    f"accuracy changed {acc.fmt('+.2f', ' pp')} ({paper_acc}).")
         for target, change in sorted(top.energy_change_pct.items()):
-            provenance = "modeled" if target.startswith("loihi") else _provenance_of(target, correlations)
+            provenance = top.provenance.get(target, "modeled")
             out.append(f"{model} on {dataset}, lambda={top.lam:g}: {_energy_verdict(ratio, change, target, provenance)}.")
     for c in correlations:
         if c.proxy != "E":
@@ -266,13 +269,6 @@ def claims(rows: list[LambdaRow], correlations: list[Correlation]) -> list[str]:
                    f"Pearson r {c.pearson.fmt('+.2f') if c.pearson else 'n/a'}: E "
                    f"{'tracks' if tracks else 'does not reliably track'} it (threshold: interval above {TRACKS_RHO}).")
     return out
-
-
-def _provenance_of(target: str, correlations: list[Correlation]) -> str:
-    for c in correlations:
-        if c.target == target:
-            return c.provenance
-    return "modeled" if "cpu:model" in target else "measured"
 
 
 def anova(records: list[dict[str, Any]], response: str) -> list[dict[str, Any]] | None:

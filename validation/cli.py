@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from energymeter.cli import positive_int
+
 DEFAULT_OUT = "energymeter-report"
 
 
@@ -29,16 +31,6 @@ def _names(text: str) -> tuple[str, ...]:
     return names
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
-
-
 def register(sub: Any) -> None:
     """Add ``validate`` and ``report``."""
     v = sub.add_parser("validate", help="run the lambda sweep on this device and write the reports")
@@ -47,8 +39,8 @@ def register(sub: Any) -> None:
     v.add_argument("--datasets", type=_names, default=("digits",), help="comma-separated (default digits)")
     v.add_argument("--lambdas", type=_lambdas, default=None,
                    help="comma-separated (default 0,1e-5,1e-4,1e-3,1e-2)")
-    v.add_argument("--seeds", type=_positive, default=None, help="seeds per lambda (default 3)")
-    v.add_argument("--epochs", type=_positive, default=None, help="training epochs (default 10)")
+    v.add_argument("--seeds", type=positive_int, default=None, help="seeds per lambda (default 3)")
+    v.add_argument("--epochs", type=positive_int, default=None, help="training epochs (default 10)")
     v.add_argument("--backends", type=_names, default=None, help="energy backends (default: every available one)")
     v.add_argument("--root", help="directory with IDX files for mnist / fashion-mnist")
     v.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default ./{DEFAULT_OUT})")
