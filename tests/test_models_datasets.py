@@ -96,3 +96,29 @@ def test_official_test_set_checksums_match_the_shared_copy():
         assert ds.md5sum(shared / name) == ds.IDX_FILES["mnist"]["md5"][name]
     images = ds.parse_idx(gzip.decompress((shared / "t10k-images-idx3-ubyte.gz").read_bytes()), "t10k")
     assert images.shape == (10000, 28, 28)
+
+
+def test_download_fetches_missing_files_only_when_asked(tmp_path, monkeypatch):
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "served"
+    folder, _ = write_fixture(served)
+    sums = {name: ds.md5sum(folder / name) for name in ds.IDX_FILES["mnist"]["md5"]}
+    monkeypatch.setitem(ds.IDX_FILES["mnist"], "md5", sums)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setitem(ds.IDX_FILES["mnist"], "urls", [f"http://127.0.0.1:{server.server_address[1]}/"])
+        target = tmp_path / "root"
+        target.mkdir()
+        with pytest.raises(DatasetError, match="missing"):
+            load_dataset("mnist", root=target)  # no network unless asked
+        data = load_dataset("mnist", root=target, download=True)
+        assert len(data.x_train) == 6 and (target / "train-images-idx3-ubyte.gz").exists()
+    finally:
+        server.shutdown()

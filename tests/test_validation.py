@@ -195,3 +195,37 @@ def test_report_on_a_directory_without_results_exits_2(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "holds no results.jsonl" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_peers_are_not_run_without_a_measured_domain_and_say_why():
+    from energymeter.validation.crosscheck import peers
+
+    with peers({"cpu:model": "modeled"}) as results:
+        pass
+    assert results["pyRAPL"] == {"not_run": "no measured CPU domain to compare with"}
+    assert "no measured domain" in results["codecarbon"]["not_run"]
+
+
+def test_peers_read_the_same_window_where_a_measured_domain_exists(monkeypatch):
+    from energymeter.validation import crosscheck
+
+    calls = []
+
+    def begin():
+        calls.append("begin")
+        return "handle"
+
+    def end(handle):
+        calls.append("end")
+        return {"cpu:0:package": 1.5}
+
+    def broken(country=None):
+        raise RuntimeError("no permission")
+
+    monkeypatch.setitem(crosscheck.PEERS, "pyRAPL", (begin, end, "cpu"))
+    monkeypatch.setitem(crosscheck.PEERS, "codecarbon", (broken, end, "any"))
+    with crosscheck.peers({"cpu:0:package": "measured"}) as results:
+        assert calls == ["begin"]
+    assert calls == ["begin", "end"]
+    assert results["pyRAPL"] == {"cpu:0:package": 1.5}
+    assert "failed to start: RuntimeError: no permission" in results["codecarbon"]["not_run"]

@@ -78,6 +78,7 @@ def _validate(args: argparse.Namespace) -> int:
     quick = args.quick
     settings: dict[str, Any] = dict(
         models=args.models, datasets=args.datasets, device=args.device, backends=args.backends, root=args.root,
+        country=args.country,
         lambdas=args.lambdas or ((0.0, 1e-2) if quick else (0.0, 1e-5, 1e-4, 1e-3, 1e-2)),
         seeds=args.seeds or (2 if quick else 3), epochs=args.epochs or (2 if quick else 10),
         min_window_s=min(args.min_window_s, 0.2) if quick else args.min_window_s)

@@ -38,6 +38,7 @@ class SweepConfig:
         min_window_s: The inference workload repeats until its window is at least this long (s).
         snn_samples, snn_timesteps: Loihi simulation size (0 samples: skipped).
         root: Directory with IDX files for mnist / fashion-mnist.
+        country: ISO 3166-1 alpha-3 code for codecarbon's cross-check and CO2e (None: not asked).
     """
 
     models: tuple[str, ...] = ("mlp",)
@@ -54,11 +55,13 @@ class SweepConfig:
     snn_samples: int = 100
     snn_timesteps: int = 50
     root: str | None = None
+    country: str | None = None
 
     def fingerprint(self) -> str:
-        """Hash of the settings that define the sweep (not the device's backends list order)."""
+        """Hash of the settings that define the sweep (where the data lies and the CO2e country do not count)."""
         data = asdict(self)
         data.pop("root")
+        data.pop("country")
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def runs(self) -> list[tuple[str, str, float, int]]:
@@ -201,28 +204,32 @@ def _net(measurement: dict[str, Any], idle: dict[str, Any]) -> dict[str, float]:
     return {d: j - idle["power_w"].get(d, 0.0) * measurement["duration_s"] for d, j in measurement["energy_j"].items()}
 
 
-def _inference(model: Any, x: Any, meter: Any, min_window_s: float, device: str) -> dict[str, Any]:
+def _inference(model: Any, x: Any, meter: Any, min_window_s: float, device: str,
+               country: str | None = None) -> dict[str, Any]:
     import torch
+
+    from .crosscheck import peers
 
     model.eval()
     x = x.to(device)
     with torch.no_grad():
         model(x)  # warm-up outside the window
-        meter.begin_window("inference")
-        reps = 0
-        start = time.perf_counter()
-        try:
-            while True:
-                model(x)
-                reps += 1
-                if device.startswith("cuda"):
-                    torch.cuda.synchronize(device)
-                if time.perf_counter() - start >= min_window_s:
-                    break
-        finally:
-            m = meter.end_window("inference")
+        with peers(meter.provenance, country) as cross:
+            meter.begin_window("inference")
+            reps = 0
+            start = time.perf_counter()
+            try:
+                while True:
+                    model(x)
+                    reps += 1
+                    if device.startswith("cuda"):
+                        torch.cuda.synchronize(device)
+                    if time.perf_counter() - start >= min_window_s:
+                        break
+            finally:
+                m = meter.end_window("inference")
     model.train()
-    return {"repetitions": reps, "samples_per_repetition": len(x), "measurement": m.to_dict()}
+    return {"repetitions": reps, "samples_per_repetition": len(x), "measurement": m.to_dict(), "cross_checks": cross}
 
 
 def _flops_per_sample(model: Any, x: Any, y: Any) -> dict[str, Any]:
@@ -277,7 +284,7 @@ def one_run(config: SweepConfig, model_name: str, data: Any, lam: float, seed: i
     model = model.to(device)
     x_inf = data.x_test[:config.inference_samples]
     flops = _flops_per_sample(model, data.x_test[:64].to(device), data.y_test[:64].to(device))
-    inference = _inference(model, x_inf, meter, config.min_window_s, device)
+    inference = _inference(model, x_inf, meter, config.min_window_s, device, config.country)
     train_m = result.measurement.to_dict() if result.measurement is not None else None
     reps = inference["repetitions"]
     inf_m = inference["measurement"]
