@@ -50,24 +50,23 @@ def table(dataset_name: str, seeds: int, epochs: int, model: str) -> None:
 
 def overhead(repeats: int = 41) -> None:
     torch.manual_seed(0)
-    net = build("mlp", (1, 28, 28), 10, seed=0)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     x, y = torch.rand(128, 1, 28, 28), torch.randint(0, 10, (128,))
+    # Two identical networks: one never hooked, one with the E hooks; each with its own optimiser.
+    bare = build("mlp", (1, 28, 28), 10, seed=0)
+    hooked = build("mlp", (1, 28, 28), 10, seed=0)
+    bare_opt = torch.optim.Adam(bare.parameters(), lr=1e-3)
+    hooked_opt = torch.optim.Adam(hooked.parameters(), lr=1e-3)
+    act = ActivationEnergy(hooked)
 
     def plain() -> None:
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(x), y).backward()
-        opt.step()
-
-    act = ActivationEnergy(net)
-    act.enabled = False
+        bare_opt.zero_grad()
+        torch.nn.functional.cross_entropy(bare(x), y).backward()
+        bare_opt.step()
 
     def with_e() -> None:
-        act.enabled = True
-        opt.zero_grad()
-        (torch.nn.functional.cross_entropy(net(x), y) + 1e-3 * act.value).backward()
-        opt.step()
-        act.enabled = False
+        hooked_opt.zero_grad()
+        (torch.nn.functional.cross_entropy(hooked(x), y) + 1e-3 * act.value).backward()
+        hooked_opt.step()
 
     def block(fn) -> float:
         begin = time.perf_counter()

@@ -44,19 +44,20 @@ def _l0(a: torch.Tensor) -> torch.Tensor:
 
 KINDS: dict[str, EnergyFn] = {"l2": _l2, "l1": _l1, "l0": _l0}
 
-def _l2_total(a: torch.Tensor, scale: float) -> torch.Tensor:
-    # One dot product: a single kernel each way, where pow/sum/div would launch several.
+def _l2_total(a: torch.Tensor) -> torch.Tensor:
+    # One dot product: a single kernel each way, where pow/sum would launch several.
     flat = a.reshape(-1)
-    return torch.dot(flat, flat) * scale
+    return torch.dot(flat, flat)
 
 
-def _l1_total(a: torch.Tensor, scale: float) -> torch.Tensor:
-    return a.abs().sum() * scale
+def _l1_total(a: torch.Tensor) -> torch.Tensor:
+    return a.abs().sum()
 
 
-# Batch-mean E of one layer, scaled: the training path's fast form of the per-sample definitions above
-# (the loss needs only the batch mean, so per-sample sums are built only when asked for).
-_BATCH_TOTALS: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {"l2": _l2_total, "l1": _l1_total}
+# A layer's E summed over the batch: the training path's fast form of the per-sample definitions above
+# (the loss needs only the batch mean, so per-sample sums are built only when asked for, and with
+# reduction="sum" the division by the batch size happens once, not per layer).
+_BATCH_TOTALS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"l2": _l2_total, "l1": _l1_total}
 
 
 class ActivationEnergy:
@@ -100,6 +101,8 @@ class ActivationEnergy:
         self._total = _BATCH_TOTALS.get(self.kind_name) if not callable(kind) else None
         self._outputs: dict[str, list[torch.Tensor]] = {}
         self._value: torch.Tensor | None = None
+        self._raw: torch.Tensor | None = None
+        self._batch = 1
         self._units: dict[str, int] = {}
         self._handles = [model.register_forward_pre_hook(self._reset)]
         self._handles += [modules[name].register_forward_hook(self._hook(name)) for name in self.layer_names]
@@ -108,6 +111,8 @@ class ActivationEnergy:
     def _reset(self, module: nn.Module, args: object) -> None:
         self._outputs = {}
         self._value = None
+        self._raw: torch.Tensor | None = None  # unscaled batch total (fast path, reduction "sum")
+        self._batch = 1
 
     def _hook(self, name: str) -> Callable[[nn.Module, object, torch.Tensor], None]:
         def hook(module: nn.Module, args: object, output: torch.Tensor) -> None:
@@ -115,20 +120,26 @@ class ActivationEnergy:
                 return
             units = output[0].numel() if output.dim() > 0 else 1
             batch = output.shape[0] if output.dim() > 0 else 1
-            if self._total is not None:
-                term = self._total(output, 1.0 / (batch * units) if self.reduction == "mean" else 1.0 / batch)
+            if self._total is not None and self.reduction == "sum":
+                raw = self._total(output)
+                self._raw = raw if self._raw is None else self._raw + raw
+                self._batch = batch
+                self._value = None
             else:
-                term = self._fn(output).mean()
-                if self.reduction == "mean":
-                    term = term / units
-            self._value = term if self._value is None else self._value + term
+                if self._total is not None:
+                    term = self._total(output) * (1.0 / (batch * units))
+                else:
+                    term = self._fn(output).mean()
+                    if self.reduction == "mean":
+                        term = term / units
+                self._value = term if self._value is None else self._value + term
             # Kept by reference (autograd holds them anyway) for per-sample and per-layer views on demand.
             self._outputs.setdefault(name, []).append(output)
             self._units[name] = units
         return hook
 
     def _layer_terms(self) -> dict[str, torch.Tensor]:
-        if self._value is None:
+        if not self._outputs:
             raise RuntimeError("no forward pass has run through the hooked model yet")
         terms = {}
         for name, outputs in self._outputs.items():
@@ -145,6 +156,8 @@ class ActivationEnergy:
     @property
     def value(self) -> torch.Tensor:
         """E for the last batch: the mean over samples of the per-sample energy (a scalar tensor)."""
+        if self._value is None and self._raw is not None:
+            self._value = self._raw * (1.0 / self._batch)
         if self._value is None:
             raise RuntimeError("no forward pass has run through the hooked model yet")
         return self._value
