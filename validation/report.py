@@ -97,6 +97,29 @@ def _carbon_lines(analysis: Analysis, country: str) -> list[str]:
     return lines
 
 
+def _loihi_lines(analysis: Analysis) -> list[str]:
+    groups: dict[tuple[str, str, float], list[dict[str, Any]]] = {}
+    for r in analysis.records:
+        if r.get("loihi") and "accuracy" in r["loihi"]:
+            groups.setdefault((r["model"], r["dataset"], r["lambda"]), []).append(r["loihi"])
+    if not groups:
+        return []
+    lines = ["", "## Simulated Loihi (rate-coded conversion; means over seeds)", "",
+             "| model | dataset | lambda | spiking accuracy % | source accuracy % (same inputs) | spikes per input | "
+             "synaptic ops per input | loihi1 energy per input (J, modeled) |", "|---|---|---|---|---|---|---|---|"]
+    for (model, dataset, lam), runs in sorted(groups.items()):
+        def mean(key: str, scale: float = 1.0, spec: str = ".1f", runs: list[dict[str, Any]] = runs) -> str:
+            values = [run[key] for run in runs if run.get(key) is not None]
+            return "n/a" if not values else f"{sum(values) / len(values) * scale:{spec}}"
+        energies = [run["energy_j_per_sample"]["loihi1"] for run in runs if "loihi1" in run.get("energy_j_per_sample", {})]
+        energy = f"{sum(energies) / len(energies):.3g}" if energies else "n/a"
+        lines.append(f"| {model} | {dataset} | {lam:g} | {mean('accuracy', 100)} | {mean('source_accuracy', 100)} | "
+                     f"{mean('spikes_per_sample', spec=',.0f')} | {mean('synops_per_sample', spec=',.0f')} | {energy} |")
+    first = next(iter(groups.values()))[0]
+    lines.append(f"\n{first['samples']} test inputs, {first['timesteps']} timesteps each.")
+    return lines
+
+
 def markdown(analysis: Analysis, sweep: dict[str, Any], country: str | None = None) -> str:
     """The report as Markdown (with a modeled CO2e section when ``country`` is given)."""
     lines = ["# energymeter validation report", "", f"**{_headline(analysis)}**", ""]
@@ -111,6 +134,7 @@ def markdown(analysis: Analysis, sweep: dict[str, Any], country: str | None = No
         lines.append(f"| {row.model} | {row.dataset} | {row.lam:g} | {_fmt(row.accuracy, '.2f')} | "
                      f"{_fmt(row.energy, '.4g')} | {_fmt(row.e_ratio, '.1f')} | {_fmt(row.accuracy_change_pp, '+.2f')} | "
                      f"{changes} |")
+    lines += _loihi_lines(analysis)
     lines += ["", "## Proxy vs energy correlations (bootstrap 95% intervals)", "",
               "| proxy | energy | provenance | n | Pearson r | Spearman rho | log-log slope | partial r (duration) | note |",
               "|---|---|---|---|---|---|---|---|---|"]

@@ -77,8 +77,30 @@ def read_records(directory: Path) -> tuple[list[dict[str, Any]], list[Problem]]:
             if not line.endswith("\n"):
                 problems.append(Problem(number, "incomplete last line (the run was interrupted while writing)"))
                 continue
+            missing = _missing_fields(record)
+            if missing:
+                problems.append(Problem(number, f"run record without {', '.join(missing)}"))
+                continue
             records.append(record)
     return records, problems
+
+
+#: Fields every run record must have for the analysis (dotted paths).
+REQUIRED_FIELDS = ("model", "dataset", "lambda", "seed", "test_accuracy", "activation_energy",
+                   "inference.net_energy_j_per_workload", "inference.duration_s_per_workload",
+                   "inference.measurement.provenance", "train")
+
+
+def _missing_fields(record: dict[str, Any]) -> list[str]:
+    missing = []
+    for path in REQUIRED_FIELDS:
+        node: Any = record
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                missing.append(path)
+                break
+            node = node[part]
+    return missing
 
 
 def unique_by_key(records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:

@@ -147,6 +147,9 @@ class Progress:
         self.done = 0
         self.enabled = not quiet and sys.stderr.isatty()
         self.start = time.monotonic()
+        if self.enabled and total:
+            sys.stderr.write(f"[{'.' * 24}] 0/{total} ETA    ? s")
+            sys.stderr.flush()
 
     def update(self, label: str) -> None:
         """Advance by one finished run."""
@@ -260,11 +263,18 @@ def _loihi(model: Any, data: Any, config: SweepConfig) -> dict[str, Any] | None:
         snn = convert(model.cpu(), data.x_train[:500])
     except ConversionError as exc:
         return {"error": str(exc)}
+    import torch
+
     x, y = data.x_test[:config.snn_samples], data.y_test[:config.snn_samples]
     sim = simulate(snn, x, config.snn_timesteps)
     per = sim.per_sample()
+    model.eval()
+    with torch.no_grad():
+        source_accuracy = float((model(x).argmax(1) == y).float().mean())
+    model.train()
     return {
         "timesteps": config.snn_timesteps, "samples": sim.samples, "accuracy": sim.accuracy(y),
+        "source_accuracy": source_accuracy,
         "spikes_per_sample": per["spikes"], "synops_per_sample": per["synops_effective"],
         "dense_synops_per_sample": per["synops_dense"], "activation_sparsity": sim.activation_sparsity,
         "energy_j_per_sample": {p: estimate_energy(sim, p).per_sample_j for p in ("loihi1", "loihi1-calibrated")},
