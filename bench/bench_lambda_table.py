@@ -29,7 +29,7 @@ def table(dataset_name: str, seeds: int, epochs: int, model: str) -> None:
             runs[lam, seed] = train(build(model, data.in_shape, 10, seed=seed), data, lam=lam, epochs=epochs, seed=seed)
     elapsed = time.perf_counter() - start
     print(f"\n{model} on {dataset_name}: {epochs} epochs, batch 128, Adam lr 1e-3, seeds 0..{seeds - 1}, "
-          f"E = l2/sum ({elapsed:.0f} s for {len(runs)} runs)")
+          f"E = l2/sum ({elapsed:.0f} s for {len(runs)} runs); mean [min, max] over seeds")
     print(f"  {'lambda':>7}  {'E per sample':>12}  {'E(0)/E(lam)':>22}  {'accuracy':>8}  {'change (pp)':>22}  {'zeros':>6}")
     for lam in LAMBDAS:
         ratios = [runs[0.0, s].activation_energy / runs[lam, s].activation_energy for s in range(seeds)]

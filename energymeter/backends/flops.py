@@ -196,7 +196,7 @@ class FlopSession:
 
     @staticmethod
     def _mark_backward(state: _ModuleState) -> None:
-        for w in state.windows:  # backward may run on an autograd worker thread: mark every open window
+        for w in tuple(state.windows):  # backward may run on an autograd worker thread: mark every open window
             w.backward_ran = True
 
     def _pre_hook(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -211,7 +211,7 @@ class FlopSession:
         else:
             signature = (_describe(args, tensor_type), tuple(sorted((k, _describe(v, tensor_type))
                                                                     for k, v in kwargs.items())) if kwargs else ())
-        for w in state.windows:
+        for w in tuple(state.windows):  # a snapshot: other threads may open or close windows meanwhile
             if w.thread != thread:
                 continue
             w.signatures.append(signature)
