@@ -293,8 +293,8 @@ class measure(contextlib.ContextDecorator):
         self._local = threading.local()
         # Names are checked now, where the caller wrote them; hardware is opened on first use, so a
         # module-level @measure() decorator touches nothing when its module is imported.
-        for name in [backends] if isinstance(backends, str) else (backends or ()):
-            registry.backend_class(name)
+        for backend_name in [backends] if isinstance(backends, str) else (backends or ()):
+            registry.backend_class(backend_name)
         _check_options(options)
 
     @property

@@ -311,6 +311,7 @@ def one_run(config: SweepConfig, model_name: str, data: Any, lam: float, seed: i
                       "raw_energy_j_per_workload": {d: j / reps for d, j in inf_m["energy_j"].items()},
                       "duration_s_per_workload": inf_m["duration_s"] / reps},
         "loihi": _loihi(model, data, config),
+        "idle_power_w": dict(idle["power_w"]),  # the baseline this run's net figures subtracted
         "finished_at": time.time(),
     }
     return record
