@@ -35,7 +35,7 @@ class SchemaError(ValueError):
     """A serialised measurement that cannot be read back."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Measurement:
     """Energy drawn by each hardware domain during one window.
 
@@ -65,15 +65,20 @@ class Measurement:
     start_time_s: float = 0.0
 
     def __post_init__(self) -> None:
-        if set(self.energy_j) != set(self.provenance):
+        if self.energy_j.keys() != self.provenance.keys():
             raise ValueError("every energy domain needs exactly one provenance label")
         for domain, label in self.provenance.items():
             if label not in _PROVENANCE_RANK:
                 raise ValueError(f"domain {domain!r}: unknown provenance {label!r}")
-        # Read-only views so that a frozen record cannot be changed through its dicts.
-        for name in ("energy_j", "provenance", "uncounted_ops", "failed"):
-            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
-        object.__setattr__(self, "warnings", tuple(self.warnings))
+        # Read-only copies so that a frozen record cannot be changed through its dicts. This runs at
+        # every window's end, so it avoids getattr/setattr by name.
+        setattr_ = object.__setattr__
+        setattr_(self, "energy_j", MappingProxyType(dict(self.energy_j)))
+        setattr_(self, "provenance", MappingProxyType(dict(self.provenance)))
+        setattr_(self, "uncounted_ops", MappingProxyType(dict(self.uncounted_ops)))
+        setattr_(self, "failed", MappingProxyType(dict(self.failed)))
+        if type(self.warnings) is not tuple:
+            setattr_(self, "warnings", tuple(self.warnings))
 
     @property
     def total_domains(self) -> tuple[str, ...]:

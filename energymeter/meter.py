@@ -27,7 +27,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _METER_OPTIONS = ("model",)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Window:
     name: str
     start_mono_s: float
@@ -43,7 +43,7 @@ def _cuda_sync() -> None:
     if torch is None:
         return  # torch never imported: no CUDA work can be queued
     cuda = torch.cuda
-    if cuda.is_available() and cuda.is_initialized():
+    if cuda.is_initialized():  # cheap, and implies is_available()
         for index in range(cuda.device_count()):
             cuda.synchronize(index)
 

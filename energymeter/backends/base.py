@@ -43,7 +43,7 @@ class BackendStatus:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reading:
     """One cumulative reading of an energy session.
 

@@ -36,7 +36,7 @@ _NO_ARITHMETIC = frozenset({
 })
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FlopResult:
     """FLOPs of one window.
 
