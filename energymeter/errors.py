@@ -16,11 +16,3 @@ class UnknownBackend(EnergymeterError):
 class ProfileError(EnergymeterError):
     """A hardware profile that is missing, malformed or incomplete."""
 
-
-class DomainFailure(EnergymeterError):
-    """One hardware domain stopped giving readings (a lost GPU, a counter that went backwards)."""
-
-    def __init__(self, domain: str, reason: str) -> None:
-        super().__init__(f"{domain}: {reason}")
-        self.domain = domain
-        self.reason = reason

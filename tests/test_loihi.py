@@ -98,12 +98,17 @@ def test_single_if_neuron_fires_at_the_rate_of_its_input():
     assert float(sim.output_potential[0, 0]) == pytest.approx(10.0)
 
 
-def test_reset_to_zero_loses_the_residue_that_subtraction_keeps():
-    net = nn.Sequential(nn.Linear(1, 1), nn.ReLU(), nn.Linear(1, 1))
-    snn = convert(net, torch.tensor([[1.0]]), percentile=100)
+def one_neuron(weight):
+    """A converted 1-1-1 network whose hidden neuron gets ``weight`` per input spike and no bias."""
+    snn = convert(nn.Sequential(nn.Linear(1, 1), nn.ReLU(), nn.Linear(1, 1)), torch.tensor([[1.0]]), percentile=100)
     with torch.no_grad():
-        snn.layers[0].op.weight.fill_(0.6)
+        snn.layers[0].op.weight.fill_(weight)
         snn.layers[0].op.bias.fill_(0.0)
+    return snn
+
+
+def test_reset_to_zero_loses_the_residue_that_subtraction_keeps():
+    snn = one_neuron(0.6)
     # Input fires every step; v gains 0.6 per step. Subtraction keeps the 0.2 residue: 6 spikes in 10
     # steps; reset to zero throws it away: a spike every second step, 5 in 10.
     assert simulate(snn, torch.tensor([[1.0]]), 10).spikes_per_layer["0"] == 6
@@ -112,11 +117,7 @@ def test_reset_to_zero_loses_the_residue_that_subtraction_keeps():
 
 
 def test_lava_mode_follows_lif_dynamics_and_the_one_step_dense_delay():
-    net = nn.Sequential(nn.Linear(1, 1), nn.ReLU(), nn.Linear(1, 1))
-    snn = convert(net, torch.tensor([[1.0]]), percentile=100)
-    with torch.no_grad():
-        snn.layers[0].op.weight.fill_(0.6)
-        snn.layers[0].op.bias.fill_(0.0)
+    snn = one_neuron(0.6)
     spikes_in = torch.ones(1, 8, 1)
     sim = simulate(snn, spikes_in, 8, dynamics="lava", lif=LavaLif(du=1.0, dv=0.0, vth=1.0))
     # Step 0: nothing arrives (Dense delay). Then v: .6, 1.2>1 spike->0, .6, 1.2 spike, ... : spikes at steps 2, 4, 6.

@@ -90,7 +90,6 @@ class SpikingNetwork:
         return self
 
 
-_ACTIVATIONS = (nn.ReLU,)
 _SKIP = (nn.Dropout, nn.Identity)
 
 
