@@ -81,10 +81,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     if args.backend and "flops" in args.backend:
         raise UsageError("energymeter measure: the flops backend counts torch operators in this process; "
                          "it cannot count another command's")
-    names = args.backend or [s.name for s in registry.available() if s.available and s.name != "flops"]
-    if not args.backend and "rapl" in names:
-        names = [n for n in names if n != "cpu-model"]
-    meter = Meter(names)
+    meter = Meter(args.backend or registry.hardware_energy_names())
     try:
         meter.begin_window("command")
         try:

@@ -12,20 +12,14 @@ import sys
 import threading
 import time
 import weakref
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
 
 from . import backends as registry
 from .backends.base import Backend, EnergySession, Reading
 from .backends.flops import FlopSession
 from .errors import BackendUnavailable
 from .measurement import Measurement
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-#: Options understood by the meter itself rather than a backend.
-_METER_OPTIONS = ("model",)
-
 
 @dataclass(slots=True)
 class _Window:
@@ -34,7 +28,6 @@ class _Window:
     start_wall_s: float
     readings: dict[int, Reading]
     flop_window: Any = None
-    extra_warnings: list[str] = field(default_factory=list)
 
 
 def _cuda_sync() -> None:
@@ -50,7 +43,7 @@ def _cuda_sync() -> None:
 
 def _check_options(options: dict[str, Any]) -> None:
     """Raise TypeError for an option no backend understands (imports backend classes, probes nothing)."""
-    known = set(_METER_OPTIONS)
+    known: set[str] = set()
     for name in registry.names():
         known.update(registry.backend_class(name).options)
     unknown = sorted(set(options) - known)
@@ -77,10 +70,8 @@ def _select(names: Sequence[str] | None, options: dict[str, Any]) -> list[Backen
             chosen.append(backend)
         return chosen
     chosen = [b for b in (build(n) for n in registry.names()) if b.probe().available]
-    if any(b.name == "rapl" for b in chosen):
-        # The modeled CPU domain is only for machines where no CPU counter exists.
-        chosen = [b for b in chosen if b.name != "cpu-model"]
-    return chosen
+    kept = registry.prefer_counters([b.name for b in chosen])
+    return [b for b in chosen if b.name in kept]
 
 
 class Meter:
@@ -202,7 +193,7 @@ class Meter:
             with self._lock:
                 self._deactivate_if_idle()
         duration_s = end_mono_s - window.start_mono_s
-        energy, provenance, failed, warnings = {}, {}, {}, list(window.extra_warnings)
+        energy, provenance, failed, warnings = {}, {}, {}, []
         for i, session in enumerate(self._energy):
             before, after = window.readings[i], end[i]
             for domain, label in session.provenance.items():

@@ -111,7 +111,7 @@ class ActivationEnergy:
     def _reset(self, module: nn.Module, args: object) -> None:
         self._outputs = {}
         self._value = None
-        self._raw: torch.Tensor | None = None  # unscaled batch total (fast path, reduction "sum")
+        self._raw = None  # unscaled batch total (fast path, reduction "sum")
         self._batch = 1
 
     def _hook(self, name: str) -> Callable[[nn.Module, object, torch.Tensor], None]:

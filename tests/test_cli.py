@@ -31,9 +31,11 @@ def test_measure_runs_the_command_and_exits_with_its_status(capsys, tmp_path):
     assert data["energy_j"]["cpu:model"] > 0  # the child's CPU time is counted
 
 
-def test_measure_json_goes_to_stderr_and_stdout_is_the_commands(capsys):
-    code, out, err = run(capsys, "measure", "--json", "--backend", "cpu-model", "--", sys.executable, "-c", "print(1)")
+def test_measure_json_goes_to_stderr_and_stdout_is_the_commands(capfd):
+    code = main(["measure", "--json", "--backend", "cpu-model", "--", sys.executable, "-c", "print(1)"])
+    out, err = capfd.readouterr()
     assert code == 0
+    assert out == "1\n"  # the command's own output, untouched
     assert json.loads(err)["schema_version"] == 1
 
 

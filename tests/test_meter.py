@@ -129,6 +129,8 @@ def test_unknown_backend_and_unknown_option_are_clear_errors():
         Meter(["rapll"])
     with pytest.raises(TypeError, match="unknown meter option"):
         Meter(["flops"], powercap_rooot="/x")
+    with pytest.raises(TypeError, match="unknown meter option"):
+        Meter(["flops"], model=object())  # a module is named per window, not per meter
 
 
 def test_naming_an_unavailable_backend_says_why(tmp_path):

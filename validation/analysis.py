@@ -23,8 +23,7 @@ PAPER_MAX_ACC_LOSS_PP = 0.5
 #: A proxy "tracks" an energy when the lower end of Spearman's rho interval is above this.
 TRACKS_RHO = 0.5
 BOOTSTRAP_RESAMPLES = 2000
-PROXIES = {"E": "activation_energy", "FLOPs": "flops_per_sample", "synops": "synops_per_sample",
-           "spikes": "spikes_per_sample"}
+PROXIES = ("E", "FLOPs", "synops", "spikes")
 
 
 @dataclass(frozen=True)
@@ -140,13 +139,13 @@ def correlate(proxy: str, target: str, provenance: str, x: list[float], y: list[
                        Interval(n, spearman_r, s_lo, s_hi, method), slope, partial)
 
 
-def energy_targets(record: dict[str, Any], provenance: dict[str, str]) -> dict[str, tuple[float, float | None, str]]:
-    """Energy figures of one run: name -> (joules, duration s or None, provenance)."""
+def energy_targets(record: dict[str, Any]) -> dict[str, tuple[float, float | None, str]]:
+    """Energy figures of one run: name -> (joules, duration s or None, provenance from the run's own record)."""
     out: dict[str, tuple[float, float | None, str]] = {}
     inference = record["inference"]
     for domain, joules in inference["net_energy_j_per_workload"].items():
         out[f"inference {domain}"] = (joules, inference["duration_s_per_workload"],
-                                      provenance.get(domain, inference["measurement"]["provenance"].get(domain, "?")))
+                                      inference["measurement"]["provenance"].get(domain, "?"))
     train = record["train"]
     if train.get("measurement"):
         for domain, joules in train["net_energy_j"].items():
@@ -192,8 +191,9 @@ class LambdaRow:
     provenance: dict[str, str] = field(default_factory=dict)
 
 
-def lambda_table(records: list[dict[str, Any]], provenance: dict[str, str]) -> list[LambdaRow]:
+def lambda_table(records: list[dict[str, Any]]) -> list[LambdaRow]:
     """Per (model, dataset, lambda) statistics over seeds, paired with lambda = 0."""
+    targets_of = {id(r): energy_targets(r) for r in records}
     groups: dict[tuple[str, str], dict[float, dict[int, dict[str, Any]]]] = {}
     for r in records:
         groups.setdefault((r["model"], r["dataset"]), {}).setdefault(r["lambda"], {})[r["seed"]] = r
@@ -203,15 +203,12 @@ def lambda_table(records: list[dict[str, Any]], provenance: dict[str, str]) -> l
         for lam in sorted(by_lam):
             runs = by_lam[lam]
             seeds = [s for s in sorted(runs) if s in base]
-            labels = {t: v[2] for r in runs.values() for t, v in energy_targets(r, provenance).items()}
-            targets = sorted(labels)
+            labels = {t: v[2] for r in runs.values() for t, v in targets_of[id(r)].items()}
             change, joules = {}, {}
-            for t in targets:
-                vals = [(energy_targets(runs[s], provenance).get(t), energy_targets(base[s], provenance).get(t))
-                        for s in seeds]
-                change[t] = t_interval([(a[0] / b[0] - 1) * 100 for a, b in vals if a and b and b[0] > 0])
-                joules[t] = t_interval([energy_targets(runs[s], provenance)[t][0] for s in runs
-                                        if t in energy_targets(runs[s], provenance)])
+            for t in sorted(labels):
+                pairs = [(targets_of[id(runs[s])].get(t), targets_of[id(base[s])].get(t)) for s in seeds]
+                change[t] = t_interval([(a[0] / b[0] - 1) * 100 for a, b in pairs if a and b and b[0] > 0])
+                joules[t] = t_interval([targets_of[id(r)][t][0] for r in runs.values() if t in targets_of[id(r)]])
             rows.append(LambdaRow(
                 model, dataset, lam,
                 t_interval(runs[s]["test_accuracy"] * 100 for s in runs),
@@ -271,17 +268,16 @@ def claims(rows: list[LambdaRow], correlations: list[Correlation]) -> list[str]:
     return out
 
 
-def anova(records: list[dict[str, Any]], response: str) -> list[dict[str, Any]] | None:
-    """Two-way ANOVA of ``response`` on architecture and dataset (one-way when only one varies), with partial eta^2.
-
-    Returns None when neither factor has two levels.
+def anova(records: list[dict[str, Any]], values: list[float]) -> list[dict[str, Any]] | None:
+    """Two-way ANOVA of ``values`` (one per record) on architecture and dataset (one-way when only one
+    varies), with partial eta^2. Returns None when neither factor has two levels.
     """
     import pandas as pd
     import statsmodels.formula.api as smf
     from statsmodels.stats.anova import anova_lm
 
     frame = pd.DataFrame({"model": [r["model"] for r in records], "dataset": [r["dataset"] for r in records],
-                          "y": [r[response] for r in records]})
+                          "y": values})
     factors = [f for f in ("model", "dataset") if frame[f].nunique() >= 2]
     if not factors or frame["y"].nunique() < 2:
         return None
@@ -321,31 +317,25 @@ class Analysis:
                                "paper_max_acc_loss_pp": PAPER_MAX_ACC_LOSS_PP, "tracks_rho": TRACKS_RHO}}
 
 
-def analyse(records: list[dict[str, Any]], provenance: dict[str, str] | None = None,
-            problems: list[str] | None = None) -> Analysis:
+def analyse(records: list[dict[str, Any]], problems: list[str] | None = None) -> Analysis:
     """Run every analysis on a sweep's records."""
-    provenance = provenance or {}
-    targets: dict[str, str] = {}
-    for r in records:
-        for t, (_, _, prov) in energy_targets(r, provenance).items():
-            targets[t] = prov
+    targets_of = [energy_targets(r) for r in records]
+    proxies_of = [proxies(r) for r in records]
+    targets = {t: v[2] for per_run in targets_of for t, v in per_run.items()}
     correlations = []
     for target, prov in sorted(targets.items()):
-        values = [energy_targets(r, provenance).get(target) for r in records]
+        values = [per_run.get(target) for per_run in targets_of]
+        ys = [v[0] if v else None for v in values]
+        durations = [v[1] if v else None for v in values]
         for proxy in PROXIES:
-            xs = [proxies(r)[proxy] for r in records]
-            ys = [v[0] if v else None for v in values]
-            durations = [v[1] if v else None for v in values]
-            correlations.append(correlate(proxy, target, prov, xs, ys,
+            correlations.append(correlate(proxy, target, prov, [p[proxy] for p in proxies_of], ys,
                                           durations if all(d is not None for d in durations) else None))
-    rows = lambda_table(records, provenance)
+    rows = lambda_table(records)
     measured = sorted({t for t, p in targets.items() if p in ("measured", "integrated")})
-    for r in records:
-        r["_first_energy"] = next(iter(r["inference"]["net_energy_j_per_workload"].values()), None)
-    result = Analysis(records, rows, correlations, claims(rows, correlations), anova(records, "test_accuracy"),
-                      anova([r for r in records if r["_first_energy"] is not None], "_first_energy")
-                      if any(r["_first_energy"] is not None for r in records) else None,
-                      measured, list(problems or []))
-    for r in records:
-        r.pop("_first_energy", None)
-    return result
+    # The ANOVA of energy uses each run's first inference domain.
+    first = [(r, next(iter(r["inference"]["net_energy_j_per_workload"].values()), None)) for r in records]
+    first = [(r, j) for r, j in first if j is not None]
+    return Analysis(records, rows, correlations, claims(rows, correlations),
+                    anova(records, [r["test_accuracy"] for r in records]),
+                    anova([r for r, _ in first], [j for _, j in first]) if first else None,
+                    measured, list(problems or []))

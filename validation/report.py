@@ -39,12 +39,12 @@ def load(directory: Path) -> tuple[Analysis, dict[str, Any]]:
             sweep = json.loads((directory / store.SWEEP_FILE).read_text())
         except ValueError:
             problems.append(store.Problem(0, f"{store.SWEEP_FILE} is not valid JSON"))
-    return analyse(records, sweep.get("provenance", {}), [str(p) for p in problems]), sweep
+    return analyse(records, [str(p) for p in problems]), sweep
 
 
 def _headline(analysis: Analysis) -> str:
     if analysis.measured_domains:
-        return f"Measured energy domains: {', '.join(analysis.measured_domains)}."
+        return f"Energy read from hardware (measured or integrated): {', '.join(analysis.measured_domains)}."
     return ("No measured energy domain exists on this machine (no RAPL counters, no NVIDIA GPU): every energy "
             "figure below is modeled (CPU time x TDP share, Loihi pJ-per-operation tables) or counted (FLOPs, "
             "spikes, synaptic operations). They show what the models predict, not what the hardware drew.")
@@ -57,7 +57,7 @@ def _csv_rows(analysis: Analysis) -> list[dict[str, Any]]:
                "seed": r["seed"], "test_accuracy": r["test_accuracy"], "activation_energy": r["activation_energy"],
                "activation_sparsity": r["activation_sparsity"]}
         row.update({f"proxy {k}": v for k, v in proxies(r).items()})
-        for target, (joules, duration, prov) in energy_targets(r, {}).items():
+        for target, (joules, duration, prov) in energy_targets(r).items():
             row[f"{target} energy_j"] = joules
             row[f"{target} provenance"] = prov
         rows.append(row)
@@ -89,9 +89,9 @@ def _carbon_lines(analysis: Analysis, country: str) -> list[str]:
     intensity, source = intensity_g_per_kwh(country)
     lines = ["", f"## CO2e in {country.upper()} (modeled: joules x {intensity:g} gCO2e/kWh, {source})", "",
              "| energy | mean J per run | gCO2e per run |", "|---|---|---|"]
-    targets = sorted({t for r in analysis.records for t in energy_targets(r, {})})
-    for target in targets:
-        values = [energy_targets(r, {})[target][0] for r in analysis.records if target in energy_targets(r, {})]
+    per_run = [energy_targets(r) for r in analysis.records]
+    for target in sorted({t for targets in per_run for t in targets}):
+        values = [targets[target][0] for targets in per_run if target in targets]
         mean = sum(values) / len(values)
         lines.append(f"| {target} | {mean:.4g} | {co2e_g(mean, country):.3g} |")
     return lines
@@ -188,7 +188,7 @@ def _plots(analysis: Analysis) -> list[tuple[str, str]]:
         rows = (len(targets) + cols - 1) // cols
         fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.8 * rows), squeeze=False)
         for ax, target in zip(axes.flat, targets):
-            pts = [(proxies(r)["E"], energy_targets(r, {}).get(target), r["lambda"]) for r in analysis.records]
+            pts = [(proxies(r)["E"], energy_targets(r).get(target), r["lambda"]) for r in analysis.records]
             pts = [(e, v[0], lam) for e, v, lam in pts if v is not None]
             xs, ys = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
             sc = ax.scatter(xs, ys, c=[np.log10(p[2]) if p[2] > 0 else -6 for p in pts], cmap="viridis", s=28)

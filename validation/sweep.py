@@ -187,11 +187,8 @@ def _energy_backends(config: SweepConfig) -> list[str]:
     from energymeter import backends
 
     if config.backends is not None:
-        return [b for b in config.backends if b not in ("flops", "loihi")]
-    names = [s.name for s in backends.available() if s.available and s.name not in ("flops", "loihi")]
-    if "rapl" in names:
-        names = [n for n in names if n != "cpu-model"]
-    return names
+        return [b for b in config.backends if b not in backends.NOT_HARDWARE]
+    return backends.hardware_energy_names()
 
 
 def measure_idle(meter: Any, seconds: float) -> dict[str, Any]:
@@ -298,6 +295,7 @@ def one_run(config: SweepConfig, model_name: str, data: Any, lam: float, seed: i
     train_m = result.measurement.to_dict() if result.measurement is not None else None
     reps = inference["repetitions"]
     inf_m = inference["measurement"]
+    inf_net = _net(inf_m, idle)
     record = {
         "key": run_key(model_name, data.name, lam, seed), "model": model_name, "dataset": data.name,
         "lambda": lam, "seed": seed, "epochs": config.epochs,
@@ -306,8 +304,8 @@ def one_run(config: SweepConfig, model_name: str, data: Any, lam: float, seed: i
         "history": [asdict(h) for h in result.history], "train_duration_s": result.duration_s,
         **flops,
         "train": {"measurement": train_m, "net_energy_j": _net(train_m, idle) if train_m else {}},
-        "inference": {**inference, "net_energy_j": _net(inf_m, idle),
-                      "net_energy_j_per_workload": {d: j / reps for d, j in _net(inf_m, idle).items()},
+        "inference": {**inference, "net_energy_j": inf_net,
+                      "net_energy_j_per_workload": {d: j / reps for d, j in inf_net.items()},
                       "raw_energy_j_per_workload": {d: j / reps for d, j in inf_m["energy_j"].items()},
                       "duration_s_per_workload": inf_m["duration_s"] / reps},
         "loihi": _loihi(model, data, config),

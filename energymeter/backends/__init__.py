@@ -25,8 +25,11 @@ REGISTRY: dict[str, str] = {
 _default_instances: dict[str, Backend] = {}
 _lock = threading.Lock()
 
-__all__ = ["REGISTRY", "Backend", "BackendStatus", "EnergySession", "Reading", "available", "backend_class",
-           "create", "default_backend", "names"]
+#: Backends that report something other than this process's hardware energy.
+NOT_HARDWARE = ("flops", "loihi")
+
+__all__ = ["NOT_HARDWARE", "REGISTRY", "Backend", "BackendStatus", "EnergySession", "Reading", "available",
+           "backend_class", "create", "default_backend", "hardware_energy_names", "names", "prefer_counters"]
 
 
 def names() -> list[str]:
@@ -71,3 +74,14 @@ def available() -> list[BackendStatus]:
         except ImportError as exc:
             statuses.append(BackendStatus(name, False, f"cannot import backend: {exc}"))
     return statuses
+
+
+def prefer_counters(names: list[str]) -> list[str]:
+    """Drop ``cpu-model`` where ``rapl`` is among ``names``: a modeled CPU figure is only for machines
+    where no CPU counter exists."""
+    return [n for n in names if n != "cpu-model"] if "rapl" in names else list(names)
+
+
+def hardware_energy_names() -> list[str]:
+    """The available backends that measure or model this machine's energy (no FLOPs, no simulation)."""
+    return prefer_counters([s.name for s in available() if s.available and s.name not in NOT_HARDWARE])

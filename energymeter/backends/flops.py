@@ -12,6 +12,7 @@ reuse the count at the cost of two module hooks, which stay on the module until 
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -184,14 +185,16 @@ class FlopSession:
         state = self._modules.get(model)
         if state is None:
             state = self._modules[model] = _ModuleState()
-            state.handles = [model.register_forward_pre_hook(self._pre_hook, with_kwargs=True)]
+            # The hooks carry their state: no per-call lookup (a weak-dict get allocates a weakref).
+            state.handles = [model.register_forward_pre_hook(functools.partial(self._pre_hook, state),
+                                                             with_kwargs=True)]
             first = next((p for p in model.parameters() if p.requires_grad), None)
             if first is not None and hasattr(first, "register_post_accumulate_grad_hook"):
                 # One call per backward on one parameter: cheaper than a tensor hook per forward.
                 state.handles.append(first.register_post_accumulate_grad_hook(
                     lambda param, state=state: self._mark_backward(state)))
             else:
-                state.handles.append(model.register_forward_hook(self._post_hook))
+                state.handles.append(model.register_forward_hook(functools.partial(self._post_hook, state)))
         return state
 
     @staticmethod
@@ -199,9 +202,8 @@ class FlopSession:
         for w in tuple(state.windows):  # backward may run on an autograd worker thread: mark every open window
             w.backward_ran = True
 
-    def _pre_hook(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        state = self._modules.get(module)
-        if state is None or not state.windows:
+    def _pre_hook(self, state: _ModuleState, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if not state.windows:
             return
         thread = threading.get_ident()
         tensor_type = self._torch.Tensor
@@ -221,9 +223,8 @@ class FlopSession:
                 if w.prefix not in state.seen:
                     self._start_counting(w)
 
-    def _post_hook(self, module: Any, args: Any, output: Any) -> None:
-        state = self._modules.get(module)
-        if state is None or not state.windows:
+    def _post_hook(self, state: _ModuleState, module: Any, args: Any, output: Any) -> None:
+        if not state.windows:
             return
         pending = [w for w in state.windows if not w.backward_ran]
         if not pending:

@@ -82,13 +82,14 @@ def discover(root: str, reader: Reader = _read_file) -> tuple[list[Zone], list[s
     entries = sorted((e for e in os.listdir(root) if _ZONE_DIR.match(e)), key=_zone_sort_key)
     zones: dict[str, Zone] = {}
     notes: list[str] = []
+    names: dict[str, str] = {}  # entry -> zone name; parents sort before their subzones
     for entry in entries:
         match = _ZONE_DIR.match(entry)
         assert match is not None
         path = os.path.join(root, entry)
-        name = reader(os.path.join(path, "name")).strip()
-        domain = _domain_for(name, parent=None if match.group(3) is None else
-                             reader(os.path.join(root, f"{match.group(1)}:{match.group(2)}", "name")).strip())
+        name = names[entry] = reader(os.path.join(path, "name")).strip()
+        parent = None if match.group(3) is None else names.get(f"{match.group(1)}:{match.group(2)}", "")
+        domain = _domain_for(name, parent)
         if domain is None:
             notes.append(f"{entry}: zone {name!r} is not a known RAPL domain; skipped")
             continue
