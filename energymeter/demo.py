@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .cliargs import positive_int
 from .display import format_measurement, format_statuses
 
 
@@ -45,8 +46,7 @@ def run_demo(steps: int = 50, batch_size: int = 128, seed: int = 0) -> str:
                       f"{loss.item():.3f}:", format_measurement(result)])
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``demo`` subcommand."""
-    parser = sub.add_parser("demo", help="measure real training steps of a small MLP on scikit-learn's digits")
-    parser.add_argument("--steps", type=int, default=50, help="training steps in the window (default 50)")
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``demo``."""
+    parser.add_argument("--steps", type=positive_int, default=50, help="training steps in the window (default 50)")
     parser.set_defaults(func=lambda args: print(run_demo(steps=args.steps)) or 0)

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions ``from_dict`` reads: 1 lacks ``devices`` (read as empty).
+READABLE_SCHEMA_VERSIONS = (1, 2)
 
 MEASURED = "measured"
 INTEGRATED = "integrated"
@@ -52,6 +54,8 @@ class Measurement:
             formula for (their FLOPs are not in ``flops``).
         failed: Domain to the reason it has no figure for this window.
         warnings: Human-readable caveats (short window, no wraparound correction, ...).
+        devices: Domain to a stable hardware identity where one exists (a GPU's UUID, a RAPL zone's
+            sysfs path), so windows from several processes can be combined without double counting.
     """
 
     name: str
@@ -63,6 +67,7 @@ class Measurement:
     failed: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     start_time_s: float = 0.0
+    devices: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.energy_j.keys() != self.provenance.keys():
@@ -77,6 +82,7 @@ class Measurement:
         setattr_(self, "provenance", MappingProxyType(dict(self.provenance)))
         setattr_(self, "uncounted_ops", MappingProxyType(dict(self.uncounted_ops)))
         setattr_(self, "failed", MappingProxyType(dict(self.failed)))
+        setattr_(self, "devices", MappingProxyType(dict(self.devices)))
         if type(self.warnings) is not tuple:
             setattr_(self, "warnings", tuple(self.warnings))
 
@@ -138,6 +144,7 @@ class Measurement:
             "uncounted_ops": dict(self.uncounted_ops),
             "failed": dict(self.failed),
             "warnings": list(self.warnings),
+            "devices": dict(self.devices),
         }
 
     @classmethod
@@ -150,8 +157,9 @@ class Measurement:
         if not isinstance(data, Mapping):
             raise SchemaError("a measurement must be a JSON object")
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise SchemaError(f"unsupported measurement schema_version {version!r} (expected {SCHEMA_VERSION})")
+        if version not in READABLE_SCHEMA_VERSIONS:
+            raise SchemaError(f"unsupported measurement schema_version {version!r} (this energymeter reads "
+                              f"{', '.join(map(str, READABLE_SCHEMA_VERSIONS))})")
         try:
             return cls(
                 name=str(data["name"]),
@@ -163,6 +171,7 @@ class Measurement:
                 uncounted_ops={str(k): int(v) for k, v in data.get("uncounted_ops", {}).items()},
                 failed={str(k): str(v) for k, v in data.get("failed", {}).items()},
                 warnings=tuple(str(w) for w in data.get("warnings", ())),
+                devices={str(k): str(v) for k, v in data.get("devices", {}).items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SchemaError(f"malformed measurement: {exc}") from exc

@@ -70,7 +70,7 @@ def _select(names: Sequence[str] | None, options: dict[str, Any]) -> list[Backen
             chosen.append(backend)
         return chosen
     chosen = [b for b in (build(n) for n in registry.names()) if b.probe().available]
-    kept = registry.prefer_counters([b.name for b in chosen])
+    kept = registry.default_selection([b.name for b in chosen])
     return [b for b in chosen if b.name in kept]
 
 
@@ -78,8 +78,9 @@ class Meter:
     """Measures named windows over a set of backends.
 
     Args:
-        backends: Backend names (see ``energymeter.backends.names()``); None means every available
-            one, with ``cpu-model`` left out where ``rapl`` measures the CPU.
+        backends: Backend names (see ``energymeter.backends.names()``); None means the default
+            selection (``energymeter.backends.default_selection``): every available hardware counter,
+            a model only where no counter covers its device, the FLOP counter; never a simulator.
         sync: Synchronise CUDA at window edges when torch has initialised CUDA.
         **options: Backend options (``powercap_root``, ``nvml_module``, ``sample_period_s``, ...).
 
@@ -193,9 +194,10 @@ class Meter:
             with self._lock:
                 self._deactivate_if_idle()
         duration_s = end_mono_s - window.start_mono_s
-        energy, provenance, failed, warnings = {}, {}, {}, []
+        energy, provenance, failed, warnings, devices = {}, {}, {}, [], {}
         for i, session in enumerate(self._energy):
             before, after = window.readings[i], end[i]
+            devices.update(session.devices)
             for domain, label in session.provenance.items():
                 reason = after.failed.get(domain) or before.failed.get(domain)
                 if reason is None and (domain not in after.energy_j or domain not in before.energy_j):
@@ -212,7 +214,7 @@ class Meter:
             warnings.extend(flop_result.warnings)
         return Measurement(name=name, start_time_s=window.start_wall_s, duration_s=duration_s, energy_j=energy,
                            provenance=provenance, flops=flops, uncounted_ops=uncounted, failed=failed,
-                           warnings=tuple(warnings))
+                           warnings=tuple(warnings), devices=devices)
 
     @contextlib.contextmanager
     def window(self, name: str, *, model: Any = None) -> Iterator["WindowHandle"]:

@@ -5,7 +5,7 @@ E itself, and the datasets they are trained on. This package imports torch.
 """
 
 from .datasets import DATASETS, Dataset, DatasetError, load_dataset
-from .energy import ACTIVATION_TYPES, KINDS, ActivationEnergy
+from .activation_energy import ACTIVATION_TYPES, KINDS, ActivationEnergy
 from .kwta import KWinnersTakeAll
 from .training import EpochStats, Evaluation, TrainResult, evaluate, train
 from .zoo import MODELS, build

@@ -12,8 +12,8 @@ from torch import nn
 
 from energymeter.measurement import Measurement
 
+from .activation_energy import ActivationEnergy, Kind
 from .datasets import Dataset
-from .energy import ActivationEnergy, Kind
 
 
 @dataclass(frozen=True)
@@ -24,14 +24,14 @@ class EpochStats:
         epoch: 1-based epoch number.
         loss: Mean total loss (CE + lambda E).
         ce: Mean cross-entropy.
-        energy: Mean activation energy E per sample.
+        activation_energy: Mean activation energy E per sample (arbitrary units, not joules).
         accuracy: Training accuracy over the epoch (0..1).
     """
 
     epoch: int
     loss: float
     ce: float
-    energy: float
+    activation_energy: float
     accuracy: float
 
 
@@ -63,7 +63,7 @@ class TrainResult:
         history: One ``EpochStats`` per epoch.
         duration_s: Wall time of the training loop (s).
         lam: The lambda used.
-        energy_kind: The E definition (``l2``, ``l1``, ``l0`` or a callable's name) and its reduction.
+        activation_energy_kind: The E definition (``l2``, ``l1``, ``l0`` or a callable's name) and its reduction.
         seed: The seed.
         measurement: The meter's Measurement of the training loop, when a meter was given.
     """
@@ -74,7 +74,7 @@ class TrainResult:
     history: tuple[EpochStats, ...]
     duration_s: float
     lam: float
-    energy_kind: str
+    activation_energy_kind: str
     seed: int
     measurement: Measurement | None = field(default=None, compare=False)
 
@@ -86,28 +86,29 @@ class TrainResult:
         return data
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, energy: Kind = "l2", reduction: str = "sum",
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, activation_energy: Kind = "l2",
+             reduction: str = "sum",
              batch_size: int = 1000, device: str | torch.device = "cpu") -> Evaluation:
     """Accuracy, mean E per sample and activation sparsity of ``model`` on (x, y), without gradients."""
     model.eval()
-    correct, energy_sum, zeros, units_total = 0, 0.0, 0.0, 0.0
-    with ActivationEnergy(model, energy, reduction) as meter, ActivationEnergy(model, "l0") as active:
+    correct, e_sum, zeros, units_total = 0, 0.0, 0.0, 0.0
+    with ActivationEnergy(model, activation_energy, reduction) as e_hooks, ActivationEnergy(model, "l0") as active:
         with torch.no_grad():
             for start in range(0, len(x), batch_size):
                 xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
                 logits = model(xb)
                 correct += int((logits.argmax(1) == yb).sum())
-                energy_sum += float(meter.per_sample.sum())
+                e_sum += float(e_hooks.per_sample.sum())
                 units = sum(active.units.values())
                 zeros += float((units - active.per_sample).sum())
                 units_total += units * len(xb)
     model.train()
     n = len(x)
-    return Evaluation(correct / n, energy_sum / n, zeros / units_total if units_total else 0.0, n)
+    return Evaluation(correct / n, e_sum / n, zeros / units_total if units_total else 0.0, n)
 
 
 def train(model: nn.Module, dataset: Dataset, *, lam: float, epochs: int, batch_size: int = 128, lr: float = 1e-3,
-          seed: int = 0, device: str | torch.device = "cpu", energy: Kind = "l2", reduction: str = "sum",
+          seed: int = 0, device: str | torch.device = "cpu", activation_energy: Kind = "l2", reduction: str = "sum",
           meter: Any = None, progress: bool | Callable[[EpochStats], None] = False) -> TrainResult:
     """Train with Adam on ``CE + lam * E``, then evaluate on the test split.
 
@@ -120,7 +121,7 @@ def train(model: nn.Module, dataset: Dataset, *, lam: float, epochs: int, batch_
         lr: Adam learning rate.
         seed: Seeds the batch order (and the global torch RNG); the same seed gives the same result on CPU.
         device: Where to train.
-        energy: E's kind (``l2``, ``l1``, ``l0`` or a callable); ``l0`` has no gradient, so lam must be 0.
+        activation_energy: E's kind (``l2``, ``l1``, ``l0`` or a callable); ``l0`` has no gradient, so lam must be 0.
         reduction: ``sum`` or ``mean`` over units.
         meter: An ``energymeter.Meter``; the training loop is measured as one window.
         progress: True prints one line per epoch; a callable receives each ``EpochStats``.
@@ -132,7 +133,7 @@ def train(model: nn.Module, dataset: Dataset, *, lam: float, epochs: int, batch_
         raise ValueError(f"lambda must be >= 0, got {lam!r}")
     if epochs < 1 or batch_size < 1:
         raise ValueError("epochs and batch_size must be at least 1")
-    if energy == "l0" and lam > 0:
+    if activation_energy == "l0" and lam > 0:
         raise ValueError("E of kind l0 counts active units and has no gradient: use l1 or l2 for lambda > 0")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -142,7 +143,7 @@ def train(model: nn.Module, dataset: Dataset, *, lam: float, epochs: int, batch_
     history: list[EpochStats] = []
     report = progress if callable(progress) else (print if progress else None)
     window = f"train-{id(model)}-{time.monotonic_ns()}"
-    with ActivationEnergy(model, energy, reduction) as act:
+    with ActivationEnergy(model, activation_energy, reduction) as act:
         start = time.perf_counter()
         if meter is not None:
             meter.begin_window(window, model=model)
@@ -169,11 +170,13 @@ def train(model: nn.Module, dataset: Dataset, *, lam: float, epochs: int, batch_
                 if report is not None:
                     report(stats if callable(progress) else
                            f"epoch {epoch}/{epochs}: loss {stats.loss:.4f} ce {stats.ce:.4f} "
-                           f"E {stats.energy:.4g} acc {stats.accuracy:.4f}")
+                           f"E {stats.activation_energy:.4g} acc {stats.accuracy:.4f}")
         finally:
             measurement = dataclasses.replace(meter.end_window(window), name="train") if meter is not None else None
         duration_s = time.perf_counter() - start
-    result = evaluate(model, dataset.x_test, dataset.y_test, energy=energy, reduction=reduction, device=device)
-    kind_name = energy if isinstance(energy, str) else getattr(energy, "__name__", "custom")
+    result = evaluate(model, dataset.x_test, dataset.y_test, activation_energy=activation_energy, reduction=reduction,
+                      device=device)
+    kind_name = activation_energy if isinstance(activation_energy, str) else getattr(activation_energy, "__name__",
+                                                                                        "custom")
     return TrainResult(result.accuracy, result.activation_energy, result.activation_sparsity, tuple(history),
                        duration_s, float(lam), f"{kind_name}/{reduction}", seed, measurement)

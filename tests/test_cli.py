@@ -36,12 +36,14 @@ def test_measure_json_goes_to_stderr_and_stdout_is_the_commands(capfd):
     out, err = capfd.readouterr()
     assert code == 0
     assert out == "1\n"  # the command's own output, untouched
-    assert json.loads(err)["schema_version"] == 1
+    assert json.loads(err)["schema_version"] == 2
 
 
 @pytest.mark.parametrize("argv, needle", [
     (["measure", "--backend", "nope", "--", "true"], "unknown backend 'nope'"),
     (["measure", "--backend", "flops", "--", "true"], "cannot count another command"),
+    (["measure", "--backend", "loihi", "--", "true"], "cannot count another command"),
+    (["demo", "--steps", "0"], "must be at least 1"),
     (["measure"], "give the command"),
     (["devices", "--bogus"], "unrecognized arguments"),
     (["frobnicate"], "invalid choice"),

@@ -65,7 +65,7 @@ def test_to_dict_is_json_safe_and_round_trips():
     m = Measurement(name="w", duration_s=1.5, energy_j={"gpu:0": 3.0}, provenance={"gpu:0": "integrated"},
                     flops=42, uncounted_ops={"aten.relu": 2}, failed={"cpu:0:package": "x"}, warnings=("short",))
     data = json.loads(json.dumps(m.to_dict()))
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["total_energy_j"] == 3.0
     assert data["flops_provenance"] == "counted"
     assert Measurement.from_dict(data) == m
@@ -78,3 +78,16 @@ def test_from_dict_rejects_other_schema_versions_and_garbage():
         Measurement.from_dict({"schema_version": 1, "name": "w"})
     with pytest.raises(SchemaError):
         Measurement.from_dict([1, 2])
+
+
+def test_schema_1_measurements_still_load_without_devices():
+    data = make({"gpu:0": 2.0}).to_dict()
+    data["schema_version"] = 1
+    del data["devices"]
+    assert Measurement.from_dict(data).devices == {}
+
+
+def test_devices_round_trip():
+    m = Measurement(name="w", duration_s=1.0, energy_j={"gpu:0": 1.0}, provenance={"gpu:0": "measured"},
+                    devices={"gpu:0": "GPU-abc"})
+    assert Measurement.from_dict(m.to_dict()).devices == {"gpu:0": "GPU-abc"}

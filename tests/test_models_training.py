@@ -33,7 +33,7 @@ def test_history_has_one_entry_per_epoch_with_loss_terms(digits):
     result = run(digits, 1e-3, epochs=3)
     assert [h.epoch for h in result.history] == [1, 2, 3]
     h = result.history[-1]
-    assert h.loss == pytest.approx(h.ce + 1e-3 * h.energy, rel=1e-6)
+    assert h.loss == pytest.approx(h.ce + 1e-3 * h.activation_energy, rel=1e-6)
     assert 0.5 < result.test_accuracy <= 1.0
 
 
@@ -50,7 +50,7 @@ def test_a_meter_measures_the_training_run(digits):
 
 def test_l0_with_positive_lambda_is_refused(digits):
     with pytest.raises(ValueError, match="no gradient"):
-        run(digits, 1e-2, energy="l0")
+        run(digits, 1e-2, activation_energy="l0")
 
 
 def test_train_cli_prints_json(capsys):
@@ -66,7 +66,11 @@ def test_train_cli_prints_json(capsys):
 @pytest.mark.parametrize("argv, needle", [
     (["train", "--model", "resnet"], "unknown model 'resnet'"),
     (["train", "--dataset", "cifar"], "unknown dataset 'cifar'"),
-    (["train", "--lam", "-1"], "--lam must be >= 0"),
+    (["train", "--lam", "-1"], "must be >= 0"),
+    (["train", "--lam", "nan"], "must be a finite number"),
+    (["train", "--lam", "inf"], "must be a finite number"),
+    (["train", "--lr", "-1"], "must be positive"),
+    (["train", "--lr", "nan"], "must be a finite number"),
     (["train", "--epochs", "0"], "must be at least 1"),
     (["train", "--dataset", "mnist"], "needs root=DIR"),
 ])

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from energymeter.cli import positive_int
+from energymeter.cliargs import EXIT_INTERRUPTED, UsageError, positive_int
 
 DEFAULT_OUT = "energymeter-report"
 
@@ -31,9 +31,8 @@ def _names(text: str) -> tuple[str, ...]:
     return names
 
 
-def register(sub: Any) -> None:
-    """Add ``validate`` and ``report``."""
-    v = sub.add_parser("validate", help="run the lambda sweep on this device and write the reports")
+def configure_validate(v: argparse.ArgumentParser) -> None:
+    """Arguments of ``validate``."""
     v.add_argument("--device", default="cpu", help="cpu or cuda:N (default cpu)")
     v.add_argument("--models", type=_names, default=("mlp",), help="comma-separated (default mlp)")
     v.add_argument("--datasets", type=_names, default=("digits",), help="comma-separated (default digits)")
@@ -54,7 +53,10 @@ def register(sub: Any) -> None:
     v.add_argument("--quiet", action="store_true", help="no progress bar")
     v.set_defaults(func=_validate)
 
-    r = sub.add_parser("report", help="write the reports of a sweep directory")
+
+
+def configure_report(r: argparse.ArgumentParser) -> None:
+    """Arguments of ``report``."""
     r.add_argument("dir", help="a directory written by `energymeter validate`")
     r.add_argument("--format", action="append", choices=["html", "md", "csv", "json"],
                    help="format(s) to write (default: all four)")
@@ -62,8 +64,6 @@ def register(sub: Any) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from energymeter.cli import EXIT_INTERRUPTED, UsageError
-
     from .carbon import CarbonError, intensity_g_per_kwh
     from .report import write_reports
     from .sweep import SweepConfig, SweepError, run_sweep
@@ -101,8 +101,6 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from energymeter.cli import UsageError
-
     from .report import ReportError, write_reports
 
     directory = Path(args.dir)

@@ -187,8 +187,9 @@ def _energy_backends(config: SweepConfig) -> list[str]:
     from energymeter import backends
 
     if config.backends is not None:
-        return [b for b in config.backends if b not in backends.NOT_HARDWARE]
-    return backends.hardware_energy_names()
+        return [b for b in config.backends
+                if backends.backend_class(b).kind in (backends.HARDWARE_COUNTER, backends.MODEL)]
+    return backends.energy_names()
 
 
 def measure_idle(meter: Any, seconds: float) -> dict[str, Any]:

@@ -1,17 +1,21 @@
 """The explicit backend registry.
 
-Each entry names a module and class; nothing is imported or probed until asked. ``available()``
-probes every backend once per process (with default options) and says what it found and why.
+Each entry names a module and class; nothing is imported or probed until asked, and importing a
+backend's class imports no optional library (torch, pynvml): those load in ``probe()`` or ``open()``.
+What a backend is (hardware counter, model, operation counter, simulator) is declared on its class
+(``Backend.kind``, ``Backend.covers``); the default selection reads it. ``available()`` probes every
+backend once per process (with default options) and says what it found and why.
 """
 
 from __future__ import annotations
 
 import importlib
 import threading
-from typing import Any
+from typing import Any, Iterable
 
 from ..errors import UnknownBackend
-from .base import Backend, BackendStatus, EnergySession, Reading
+from .base import (HARDWARE_COUNTER, KINDS, MODEL, OPERATION_COUNTER, SIMULATOR, Backend, BackendStatus,
+                   EnergySession, Reading)
 
 #: name -> "module:Class", in the order a default meter tries them.
 REGISTRY: dict[str, str] = {
@@ -19,17 +23,15 @@ REGISTRY: dict[str, str] = {
     "nvml": "energymeter.backends.nvml:NvmlBackend",
     "cpu-model": "energymeter.backends.cpu_model:CpuModelBackend",
     "flops": "energymeter.backends.flops:FlopsBackend",
-    "loihi": "energymeter.loihi.backend:LoihiBackend",
+    "loihi": "energymeter.backends.loihi:LoihiBackend",
 }
 
 _default_instances: dict[str, Backend] = {}
 _lock = threading.Lock()
 
-#: Backends that report something other than this process's hardware energy.
-NOT_HARDWARE = ("flops", "loihi")
-
-__all__ = ["NOT_HARDWARE", "REGISTRY", "Backend", "BackendStatus", "EnergySession", "Reading", "available",
-           "backend_class", "create", "default_backend", "hardware_energy_names", "names", "prefer_counters"]
+__all__ = ["HARDWARE_COUNTER", "KINDS", "MODEL", "OPERATION_COUNTER", "REGISTRY", "SIMULATOR", "Backend",
+           "BackendStatus", "EnergySession", "Reading", "available", "backend_class", "create", "default_backend",
+           "default_selection", "energy_names", "names"]
 
 
 def names() -> list[str]:
@@ -76,12 +78,23 @@ def available() -> list[BackendStatus]:
     return statuses
 
 
-def prefer_counters(names: list[str]) -> list[str]:
-    """Drop ``cpu-model`` where ``rapl`` is among ``names``: a modeled CPU figure is only for machines
-    where no CPU counter exists."""
-    return [n for n in names if n != "cpu-model"] if "rapl" in names else list(names)
+def default_selection(available_names: Iterable[str], kinds: Iterable[str] = (HARDWARE_COUNTER, MODEL,
+                                                                               OPERATION_COUNTER)) -> list[str]:
+    """The backends a default meter uses out of ``available_names``, by their declared kinds.
+
+    Hardware counters always; a model only where no selected hardware counter covers the same device
+    class (a modeled CPU figure is only for machines with no CPU counter); operation counters and
+    simulators only when their kind is in ``kinds``. Simulators are never in the default: they report
+    simulated hardware, not what ran.
+    """
+    wanted = set(kinds)
+    chosen = [n for n in available_names if backend_class(n).kind in wanted]
+    covered = {device for n in chosen if backend_class(n).kind == HARDWARE_COUNTER
+               for device in backend_class(n).covers}
+    return [n for n in chosen
+            if backend_class(n).kind != MODEL or not covered.intersection(backend_class(n).covers)]
 
 
-def hardware_energy_names() -> list[str]:
-    """The available backends that measure or model this machine's energy (no FLOPs, no simulation)."""
-    return prefer_counters([s.name for s in available() if s.available and s.name not in NOT_HARDWARE])
+def energy_names() -> list[str]:
+    """The available backends that measure or model this machine's energy (no operation counters, no simulators)."""
+    return default_selection([s.name for s in available() if s.available], kinds=(HARDWARE_COUNTER, MODEL))

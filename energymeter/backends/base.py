@@ -12,6 +12,16 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping
 
+from ..errors import BackendUnavailable
+
+#: What a backend is, declared as data on its class (``Backend.kind``). The default selection and the
+#: no-double-counting rule read it; nothing keeps a hand-made list of names.
+HARDWARE_COUNTER = "hardware-counter"  # reads this machine's energy from the hardware (RAPL, NVML)
+MODEL = "model"  # estimates this machine's energy from a model (TDP x utilisation)
+OPERATION_COUNTER = "operation-counter"  # counts operations (FLOPs), not joules
+SIMULATOR = "simulator"  # prices operations of simulated hardware (Loihi); never this machine's energy
+KINDS = (HARDWARE_COUNTER, MODEL, OPERATION_COUNTER, SIMULATOR)
+
 
 @dataclass(frozen=True)
 class BackendStatus:
@@ -61,6 +71,8 @@ class EnergySession(abc.ABC):
 
     #: Domain to provenance label, fixed when the session opens.
     provenance: Mapping[str, str]
+    #: Domain to a stable hardware identity (a GPU's UUID, a RAPL zone's path), where one exists.
+    devices: Mapping[str, str] = {}
 
     @abc.abstractmethod
     def read(self) -> Reading:
@@ -88,6 +100,11 @@ class Backend(abc.ABC):
     """
 
     name: ClassVar[str]
+    #: One of ``KINDS``: what this backend reports.
+    kind: ClassVar[str]
+    #: The device classes whose energy it reports (``"cpu"``, ``"gpu"``); a model backend is left out of
+    #: a default selection when a hardware counter covers the same device class.
+    covers: ClassVar[tuple[str, ...]] = ()
     #: Options this backend accepts, for the meter's unknown-option check.
     options: ClassVar[tuple[str, ...]] = ()
 
@@ -106,9 +123,20 @@ class Backend(abc.ABC):
     def _probe(self) -> BackendStatus:
         """Look at the hardware once and say what is there."""
 
-    @abc.abstractmethod
     def open(self) -> Any:
-        """Open a session (an ``EnergySession`` or, for counters, a backend-specific session)."""
+        """Probe (cached), then open a session.
+
+        Raises:
+            BackendUnavailable: the probe found the backend unusable; the message says why.
+        """
+        status = self.probe()
+        if not status.available:
+            raise BackendUnavailable(f"{self.name}: {status.reason}")
+        return self._open()
+
+    @abc.abstractmethod
+    def _open(self) -> Any:
+        """Open a session after a successful probe (an ``EnergySession``, or a counter's own session)."""
 
 
 class Poller:

@@ -14,10 +14,10 @@ import threading
 import time
 from typing import Callable
 
-from ..errors import BackendUnavailable, ProfileError
+from ..errors import ProfileError
 from ..measurement import MODELED
 from ..profiles import CpuPower, cpu_power
-from .base import Backend, BackendStatus, EnergySession, Reading
+from .base import MODEL, Backend, BackendStatus, EnergySession, Reading
 
 DOMAIN = "cpu:model"
 
@@ -53,6 +53,8 @@ class CpuModelBackend(Backend):
     """
 
     name = "cpu-model"
+    kind = MODEL
+    covers = ("cpu",)
     options = ("cpu_model_string", "cpu_profile", "cpu_time", "threads")
 
     def __init__(self, cpu_model_string: str | None = None, cpu_profile: str = "cpu",
@@ -74,11 +76,8 @@ class CpuModelBackend(Backend):
         return BackendStatus(self.name, True, f"{model}: {p.tdp_w:g} W TDP / {p.threads} threads = "
                              f"{p.power_per_thread_w:.2f} W per busy thread ({p.source})", (DOMAIN,), MODELED)
 
-    def open(self) -> "CpuModelSession":
-        """Open a session; raises ``BackendUnavailable`` when the profile cannot be used."""
-        status = self.probe()
-        if not status.available or self.power is None:
-            raise BackendUnavailable(f"cpu-model: {status.reason}")
+    def _open(self) -> "CpuModelSession":
+        assert self.power is not None  # set by a successful probe
         return CpuModelSession(self.power.power_per_thread_w, self._cpu_time)
 
 

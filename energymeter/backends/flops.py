@@ -13,6 +13,7 @@ reuse the count at the cost of two module hooks, which stay on the module until 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any
 
 from ..errors import BackendUnavailable
 from ..measurement import COUNTED
-from .base import Backend, BackendStatus
+from .base import OPERATION_COUNTER, Backend, BackendStatus
 
 DOMAIN = "flops"
 
@@ -56,21 +57,18 @@ class FlopsBackend(Backend):
     """FLOP counting with torch's ``FlopCounterMode``; provenance ``counted``."""
 
     name = "flops"
+    kind = OPERATION_COUNTER
     options = ()
 
     def _probe(self) -> BackendStatus:
-        try:
-            import torch.utils.flop_counter  # noqa: F401
-        except ImportError as exc:
-            return BackendStatus(self.name, False, f"torch.utils.flop_counter unavailable: {exc}", (), COUNTED)
+        # find_spec looks for torch without importing it: a probe must stay cheap.
+        if importlib.util.find_spec("torch") is None:
+            return BackendStatus(self.name, False, "torch is not installed; pip install 'energymeter[torch]'", (),
+                                 COUNTED)
         return BackendStatus(self.name, True, "torch FlopCounterMode (multiply-add = 2 FLOPs, forward + backward)",
                              (DOMAIN,), COUNTED)
 
-    def open(self) -> "FlopSession":
-        """Open a counting session."""
-        status = self.probe()
-        if not status.available:
-            raise BackendUnavailable(f"flops: {status.reason}")
+    def _open(self) -> "FlopSession":
         return FlopSession()
 
 

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable
 
-from ..errors import BackendUnavailable
 from ..measurement import INTEGRATED, MEASURED
-from .base import Backend, BackendStatus, EnergySession, Poller, Reading
+from .base import HARDWARE_COUNTER, Backend, BackendStatus, EnergySession, Poller, Reading
 
 #: The energy counter is seen to advance every ~10 ms on some boards and ~100 ms on others; windows
 #: shorter than the slower figure get a warning.
@@ -72,6 +71,7 @@ class Gpu:
         domain: ``"gpu:N"`` with N the CUDA index.
         nvml_index: NVML's index for it.
         name: Product name.
+        uuid: NVML's UUID (``"GPU-..."``), the GPU's identity across processes.
         mode: ``"counter"`` (energy counter) or ``"instant"`` / ``"average"`` (power sampling).
     """
 
@@ -79,6 +79,7 @@ class Gpu:
     nvml_index: int
     name: str
     mode: str
+    uuid: str = ""
 
 
 class NvmlBackend(Backend):
@@ -95,6 +96,8 @@ class NvmlBackend(Backend):
     """
 
     name = "nvml"
+    kind = HARDWARE_COUNTER
+    covers = ("gpu",)
     options = ("nvml_module", "sample_period_s", "clock", "visible_devices", "nvml_mode")
 
     def __init__(self, nvml_module: Any = None, sample_period_s: float = DEFAULT_SAMPLE_PERIOD_S,
@@ -148,18 +151,11 @@ class NvmlBackend(Backend):
         for cuda_index, nvml_index in enumerate(parse_visible_devices(visible, count, uuids)):
             handle = handles[nvml_index]
             gpus.append(Gpu(f"gpu:{cuda_index}", nvml_index, _text(nvml.nvmlDeviceGetName(handle)),
-                            _power_mode(nvml, handle, counter_allowed=self.nvml_mode == "auto")))
+                            _power_mode(nvml, handle, counter_allowed=self.nvml_mode == "auto"),
+                            uuids[nvml_index]))
         return gpus
 
-    def open(self) -> "NvmlSession":
-        """Start NVML and open every visible GPU.
-
-        Raises:
-            BackendUnavailable: the probe found no usable GPU.
-        """
-        status = self.probe()
-        if not status.available:
-            raise BackendUnavailable(f"nvml: {status.reason}")
+    def _open(self) -> "NvmlSession":
         return NvmlSession(self._module(), self._gpus, self.sample_period_s, self.clock)
 
 
@@ -190,6 +186,7 @@ class NvmlSession(EnergySession):
         self._nvml = nvml
         self.gpus = gpus
         self.provenance = {g.domain: MEASURED if g.mode == "counter" else INTEGRATED for g in gpus}
+        self.devices = {g.domain: g.uuid for g in gpus if g.uuid}
         self._clock = clock
         self._lock = threading.Lock()
         self._failed: dict[str, str] = {}

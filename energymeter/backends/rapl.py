@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..measurement import MEASURED
-from .base import Backend, BackendStatus, EnergySession, Poller, Reading
+from .base import HARDWARE_COUNTER, Backend, BackendStatus, EnergySession, Poller, Reading
 
 DEFAULT_ROOT = "/sys/class/powercap"
 ROOT_ENV = "ENERGYMETER_POWERCAP_ROOT"
@@ -129,6 +129,8 @@ class RaplBackend(Backend):
     """
 
     name = "rapl"
+    kind = HARDWARE_COUNTER
+    covers = ("cpu",)
     options = ("powercap_root", "reader", "clock", "max_power_w")
 
     def __init__(self, powercap_root: str | os.PathLike[str] | None = None, reader: Reader | None = None,
@@ -172,17 +174,7 @@ class RaplBackend(Backend):
             reason += "; " + "; ".join(notes)
         return BackendStatus(self.name, True, reason, tuple(z.domain for z in zones), MEASURED)
 
-    def open(self) -> "RaplSession":
-        """Open a session over the probed zones.
-
-        Raises:
-            BackendUnavailable: the probe found no readable zones.
-        """
-        from ..errors import BackendUnavailable
-
-        status = self.probe()
-        if not status.available:
-            raise BackendUnavailable(f"rapl: {status.reason}")
+    def _open(self) -> "RaplSession":
         return RaplSession(self._zones, None if self.reader is _read_file else self.reader, self.clock,
                            self.max_power_w)
 
@@ -194,6 +186,7 @@ class RaplSession(EnergySession):
                  max_power_w: float) -> None:
         self.zones = zones
         self.provenance = {z.domain: MEASURED for z in zones}
+        self.devices = {z.domain: z.path for z in zones}
         # Counters are re-read with pread() on descriptors kept open: sysfs regenerates the value on
         # every read at offset 0, and this avoids an open() per read on the hot path.
         self._reader = reader

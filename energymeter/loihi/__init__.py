@@ -2,13 +2,29 @@
 
 ``convert(model, calibration_inputs)`` -> ``SpikingNetwork``; ``simulate(snn, inputs, timesteps)`` ->
 ``SimResult``; ``estimate_energy(sim, profile="loihi1")`` -> ``LoihiEnergy`` (provenance ``modeled``).
-This subpackage imports torch.
+Names are imported on first use: ``energymeter.loihi.profile`` (the pJ-per-operation profiles) loads
+without torch; the converter and simulator need it.
 """
 
-from .convert import ConversionError, SpikingLayer, SpikingNetwork, convert
-from .energy import LoihiEnergy, estimate_energy
-from .profile import LoihiProfile, load_loihi_profile
-from .simulate import LavaLif, SimResult, simulate
+from __future__ import annotations
 
-__all__ = ["ConversionError", "LavaLif", "LoihiEnergy", "LoihiProfile", "SimResult", "SpikingLayer", "SpikingNetwork",
-           "convert", "estimate_energy", "load_loihi_profile", "simulate"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ConversionError": "convert", "SpikingLayer": "convert", "SpikingNetwork": "convert", "convert": "convert",
+    "LoihiEnergy": "energy", "estimate_energy": "energy",
+    "LoihiProfile": "profile", "load_loihi_profile": "profile",
+    "LavaLif": "simulate", "SimResult": "simulate", "simulate": "simulate",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'energymeter.loihi' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -93,10 +93,13 @@ class SpikingNetwork:
 _SKIP = (nn.Dropout, nn.Identity)
 
 
-def _activation_types() -> tuple[type, ...]:
-    from ..models.kwta import KWinnersTakeAll  # the models package depends on torch; imported on use
+def _is_kwta(module: nn.Module) -> bool:
+    """A k-winners-take-all layer, recognised by what it does (it says how many winners it keeps), not by its class."""
+    return callable(getattr(module, "k_for", None))
 
-    return (nn.ReLU, KWinnersTakeAll)
+
+def _is_activation(module: nn.Module) -> bool:
+    return isinstance(module, nn.ReLU) or _is_kwta(module)
 
 
 def _flatten_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -113,10 +116,9 @@ def _flatten_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def _plan(model: nn.Module) -> list[dict]:
     """Group modules into layers; raise for anything unsupported."""
-    activations = _activation_types()
     modules = _flatten_modules(model)
     unsupported = [f"{n} ({type(m).__name__})" for n, m in modules
-                   if not isinstance(m, (nn.Linear, nn.Conv2d, nn.AvgPool2d, nn.Flatten, *activations, *_SKIP))]
+                   if not (isinstance(m, (nn.Linear, nn.Conv2d, nn.AvgPool2d, nn.Flatten, *_SKIP)) or _is_activation(m))]
     if unsupported:
         raise ConversionError(f"cannot convert layer(s): {', '.join(unsupported)}; supported: Linear, Conv2d, "
                               "AvgPool2d, Flatten, ReLU, KWinnersTakeAll, Dropout, Identity")
@@ -170,10 +172,10 @@ def convert(model: nn.Module, calibration_inputs: torch.Tensor, *, percentile: f
     if not 0 < percentile <= 100:
         raise ValueError(f"percentile must be in (0, 100], got {percentile!r}")
     plan = _plan(model)
-    activations = _activation_types()
     captured: dict[str, torch.Tensor] = {}
     handles = [m.register_forward_hook(lambda mod, a, out, n=n: captured.__setitem__(n, out.detach()))
-               for n, m in _flatten_modules(model) if isinstance(m, (*activations, nn.Linear, nn.Conv2d, nn.AvgPool2d))]
+               for n, m in _flatten_modules(model)
+               if _is_activation(m) or isinstance(m, (nn.Linear, nn.Conv2d, nn.AvgPool2d))]
     was_training = model.training
     model.eval()
     try:
@@ -213,7 +215,7 @@ def convert(model: nn.Module, calibration_inputs: torch.Tensor, *, percentile: f
         layer = SpikingLayer(step["name"], kind, op, step["flatten"], not is_output, scale,
                              step["activation"][0] if step["activation"] else None,
                              in_shape=in_shape, out_shape=out_shape)
-        if step["activation"] is not None and hasattr(step["activation"][1], "k_for"):
+        if step["activation"] is not None and _is_kwta(step["activation"][1]):
             layer.winners = step["activation"][1].k_for(int(torch.tensor(out_shape).prod()))
             notes.append(f"{step['activation'][0]}: k-WTA as lateral inhibition: only the k={layer.winners} "
                          "neurons with the largest accumulated input integrate")

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from ..measurement import MODELED
 from .profile import LoihiProfile, load_loihi_profile
-from .simulate import SimResult
+
+if TYPE_CHECKING:  # pricing needs only the counts; the simulator (and torch) is not imported for it
+    from .simulate import SimResult
 
 PJ = 1e-12
 
@@ -37,7 +39,7 @@ class LoihiEnergy:
     notes: tuple[str, ...] = field(default=())
 
 
-def estimate_energy(sim: SimResult, profile: str | Path | LoihiProfile = "loihi1") -> LoihiEnergy:
+def estimate_energy(sim: "SimResult", profile: str | Path | LoihiProfile = "loihi1") -> LoihiEnergy:
     """Price a simulation's operations with a Loihi profile.
 
     ``loihi1`` (Davies 2018): synaptic ops (effective + pooling) x synaptic_op, active and inactive

@@ -18,13 +18,40 @@ counted (they drive the first layer's synapses), its neuron updates are not (the
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
 from .convert import SpikingLayer, SpikingNetwork
 
 DYNAMICS = ("if", "lava")
+
+# Observers of finished simulations (e.g. an open ``loihi:sim`` measurement session). The simulator
+# owns this list and calls each observer with the SimResult; it imports nothing of the observers.
+_observers: list[Callable[["SimResult"], None]] = []
+_observers_lock = threading.Lock()
+
+
+def subscribe(observer: Callable[["SimResult"], None]) -> None:
+    """Call ``observer(result)`` after every ``simulate()`` from now on."""
+    with _observers_lock:
+        _observers.append(observer)
+
+
+def unsubscribe(observer: Callable[["SimResult"], None]) -> None:
+    """Stop calling ``observer`` (no error when it was not subscribed)."""
+    with _observers_lock:
+        if observer in _observers:
+            _observers.remove(observer)
+
+
+def _notify(result: "SimResult") -> None:
+    with _observers_lock:
+        observers = list(_observers)
+    for observer in observers:
+        observer(result)
 
 
 @dataclass(frozen=True)
@@ -151,12 +178,10 @@ def simulate(network: SpikingNetwork, inputs: torch.Tensor, timesteps: int, *, b
             predictions.append(potential.argmax(1).cpu())
     for layer in network.layers:
         totals.dense += int(layer.fanout.sum()) * timesteps * len(inputs) if layer.kind != "avgpool" else 0
-    from . import backend  # report to any open loihi:sim measurement window
-
     result = SimResult(torch.cat(predictions), timesteps, len(inputs), totals.spikes, totals.per_step, totals.synops,
                        totals.dense, totals.pool, totals.active, totals.inactive, totals.spiking_updates,
                        totals.hidden_zeros / totals.hidden_total if totals.hidden_total else 0.0, torch.cat(potentials))
-    backend.report(result)
+    _notify(result)
     return result
 
 

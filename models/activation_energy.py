@@ -26,8 +26,8 @@ ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Softplus, KWinnersTakeAll,
 )
 
-EnergyFn = Callable[[torch.Tensor], torch.Tensor]
-Kind = Union[str, EnergyFn]
+PerSampleFn = Callable[[torch.Tensor], torch.Tensor]
+Kind = Union[str, PerSampleFn]
 
 
 def _l2(a: torch.Tensor) -> torch.Tensor:
@@ -42,7 +42,7 @@ def _l0(a: torch.Tensor) -> torch.Tensor:
     return (a.detach() != 0).flatten(1).sum(1).to(a.dtype)
 
 
-KINDS: dict[str, EnergyFn] = {"l2": _l2, "l1": _l1, "l0": _l0}
+KINDS: dict[str, PerSampleFn] = {"l2": _l2, "l1": _l1, "l0": _l0}
 
 def _l2_total(a: torch.Tensor) -> torch.Tensor:
     # One dot product: a single kernel each way, where pow/sum would launch several.

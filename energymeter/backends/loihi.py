@@ -1,29 +1,21 @@
 """The ``loihi`` backend: domain ``loihi:sim``, the modeled Loihi energy of spiking simulations run in a window.
 
-Every ``simulate()`` call reports its counts here; each open session prices them with its profile.
+A session subscribes to ``energymeter.loihi.simulate``'s observer list when it opens and unsubscribes
+when it closes: the simulator owns the list and knows nothing of backends. Probing reads only the
+profile (no torch); opening imports the simulator, which needs torch.
 """
 
 from __future__ import annotations
 
 import threading
-import weakref
 from pathlib import Path
+from typing import Any
 
-from ..errors import BackendUnavailable, ProfileError
+from ..errors import ProfileError
 from ..measurement import MODELED
-from ..backends.base import Backend, BackendStatus, EnergySession, Reading
+from .base import SIMULATOR, Backend, BackendStatus, EnergySession, Reading
 
 DOMAIN = "loihi:sim"
-_sessions: "weakref.WeakSet[LoihiSession]" = weakref.WeakSet()
-_sessions_lock = threading.Lock()
-
-
-def report(sim: object) -> None:
-    """Add a finished simulation's modeled energy to every open ``loihi:sim`` session."""
-    with _sessions_lock:
-        sessions = list(_sessions)
-    for session in sessions:
-        session.add(sim)
 
 
 class LoihiBackend(Backend):
@@ -34,6 +26,7 @@ class LoihiBackend(Backend):
     """
 
     name = "loihi"
+    kind = SIMULATOR
     options = ("loihi_profile",)
 
     def __init__(self, loihi_profile: str | Path = "loihi1") -> None:
@@ -41,7 +34,7 @@ class LoihiBackend(Backend):
         self.profile_name = loihi_profile
 
     def _probe(self) -> BackendStatus:
-        from .profile import load_loihi_profile
+        from ..loihi.profile import load_loihi_profile
 
         try:
             profile = load_loihi_profile(self.profile_name)
@@ -50,32 +43,29 @@ class LoihiBackend(Backend):
         return BackendStatus(self.name, True, f"simulated Loihi, profile {profile.name} ({profile.source}); counts "
                              "only spiking simulations run inside a window", (DOMAIN,), MODELED)
 
-    def open(self) -> "LoihiSession":
-        """Open a session that accumulates the energy of simulations."""
-        status = self.probe()
-        if not status.available:
-            raise BackendUnavailable(f"loihi: {status.reason}")
+    def _open(self) -> "LoihiSession":
         return LoihiSession(self.profile_name)
 
 
 class LoihiSession(EnergySession):
-    """Cumulative modeled joules of every simulation reported since opening."""
+    """Cumulative modeled joules of every simulation finished since opening."""
 
     def __init__(self, profile: str | Path) -> None:
-        from .profile import load_loihi_profile
+        from ..loihi import simulate as simulator
+        from ..loihi.profile import load_loihi_profile
 
         self.provenance = {DOMAIN: MODELED}
         self.profile = load_loihi_profile(profile)
         self._lock = threading.Lock()
         self._total_j = 0.0
-        with _sessions_lock:
-            _sessions.add(self)
+        self._simulator = simulator
+        simulator.subscribe(self.add)
 
-    def add(self, sim: object) -> None:
-        """Price one simulation and add it."""
-        from .energy import estimate_energy
+    def add(self, sim: Any) -> None:
+        """Price one finished simulation and add it."""
+        from ..loihi.energy import estimate_energy
 
-        energy_j = estimate_energy(sim, self.profile).total_energy_j  # type: ignore[arg-type]
+        energy_j = estimate_energy(sim, self.profile).total_energy_j
         with self._lock:
             self._total_j += energy_j
 
@@ -86,5 +76,4 @@ class LoihiSession(EnergySession):
 
     def close(self) -> None:
         """Stop receiving simulations."""
-        with _sessions_lock:
-            _sessions.discard(self)
+        self._simulator.unsubscribe(self.add)

@@ -1,0 +1,115 @@
+"""``energymeter devices`` and ``energymeter measure -- CMD``: the core's own subcommands (no torch, no analysis)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+from .cliargs import EXIT_CANNOT_EXECUTE, EXIT_INTERRUPTED, EXIT_NOT_FOUND, EXIT_OK, UsageError
+
+
+def configure_devices(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``devices``."""
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(func=_devices)
+
+
+def _devices(args: argparse.Namespace) -> int:
+    from . import backends
+    from .display import format_statuses
+
+    statuses = backends.available()
+    if args.json:
+        print(json.dumps([s.to_dict() for s in statuses], indent=2))
+    else:
+        print(format_statuses(statuses))
+    return EXIT_OK
+
+
+def configure_measure(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``measure``."""
+    parser.usage = "energymeter measure [--backend NAME]... [--json] [-o FILE] -- CMD [ARGS...]"
+    parser.add_argument("--backend", action="append", metavar="NAME",
+                        help="backend to use (repeatable); default: every available energy backend")
+    parser.add_argument("--json", action="store_true", help="print the Measurement as JSON")
+    parser.add_argument("-o", "--output", metavar="FILE", help="also write the Measurement as JSON to FILE")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
+    parser.set_defaults(func=_measure)
+
+
+def _check_output(path: str) -> None:
+    """Refuse an output file that could not be written, before the command runs."""
+    if not path.strip():
+        raise UsageError("energymeter measure: -o needs a file name")
+    if os.path.isdir(path):
+        raise UsageError(f"energymeter measure: -o {path} is a directory")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise UsageError(f"energymeter measure: -o {path}: no such directory {parent}")
+    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise UsageError(f"energymeter measure: -o {path} is not writable")
+
+
+def _measure(args: argparse.Namespace) -> int:
+    from . import backends as registry
+    from .display import format_measurement
+    from .meter import Meter
+
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise UsageError("energymeter measure: give the command to run after --")
+    for name in args.backend or ():
+        if name not in registry.names():
+            raise UsageError(f"energymeter measure: unknown backend {name!r}; known: {', '.join(registry.names())}")
+        kind = registry.backend_class(name).kind
+        if kind in (registry.OPERATION_COUNTER, registry.SIMULATOR):
+            raise UsageError(f"energymeter measure: the {name} backend ({kind}) counts work inside this process; "
+                             "it cannot count another command's")
+    if args.output:
+        _check_output(args.output)
+    meter = Meter(args.backend or registry.energy_names())
+    try:
+        meter.begin_window("command")
+        try:
+            code = subprocess.call(command)
+        except FileNotFoundError:
+            print(f"energymeter measure: command not found: {command[0]}", file=sys.stderr)
+            code = EXIT_NOT_FOUND
+        except PermissionError:
+            print(f"energymeter measure: cannot execute: {command[0]}", file=sys.stderr)
+            code = EXIT_CANNOT_EXECUTE
+        except KeyboardInterrupt:
+            code = EXIT_INTERRUPTED
+        result = meter.end_window("command")
+    finally:
+        meter.close()
+    text = json.dumps(result.to_dict(), indent=2) if args.json else format_measurement(result)
+    print(text, file=sys.stderr)
+    code = code if code >= 0 else 128 - code
+    if args.output:
+        try:
+            _write_json(args.output, result.to_dict())
+        except OSError as exc:
+            # The command already ran: say why the file is missing, and keep its exit status when it failed.
+            print(f"energymeter measure: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+            return code or 2
+    return code
+
+
+def _write_json(path: str, data: Any) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "x", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
