@@ -30,7 +30,11 @@ PROVENANCES = (MEASURED, INTEGRATED, MODELED)
 # Strongest first: a total is only as strong as its weakest contributor.
 _PROVENANCE_RANK = {MEASURED: 0, INTEGRATED: 1, MODELED: 2}
 
-_CPU_DOMAIN = re.compile(r"^cpu:(\d+):(package|dram|psys|core|uncore)$")
+# Domains may carry a host prefix (``"<host>/cpu:0:package"``) when windows of several hosts are combined
+# (``energymeter.distributed.aggregate``); the total rule then applies per host.
+_CPU_DOMAIN = re.compile(r"^(?:(.+)/)?cpu:(\d+):(package|dram|psys|core|uncore)$")
+_GPU_DOMAIN = re.compile(r"^(?:.+/)?gpu:[^/]+$")
+_CPU_MODEL_DOMAIN = re.compile(r"^(?:(.+)/)?cpu:model(?::.+)?$")
 
 
 class SchemaError(ValueError):
@@ -100,20 +104,31 @@ class Measurement:
         3. ``cpu:model`` (modeled) counts only where no CPU counter domain exists at all, measured
            or failed: a modeled figure never stands in for hardware that was measured.
         4. Simulated devices (``loihi:...``) are not the hardware that ran the code and never count.
+
+        Domains prefixed with a host (``"<host>/cpu:0:package"``) follow the same rule host by host.
         """
         chosen: list[str] = []
-        cpu_counters = [d for d in (*self.energy_j, *self.failed) if _CPU_DOMAIN.match(d)]
-        has_psys = any(d.endswith(":psys") for d in cpu_counters)
+        counter_hosts: set[str | None] = set()
+        psys_hosts: set[str | None] = set()
+        for d in (*self.energy_j, *self.failed):
+            match = _CPU_DOMAIN.match(d)
+            if match:
+                counter_hosts.add(match.group(1))
+                if match.group(3) == "psys":
+                    psys_hosts.add(match.group(1))
         for domain in sorted(self.energy_j):
             match = _CPU_DOMAIN.match(domain)
-            if domain.startswith("gpu:"):
+            if _GPU_DOMAIN.match(domain):
                 chosen.append(domain)
             elif match:
-                kind = match.group(2)
+                host, kind = match.group(1), match.group(3)
+                has_psys = host in psys_hosts
                 if (has_psys and kind == "psys") or (not has_psys and kind in ("package", "dram")):
                     chosen.append(domain)
-            elif domain == "cpu:model" and not cpu_counters:
-                chosen.append(domain)
+            else:
+                model = _CPU_MODEL_DOMAIN.match(domain)
+                if model and model.group(1) not in counter_hosts:
+                    chosen.append(domain)
         return tuple(chosen)
 
     @property

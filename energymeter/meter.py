@@ -202,6 +202,8 @@ class Meter:
                 reason = after.failed.get(domain) or before.failed.get(domain)
                 if reason is None and (domain not in after.energy_j or domain not in before.energy_j):
                     reason = "no reading"
+                if reason is None and before.epochs.get(domain, 0) != after.epochs.get(domain, 0):
+                    reason = "a read of this domain failed inside the window and recovered; its figure would be incomplete"
                 if reason is not None:
                     failed[domain] = reason
                     continue

@@ -91,3 +91,12 @@ def test_devices_round_trip():
     m = Measurement(name="w", duration_s=1.0, energy_j={"gpu:0": 1.0}, provenance={"gpu:0": "measured"},
                     devices={"gpu:0": "GPU-abc"})
     assert Measurement.from_dict(m.to_dict()).devices == {"gpu:0": "GPU-abc"}
+
+
+def test_total_rule_applies_per_host_when_domains_carry_a_host():
+    m = make({"a/cpu:0:package": 10.0, "a/cpu:0:psys": 30.0, "b/cpu:0:package": 5.0, "b/cpu:0:dram": 1.0,
+              "a/gpu:GPU-1": 7.0, "b/cpu:model:rank1": 100.0, "c/cpu:model:rank2": 2.0},
+             {d: "measured" for d in ("a/cpu:0:package", "a/cpu:0:psys", "b/cpu:0:package", "b/cpu:0:dram",
+                                      "a/gpu:GPU-1")} | {"b/cpu:model:rank1": "modeled", "c/cpu:model:rank2": "modeled"})
+    assert m.total_domains == ("a/cpu:0:psys", "a/gpu:GPU-1", "b/cpu:0:dram", "b/cpu:0:package", "c/cpu:model:rank2")
+    assert m.total_energy_j == pytest.approx(30 + 7 + 1 + 5 + 2)

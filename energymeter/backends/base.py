@@ -59,11 +59,15 @@ class Reading:
 
     Attributes:
         energy_j: Domain to joules accumulated since the session opened.
-        failed: Domain to the reason it has no reading (sticky: once failed, a domain stays failed).
+        failed: Domain to the reason it has no reading now.
+        epochs: Domain to a count the session raises each time that domain had a fault it recovered
+            from (a transient read error, a gap in power sampling). A window whose two readings carry
+            different epochs spans the fault: the meter fails the domain for that window only.
     """
 
     energy_j: Mapping[str, float]
     failed: Mapping[str, str] = field(default_factory=dict)
+    epochs: Mapping[str, int] = field(default_factory=dict)
 
 
 class EnergySession(abc.ABC):
