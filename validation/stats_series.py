@@ -1,0 +1,208 @@
+"""Series over time: the cost to reach a target accuracy, its paired gain, and drift of a reference workload.
+
+Cost to target: accuracy is measured only at epoch ends, so between two epoch ends the cost (joules,
+FLOPs or seconds, cumulative) is interpolated linearly in accuracy: if the target is first reached in epoch
+k, cost = C[k-1] + (target - A[k-1]) / (A[k] - A[k-1]) * (C[k] - C[k-1]). This assumes accuracy rises
+evenly with cost within that epoch; ``interpolate=False`` takes the epoch's end, an upper bound. In the first
+epoch there is no earlier accuracy unless ``initial_accuracy`` (the accuracy before training, at cost 0) is
+given; without it the first epoch's end is used.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+from scipy import stats as _sp
+
+from .stats_core import (FAILS, HOLDS, INCONCLUSIVE, INTERVAL_LEVEL, StatResult, finite_array, make_result,
+                         paired_log_differences, seeds_needed, t_interval)
+
+#: The paper's third claim: energy-first designs give 5-33% training-efficiency gains (gain = 1 - ratio).
+CLAIMED_GAIN_BAND = (0.05, 0.33)
+#: Reference drift that cannot matter: the fitted change over the whole series must stay inside +-5%,
+#: half the energy SESOI (10%), so drift alone cannot fake or hide a change that matters.
+DRIFT_TOLERANCE = 0.05
+
+
+@dataclass(frozen=True)
+class TargetCost:
+    """The cost of first reaching a target accuracy.
+
+    Attributes:
+        cost: Cumulative cost (in the unit of the series given: J, FLOPs or s) at the target; None if never reached.
+        epoch: 1-based epoch in which the target was first reached; None if never reached.
+        reason: How the cost was obtained, or why there is none.
+    """
+
+    cost: float | None
+    epoch: int | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-safe dict."""
+        return asdict(self)
+
+
+def cost_to_target(cumulative_cost: Sequence[float], accuracy: Sequence[float], target_accuracy: float, *,
+                   interpolate: bool = True, initial_accuracy: float | None = None) -> TargetCost:
+    """Cost (J, FLOPs or s, cumulative at each epoch end) to first reach ``target_accuracy``.
+
+    Args:
+        cumulative_cost: Cumulative cost at the end of each epoch (non-decreasing).
+        accuracy: Accuracy at the end of each epoch (any scale, the same as ``target_accuracy``).
+        target_accuracy: The accuracy to reach (reached when accuracy >= target).
+        interpolate: Interpolate within the epoch (see module docstring) or take the epoch's end.
+        initial_accuracy: Accuracy before training (at cost 0), used to interpolate within the first epoch.
+
+    Returns:
+        The cost with the epoch, or ``cost=None`` with the reason it was never reached.
+
+    Raises:
+        ValueError: On mismatched lengths, non-finite values or a decreasing cumulative series.
+    """
+    c, a = finite_array(cumulative_cost, "cumulative_cost"), finite_array(accuracy, "accuracy")
+    if len(c) != len(a):
+        raise ValueError(f"{len(c)} cumulative costs but {len(a)} accuracies; one of each per epoch")
+    if (np.diff(c) < 0).any() or (len(c) and c[0] < 0):
+        raise ValueError("cumulative_cost must be non-negative and non-decreasing")
+    hits = np.flatnonzero(a >= target_accuracy)
+    if len(hits) == 0:
+        best = f"best {a.max():g} at epoch {int(a.argmax()) + 1}" if len(a) else "no epochs"
+        return TargetCost(None, None, f"target {target_accuracy:g} never reached in {len(a)} epochs ({best})")
+    k = int(hits[0])
+    if k == 0:
+        prev_cost, prev_acc = 0.0, initial_accuracy
+    else:
+        prev_cost, prev_acc = float(c[k - 1]), float(a[k - 1])
+    if not interpolate or prev_acc is None or prev_acc >= target_accuracy:
+        how = "epoch end" + ("" if interpolate else " (interpolation off)")
+        if interpolate and prev_acc is None:
+            how = "epoch end (no accuracy before the first epoch to interpolate from)"
+        return TargetCost(float(c[k]), k + 1, f"reached in epoch {k + 1}; cost at the {how}")
+    frac = (target_accuracy - prev_acc) / (float(a[k]) - prev_acc)
+    cost = prev_cost + frac * (float(c[k]) - prev_cost)
+    return TargetCost(cost, k + 1, f"reached in epoch {k + 1}; interpolated {frac:.2f} of the way through it")
+
+
+def efficiency_gain(cost_at_lambda: Sequence[float], cost_at_baseline: Sequence[float], *,
+                    claimed_band: tuple[float, float] = CLAIMED_GAIN_BAND, quantity: str = "energy") -> StatResult:
+    """Gain ``1 - cost(lambda) / cost(0)`` to reach a target, paired by seed, against the claimed band.
+
+    The ratio is the geometric mean of per-seed ratios with a Student-t interval on the mean log ratio
+    (back-transformed, so a gain can never exceed 100%). Verdict: ``holds`` when the gain interval's lower end
+    is at least the band's low end (at least the claimed minimum gain); ``fails`` when its upper end is below
+    it; otherwise ``inconclusive`` with ``seeds_needed``. Detail ``above_band`` flags a gain whose interval
+    lies wholly above the band's high end (larger than claimed).
+
+    Args:
+        cost_at_lambda: Cost to target (J, FLOPs or s) of each seed at lambda > 0; seeds that never reached
+            the target must be dropped by the caller (and counted in its report).
+        cost_at_baseline: Cost to target of the same seeds at lambda = 0.
+        claimed_band: The claimed gain range as fractions (0.05, 0.33).
+        quantity: What the cost is (``"energy"``, ``"flops"``, ``"time"``), used in the quantity name.
+
+    Returns:
+        ``<quantity>_to_target_gain_pct``.
+
+    Raises:
+        ValueError: On unpaired lengths or non-positive costs.
+    """
+    d = paired_log_differences(cost_at_lambda, cost_at_baseline, f"{quantity} cost to target")
+    n, low_gain = len(d), claimed_band[0]
+    mean, lo, hi, sd = t_interval(d)
+    gain = (lambda v: None if v is None else (1 - math.exp(v)) * 100)  # noqa: E731
+    g, g_lo, g_hi = gain(mean) if n else None, gain(hi), gain(lo)  # a larger log ratio is a smaller gain
+    band = f"{claimed_band[0]:.0%}-{claimed_band[1]:.0%}"
+    shown = f"gain {g:+.1f}%" + (f" [{g_lo:+.1f}, {g_hi:+.1f}]" if g_lo is not None else "") if n else "no seeds"
+    above = g_lo is not None and g_lo > claimed_band[1] * 100
+
+    def result(verdict: str, reason: str, needed: int | None = None) -> StatResult:
+        return make_result(f"{quantity}_to_target_gain_pct", n, g, (g_lo, g_hi),
+                           f"paired by seed; Student t on the mean log ratio of cost to target, back-transformed; "
+                           f"gain = 1 - ratio", verdict, reason, needed, ratio=math.exp(mean) if n else None,
+                           claimed_band=list(claimed_band), above_band=above, sd_log_ratio=sd)
+
+    if g_lo is None:
+        return result(INCONCLUSIVE, f"{shown} over {n} seed(s): no interval without 2 seeds")
+    if g_lo >= low_gain * 100:
+        extra = f", more than the claimed {band}" if above else f", consistent with the claimed {band}"
+        return result(HOLDS, f"{shown}: at least the claimed {low_gain:.0%} gain{extra}")
+    if g_hi < low_gain * 100:
+        return result(FAILS, f"{shown}: below the claimed {band} (the gain is under {low_gain:.0%})")
+    needed = seeds_needed(sd, abs(mean - math.log(1 - low_gain)))
+    plan = f"about {needed} seeds would resolve it" if needed else "no seed count resolves an estimate on the bound"
+    return result(INCONCLUSIVE, f"{shown}: the interval straddles the claimed minimum {low_gain:.0%}; {plan}", needed)
+
+
+def reference_drift(reference_energy_j: Sequence[float], *, tolerance: float = DRIFT_TOLERANCE) -> StatResult:
+    """Drift of a fixed reference workload measured before every run, in run order.
+
+    Fits energy = a + b * run_index by least squares; the estimate is the slope as percent of the median per
+    run, with its Student-t interval (n - 2 df; successive measurements may be autocorrelated, which this
+    ignores, so treat a borderline interval with care). Verdict: ``drifting`` when the slope's interval
+    excludes 0; ``stable`` when the fitted change over the whole series lies within ``+-tolerance`` at both
+    ends of the slope's interval; else ``inconclusive``. Details: ``slope_j_per_run`` (with low/high),
+    ``fitted_last_over_first`` (the fitted ratio, robust to one noisy end) and ``last_over_first`` (raw).
+
+    Args:
+        reference_energy_j: Energy (J) of the reference workload before each run, in run order.
+        tolerance: Fitted change over the series (fraction) that cannot matter.
+
+    Returns:
+        ``reference_drift_pct_per_run``.
+
+    Raises:
+        ValueError: On non-finite or non-positive energies.
+    """
+    y = finite_array(reference_energy_j, "reference_energy_j")
+    if (y <= 0).any():
+        raise ValueError("reference energies must be positive")
+    n = len(y)
+    method = "OLS slope of reference energy on run index, Student t (n-2 df), as % of the median per run"
+    if n < 3:
+        return make_result("reference_drift_pct_per_run", n, None, (None, None), method, INCONCLUSIVE,
+                           f"{n} reference measurement(s): a slope with an interval needs 3")
+    x = np.arange(n, dtype=float)
+    fit = _sp.linregress(x, y)
+    half = float(_sp.t.ppf(0.5 + INTERVAL_LEVEL / 2, n - 2)) * fit.stderr
+    med = float(np.median(y))
+    slope, lo, hi = (v / med * 100 for v in (fit.slope, fit.slope - half, fit.slope + half))
+    first, last = fit.intercept, fit.intercept + fit.slope * (n - 1)
+    fitted_ratio = last / first if first > 0 else None
+    span = (n - 1) / 100  # percent per run -> fraction over the series
+    shown = f"{slope:+.3f}% per run [{lo:+.3f}, {hi:+.3f}] over {n} runs"
+    if lo > 0 or hi < 0:
+        verdict, why = "drifting", f"{shown}: the reference drifts (fitted last/first {fitted_ratio:.3f})"
+    elif max(abs(lo), abs(hi)) * span < tolerance:
+        verdict, why = "stable", f"{shown}: any drift over the series is under {tolerance:.0%}"
+    else:
+        verdict, why = INCONCLUSIVE, f"{shown}: no drift shown, but one of up to {tolerance:.0%} is not excluded"
+    return make_result("reference_drift_pct_per_run", n, slope, (lo, hi), method, verdict, why,
+                       slope_j_per_run=fit.slope, slope_j_per_run_low=fit.slope - half,
+                       slope_j_per_run_high=fit.slope + half, fitted_last_over_first=fitted_ratio,
+                       last_over_first=float(y[-1] / y[0]), median_j=med)
+
+
+def drift_correction_factors(reference_energy_j: Sequence[float]) -> tuple[float, ...]:
+    """Per-run factors ``reference / median(reference)``; divide each run's energy by its factor to correct it.
+
+    The correction assumes the machine's state (clocks, temperature, background load) scales the run's
+    energy by the same factor as the reference workload measured just before it. The median, not the mean or
+    the first value, is the anchor so that one outlying reference measurement moves no other run.
+
+    Args:
+        reference_energy_j: Energy (J) of the reference workload before each run, in run order.
+
+    Returns:
+        One dimensionless factor per run (1.0 for a run whose reference equals the median).
+
+    Raises:
+        ValueError: On non-finite or non-positive energies, or an empty series.
+    """
+    y = finite_array(reference_energy_j, "reference_energy_j")
+    if len(y) == 0 or (y <= 0).any():
+        raise ValueError("need at least one positive reference energy")
+    return tuple(float(v) for v in y / np.median(y))
