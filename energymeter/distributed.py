@@ -45,14 +45,19 @@ non-Measurement argument makes every rank raise the same ``DistributedError`` in
 others waiting in a collective. A rank that never calls ``aggregate()`` still blocks the others until
 the process group's timeout, as with any collective.
 
-Recipe (DDP): every rank measures its own step, then all ranks aggregate::
+Recipe (DDP, under torchrun): every rank measures its own window around the training step, then every
+rank calls ``aggregate()`` at the same point (it is a collective)::
 
-    meter = energymeter.Meter()
-    with meter.window("step") as w:
-        loss = ddp_model(batch).sum(); loss.backward(); optimizer.step()
-    step = energymeter.distributed.aggregate(w.result)   # same Measurement on every rank
+    meter = energymeter.Meter()            # every counter this rank can read, opened once
+    with meter.window("train") as w:       # CUDA is synchronised at both edges
+        for _ in range(steps_per_window):   # GPU counters update every ~0.1 s: keep windows longer
+            train_step(ddp_model, optimizer, next(batches))
+    total = energymeter.distributed.aggregate(w.result)   # the same Measurement on every rank
     if dist.get_rank() == 0:
-        print(step.total_energy_j, step.total_provenance)
+        print(f"{total.total_energy_j:.1f} J ({total.total_provenance}) in {total.duration_s:.2f} s")
+
+Under nccl, ``aggregate()`` moves its payload through the GPU (``all_gather_object`` needs
+``torch.cuda.set_device(local_rank)`` first); ``group=dist.new_group(backend="gloo")`` keeps it on the CPU.
 
 torch is imported inside ``aggregate()`` only; importing this module loads neither torch nor hardware.
 """
