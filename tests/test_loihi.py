@@ -118,6 +118,7 @@ def test_reset_to_zero_loses_the_residue_that_subtraction_keeps():
 
 def test_lava_mode_follows_lif_dynamics_and_the_one_step_dense_delay():
     snn = one_neuron(0.6)
+    snn.reset = "zero"
     spikes_in = torch.ones(1, 8, 1)
     sim = simulate(snn, spikes_in, 8, dynamics="lava", lif=LavaLif(du=1.0, dv=0.0, vth=1.0))
     # Step 0: nothing arrives (Dense delay). Then v: .6, 1.2>1 spike->0, .6, 1.2 spike, ... : spikes at steps 2, 4, 6.

@@ -1,5 +1,11 @@
 """Cross-check of the torch simulator's lava mode against lava-nc itself, run in its own Python 3.10.
 
+``run_lava`` sends any number of ``LavaNetwork``s (with their input spikes) to one lava subprocess
+(``lava_runner.py``) and returns each network's spikes, per neuron if asked, and lava's timings with
+``run()`` apart from build and read-out. ``random_network`` draws networks from the family the test
+suite compares (bias-driven first layer, 2-4 Dense+LIF layers, widths 3-200, four weight kinds, per-layer
+du, dv and thresholds).
+
 lava-nc needs Python 3.10, so it runs as a subprocess, always under a timeout (misconfigured lava
 runs can hang silently). The interpreter is ``$ENERGYMETER_LAVA_PYTHON``, else ``python3.10`` on PATH,
 else pyenv's 3.10; it must have lava-nc installed (``make lava-venv`` builds ``.venv-lava``).
@@ -10,18 +16,18 @@ from __future__ import annotations
 import glob
 import json
 import os
+import random
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
-from torch import nn
 
 from ..errors import EnergymeterError
-from .convert import SpikingLayer, SpikingNetwork
-from .simulate import LavaLif, simulate
+from .lava_network import LavaLayer, LavaNetwork
+from .simulate import simulate
 
 RUNNER = Path(__file__).with_name("lava_runner.py")
 DEFAULT_TIMEOUT_S = 300.0
@@ -67,77 +73,146 @@ def find_lava_python(timeout_s: float = 60.0) -> str:
 
 
 @dataclass(frozen=True)
-class LavaNetwork:
-    """A feed-forward LIF network as both lava and the torch simulator see it.
+class LavaRun:
+    """What lava-nc did with one network: spikes per sample, layer and timestep, and how long it took.
 
     Attributes:
-        weights: Per layer, (out, in) weights.
-        biases: Per layer, (out,) biases.
-        lif: LIF parameters shared by every layer.
+        spikes: Per sample, per layer, spikes per timestep.
+        neuron_spikes: With ``record="neurons"``: per layer name, a bool tensor (samples, timesteps, neurons).
+        build_s: Per sample, seconds to construct and wire lava's processes and monitors.
+        run_s: Per sample, seconds in lava's ``run()`` alone (it compiles, starts the runtime and steps).
+        readout_s: Per sample, seconds to read the monitors and ``stop()``.
     """
 
-    weights: tuple[torch.Tensor, ...]
-    biases: tuple[torch.Tensor, ...]
-    lif: LavaLif
+    spikes: list[list[list[int]]]
+    neuron_spikes: dict[str, torch.Tensor] | None
+    build_s: tuple[float, ...]
+    run_s: tuple[float, ...]
+    readout_s: tuple[float, ...]
 
-    def to_spiking(self) -> SpikingNetwork:
-        """The torch simulator's version: every layer spiking, Linear synapses."""
-        layers = []
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            op = nn.Linear(w.shape[1], w.shape[0])
-            with torch.no_grad():
-                op.weight.copy_(w)
-                op.bias.copy_(b)
-            layer = SpikingLayer(str(i), "linear", op, False, True, in_shape=(w.shape[1],), out_shape=(w.shape[0],))
-            layer.fanout = (w != 0).sum(0).to(torch.float32)
-            layers.append(layer)
-        return SpikingNetwork(layers, (self.weights[0].shape[1],), reset="zero")
-
-    def spec(self, spikes: torch.Tensor) -> dict[str, Any]:
-        """The runner's JSON input for spikes of shape (samples, timesteps, inputs)."""
-        return {"layers": [{"weights": w.tolist(), "bias": b.tolist()} for w, b in zip(self.weights, self.biases)],
-                "du": self.lif.du, "dv": self.lif.dv, "vth": self.lif.vth, "samples": spikes.tolist(),
-                "timesteps": int(spikes.shape[1])}
+    @property
+    def total_s(self) -> tuple[float, ...]:
+        """Per sample, build + run + read-out seconds."""
+        return tuple(b + r + o for b, r, o in zip(self.build_s, self.run_s, self.readout_s))
 
 
-def torch_spikes(network: LavaNetwork, spikes: torch.Tensor) -> list[list[list[int]]]:
-    """Spikes per sample, layer and timestep from the torch simulator in lava mode."""
-    snn = network.to_spiking()
-    out = []
-    for sample in spikes:
-        sim = simulate(snn, sample.unsqueeze(0), int(spikes.shape[1]), dynamics="lava", lif=network.lif)
-        out.append([sim.spikes_per_timestep[layer.name] for layer in snn.layers])
-    return out
+def _inputs(network: LavaNetwork, spikes: torch.Tensor | None, timesteps: int) -> torch.Tensor:
+    if spikes is None:
+        if network.input_size:
+            raise ValueError(f"this network takes {network.input_size} input spikes per timestep; got none")
+        return torch.zeros(1, timesteps, 0)
+    if spikes.dim() != 3 or spikes.shape[1] != timesteps or spikes.shape[2] != network.input_size:
+        raise ValueError(f"spikes must be (samples, {timesteps}, {network.input_size}), got {tuple(spikes.shape)}")
+    return spikes
 
 
-def lava_spikes(network: LavaNetwork, spikes: torch.Tensor, python: str | None = None,
-                timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[list[list[list[int]]], float]:
-    """Spikes per sample, layer and timestep from lava-nc, and lava's wall time (s).
+def network_spec(network: LavaNetwork, spikes: torch.Tensor | None, timesteps: int) -> dict[str, Any]:
+    """One network's entry in the runner's JSON input (float64 values, written exactly by ``json``)."""
+    layers = [{"weights": None if layer.weights is None else layer.weights.to(torch.float64).tolist(),
+               "bias": layer.bias.to(torch.float64).tolist(), "du": layer.du, "dv": layer.dv, "vth": layer.vth}
+              for layer in network.layers]
+    samples = (_inputs(network, spikes, timesteps) != 0).to(torch.int8).tolist()
+    return {"timesteps": int(timesteps), "layers": layers, "samples": samples}
+
+
+def run_lava(cases: Sequence[tuple[LavaNetwork, torch.Tensor | None, int]], *, record: str = "counts",
+             python: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[LavaRun]:
+    """Run each (network, spikes (samples, timesteps, inputs) or None, timesteps) in lava-nc, in one subprocess.
 
     Raises:
         LavaUnavailable: no usable interpreter.
         EnergymeterError: the run failed or exceeded ``timeout_s``.
     """
+    if record not in ("counts", "neurons"):
+        raise ValueError(f"record must be 'counts' or 'neurons', got {record!r}")
     python = python or find_lava_python()
+    spec = {"schema_version": 2, "record": record,
+            "networks": [network_spec(network, spikes, timesteps) for network, spikes, timesteps in cases]}
     try:
-        proc = subprocess.run([python, str(RUNNER)], input=json.dumps(network.spec(spikes)), capture_output=True,
-                              text=True, timeout=timeout_s)
+        proc = subprocess.run([python, str(RUNNER)], input=json.dumps(spec), capture_output=True, text=True,
+                              timeout=timeout_s)
     except subprocess.TimeoutExpired as exc:
         raise EnergymeterError(f"lava-nc run exceeded its {timeout_s:g} s timeout") from exc
     if proc.returncode != 0:
         tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
         raise EnergymeterError(f"lava-nc run failed (exit {proc.returncode}): {tail}")
     data = json.loads(proc.stdout)
-    return data["spikes"], float(data["wall_s"])
+    runs = []
+    for (network, _, _), result in zip(cases, data["results"]):
+        neurons = None
+        if record == "neurons":
+            neurons = {name: torch.tensor([[[c == "1" for c in row] for row in sample[i]] for sample in result["neurons"]],
+                                          dtype=torch.bool).view(len(result["neurons"]), -1, layer.neurons)
+                       for i, (name, layer) in enumerate(zip(network.names, network.layers))}
+        runs.append(LavaRun(result["spikes"], neurons, tuple(result["build_s"]), tuple(result["run_s"]),
+                            tuple(result["readout_s"])))
+    return runs
 
 
-def random_network(sizes: list[int], seed: int, lif: LavaLif, weight_scale: float = 0.6,
-                   bias_scale: float = 0.05) -> LavaNetwork:
-    """A random feed-forward network (weights and biases drawn from a seeded normal distribution)."""
+def torch_spikes(network: LavaNetwork, spikes: torch.Tensor | None, timesteps: int) -> list[list[list[int]]]:
+    """Spikes per sample, layer and timestep from the torch simulator in lava mode (all samples in one batch)."""
+    sim = simulate(network, spikes, timesteps, record="neurons")
+    assert sim.neuron_spikes is not None
+    return [[[int(n) for n in sim.neuron_spikes[name][s].sum(dim=-1)] for name in network.names]
+            for s in range(sim.samples)]
+
+
+WEIGHT_KINDS = ("signed", "sparse", "heavy-tailed", "integer")
+
+
+def random_network(seed: int, *, widths: Sequence[int] | None = None, input_size: int = 0,
+                   weight_kind: str | None = None) -> LavaNetwork:
+    """A random network of the family the cross-check covers, drawn from ``seed``.
+
+    A bias-driven first LIF layer (or, with ``input_size``, a Dense layer from that many input neurons),
+    then 2-4 Dense+LIF layers; widths 3-200; weights signed normal, sparse (70-95% zeros), heavy-tailed
+    (Student-t, 1.5 degrees of freedom) or small integers; du and dv each 0, small (0.001-0.1), 1 or
+    uniform in (0, 1); a threshold per layer (integers with integer weights). Weight scales keep most
+    layers spiking.
+
+    Args:
+        seed: Seeds every draw.
+        widths: Neurons per layer (first layer first) instead of drawn ones.
+        input_size: External input neurons; 0 (default) for a bias-driven first layer.
+        weight_kind: One of ``WEIGHT_KINDS`` instead of a drawn one.
+    """
+    rng = random.Random(seed)
     gen = torch.Generator().manual_seed(seed)
-    weights = tuple(torch.randn(o, i, generator=gen) * weight_scale for i, o in zip(sizes[:-1], sizes[1:]))
-    biases = tuple(torch.randn(o, generator=gen) * bias_scale for o in sizes[1:])
-    return LavaNetwork(weights, biases, lif)
+    if widths is None:
+        widths = [rng.randint(3, 200) for _ in range(rng.randint(3, 5) - (1 if input_size else 0))]
+    kind = weight_kind or rng.choice(WEIGHT_KINDS)
+    if kind not in WEIGHT_KINDS:
+        raise ValueError(f"weight_kind must be one of {', '.join(WEIGHT_KINDS)}, got {kind!r}")
+
+    def decay() -> float:
+        return rng.choice([0.0, rng.uniform(0.001, 0.1), 1.0, rng.random()])
+
+    layers = []
+    fan_in = input_size
+    for index, width in enumerate(widths):
+        vth = float(rng.randint(1, 4)) if kind == "integer" else rng.uniform(0.3, 2.0)
+        du, dv = decay(), decay()
+        if index == 0 and not input_size:
+            bias = torch.rand(width, generator=gen, dtype=torch.float64) * 0.4 * vth
+            layers.append(LavaLayer(du=du, dv=dv, vth=vth, bias=bias))
+        else:
+            scale = vth * 2.5 / max(fan_in, 1) ** 0.5
+            shape = (width, fan_in)
+            if kind == "integer":
+                weights = torch.randint(-2, 4, shape, generator=gen).to(torch.float64)
+            elif kind == "heavy-tailed":
+                normal = torch.randn(shape, generator=gen, dtype=torch.float64)
+                chi = torch.distributions.Chi2(torch.tensor(1.5, dtype=torch.float64)).sample(shape)
+                weights = (normal / (chi / 1.5).sqrt() * scale * 0.5).clamp(-20 * vth, 20 * vth)
+            else:
+                weights = torch.randn(shape, generator=gen, dtype=torch.float64) * scale + 0.3 * scale
+                if kind == "sparse":
+                    keep = torch.rand(shape, generator=gen, dtype=torch.float64) > rng.uniform(0.7, 0.95)
+                    weights = weights * keep / keep.double().mean().clamp(min=0.05).sqrt()
+            bias = torch.randn(width, generator=gen, dtype=torch.float64) * 0.02 * vth
+            layers.append(LavaLayer(du=du, dv=dv, vth=vth, weights=weights, bias=bias))
+        fan_in = width
+    return LavaNetwork(layers)
 
 
 def random_spikes(samples: int, timesteps: int, inputs: int, rate: float, seed: int) -> torch.Tensor:

@@ -18,15 +18,19 @@ counted (they drive the first layer's synapses), its neuron updates are not (the
 
 from __future__ import annotations
 
+import copy
 import threading
 from dataclasses import dataclass, field
-from typing import Callable
+from types import MappingProxyType
+from typing import Callable, Mapping
 
 import torch
 
 from .convert import SpikingLayer, SpikingNetwork
+from .lava_network import LavaNetwork
 
 DYNAMICS = ("if", "lava")
+RECORDS = ("counts", "neurons")
 
 # Observers of finished simulations (e.g. an open ``loihi:sim`` measurement session). The simulator
 # owns this list and calls each observer with the SimResult; it imports nothing of the observers.
@@ -82,7 +86,10 @@ class SimResult:
         synops_effective, synops_dense, pool_synops: See the module docstring.
         neuron_updates_active, neuron_updates_inactive, neuron_updates_spiking: Neuron-timesteps.
         activation_sparsity: Fraction of zero outputs of hidden spiking layers.
-        output_potential: The output layer's accumulated potential (samples, classes).
+        output_potential: The output layer's accumulated potential (samples, classes); in lava mode the
+            last layer's voltages after the last step, float64.
+        neuron_spikes: With ``record="neurons"``: layer name (``"input"`` first) to a bool tensor
+            (samples, timesteps, *neurons), True where that neuron spiked; ``None`` otherwise.
     """
 
     predictions: torch.Tensor = field(repr=False)
@@ -98,6 +105,7 @@ class SimResult:
     neuron_updates_spiking: int
     activation_sparsity: float
     output_potential: torch.Tensor = field(repr=False)
+    neuron_spikes: Mapping[str, torch.Tensor] | None = field(default=None, repr=False)
 
     @property
     def total_spikes(self) -> int:
@@ -127,8 +135,8 @@ def _apply(layer: SpikingLayer, spikes: torch.Tensor, with_bias: bool = True) ->
 
 
 class _Totals:
-    def __init__(self, network: SpikingNetwork, timesteps: int) -> None:
-        names = ["input"] + [layer.name for layer in network.layers if layer.spiking]
+    def __init__(self, spiking_layers: list[str], timesteps: int) -> None:
+        names = ["input"] + spiking_layers
         self.spikes = {n: 0 for n in names}
         self.per_step = {n: [0] * timesteps for n in names}
         self.synops = 0
@@ -141,70 +149,145 @@ class _Totals:
         self.hidden_total = 0
 
 
-def simulate(network: SpikingNetwork, inputs: torch.Tensor, timesteps: int, *, batch_size: int = 1000,
-             dynamics: str = "if", lif: LavaLif | None = None, device: str | torch.device | None = None) -> SimResult:
-    """Run the spiking network on ``inputs`` for ``timesteps`` steps.
+def simulate(network: SpikingNetwork | LavaNetwork, inputs: torch.Tensor | None, timesteps: int, *,
+             batch_size: int = 1000, dynamics: str | None = None, lif: LavaLif | None = None,
+             device: str | torch.device | None = None, record: str = "counts") -> SimResult:
+    """Run a spiking network on ``inputs`` for ``timesteps`` steps.
+
+    Two dynamics:
+
+    * ``"if"`` (the default for a ``SpikingNetwork`` from ``convert``): rate-coded integrate-and-fire.
+      It computes in the dtype of the network's parameters (float32 from ``convert``; a network whose
+      layers were cast to float64 runs in float64); inputs are cast to that dtype.
+    * ``"lava"`` (the only dynamics of a ``LavaNetwork``): lava-nc's floating-point LIF and Dense, in
+      float64 whatever the parameters' dtype, because lava computes in float64 (float32 flips spikes
+      whose potential lands within ~1e-7 of the threshold). Each Dense hop adds lava's one-step delay.
+      Inputs are spikes per timestep, shape (N, timesteps, inputs); the input encoder is bypassed.
+      A ``SpikingNetwork`` is run with the one ``lif`` for every layer; it must reset to zero, have
+      ``threshold == lif.vth`` and no k-WTA layer (lava would ignore them: an error, not a silent
+      change). Per-layer parameters and a bias-driven first layer: use a ``LavaNetwork``.
 
     Args:
-        network: From ``convert``.
-        inputs: (N, ...) values in [0, 1], rate-coded by IF input neurons (threshold 1).
+        network: A ``SpikingNetwork`` (from ``convert``) or a ``LavaNetwork``.
+        inputs: ``"if"``: (N, ...) values in [0, 1], rate-coded by IF input neurons (threshold 1).
+            ``"lava"``: (N, timesteps, inputs) spikes. ``None`` for a ``LavaNetwork`` whose first layer
+            is bias-driven: one sample.
         timesteps: Steps per sample.
         batch_size: Samples simulated at once.
-        dynamics: ``"if"`` (integrate-and-fire, the converted network's semantics) or ``"lava"``
-            (lava-nc's LIF dynamics with ``lif`` parameters, reset to zero, and the one-step delay each
-            Dense/LIF hop adds under lava's Loihi protocol; the input encoder is bypassed: inputs are
-            taken as spikes per timestep of shape (N, T, features)).
-        lif: LIF parameters for ``dynamics="lava"``.
-        device: Where to simulate (default: where the network is).
+        dynamics: ``"if"`` or ``"lava"``; default ``"if"`` for a ``SpikingNetwork``, ``"lava"`` for a
+            ``LavaNetwork``.
+        lif: LIF parameters of every layer of a ``SpikingNetwork`` in lava mode (default ``LavaLif()``).
+        device: Where to simulate (default: where the network is; CPU for a ``LavaNetwork``). Lava mode
+            needs float64, which Apple's MPS lacks.
+        record: ``"counts"`` (default) or ``"neurons"``: also keep every neuron's spike train in
+            ``SimResult.neuron_spikes`` (one bool per sample, timestep and neuron).
 
     Raises:
-        ValueError: bad timesteps or dynamics.
+        ValueError: bad timesteps, dynamics, record or input shape; a parameter lava mode would ignore.
     """
     if timesteps < 1:
         raise ValueError(f"timesteps must be at least 1, got {timesteps!r}")
+    if record not in RECORDS:
+        raise ValueError(f"record must be one of {', '.join(RECORDS)}, got {record!r}")
+    is_lava_network = isinstance(network, LavaNetwork)
+    if dynamics is None:
+        dynamics = "lava" if is_lava_network else "if"
     if dynamics not in DYNAMICS:
         raise ValueError(f"dynamics must be one of {', '.join(DYNAMICS)}, got {dynamics!r}")
-    device = torch.device(device) if device is not None else next(network.layers[0].op.parameters()).device
-    totals = _Totals(network, timesteps)
+    if is_lava_network:
+        if dynamics != "lava":
+            raise ValueError("a LavaNetwork runs only with dynamics='lava'")
+        if lif is not None:
+            raise ValueError("lif= would be ignored: a LavaNetwork's LIF parameters are given per LavaLayer")
+        device = torch.device(device) if device is not None else network.layers[-1].bias.device
+        if inputs is None:
+            if network.input_size:
+                raise ValueError(f"this LavaNetwork takes {network.input_size} input spikes per timestep: "
+                                 f"pass inputs of shape (N, {timesteps}, {network.input_size})")
+            inputs = torch.zeros(1, timesteps, 0)
+    else:
+        if inputs is None:
+            raise ValueError("inputs is None: only a LavaNetwork with a bias-driven first layer runs without inputs")
+        device = torch.device(device) if device is not None else next(network.layers[0].op.parameters()).device
+    if dynamics == "lava":
+        if device.type == "mps":
+            raise ValueError("dynamics='lava' computes in float64, which the MPS device does not support")
+        stages = _lava_stages(network, lif or LavaLif(), device)
+        names = [stage.name for stage in stages if stage.spiking]
+    else:
+        if lif is not None:
+            raise ValueError("lif= would be ignored: it sets the LIF of dynamics='lava' only")
+        names = [layer.name for layer in network.layers if layer.spiking]
+        dtype = next(network.layers[0].op.parameters()).dtype
+    totals = _Totals(names, timesteps)
+    trains: dict[str, list[torch.Tensor]] | None = {n: [] for n in ["input"] + names} if record == "neurons" else None
     predictions, potentials = [], []
     with torch.no_grad():
         for start in range(0, len(inputs), batch_size):
-            batch = inputs[start:start + batch_size].to(device)
+            steps: dict[str, list[torch.Tensor]] | None = {n: [] for n in trains} if trains is not None else None
             if dynamics == "if":
-                potential = _run_if(network, batch, timesteps, totals)
+                batch = inputs[start:start + batch_size].to(device=device, dtype=dtype)
+                potential = _run_if(network, batch, timesteps, totals, steps)
             else:
-                potential = _run_lava(network, batch, timesteps, totals, lif or LavaLif())
+                batch = inputs[start:start + batch_size].to(device=device, dtype=torch.float64)
+                potential = _run_lava(stages, batch, timesteps, totals, steps)
+            if trains is not None and steps is not None:
+                for name, per_step in steps.items():
+                    trains[name].append(torch.stack(per_step, dim=1).cpu())
             potentials.append(potential.cpu())
             predictions.append(potential.argmax(1).cpu())
-    for layer in network.layers:
-        totals.dense += int(layer.fanout.sum()) * timesteps * len(inputs) if layer.kind != "avgpool" else 0
+    if dynamics == "lava":
+        totals.dense += sum(stage.dense_synapses for stage in stages) * timesteps * len(inputs)
+    else:
+        for layer in network.layers:
+            totals.dense += int(layer.fanout.sum()) * timesteps * len(inputs) if layer.kind != "avgpool" else 0
+    neuron_spikes = None if trains is None else MappingProxyType({n: torch.cat(t) for n, t in trains.items()})
     result = SimResult(torch.cat(predictions), timesteps, len(inputs), totals.spikes, totals.per_step, totals.synops,
                        totals.dense, totals.pool, totals.active, totals.inactive, totals.spiking_updates,
-                       totals.hidden_zeros / totals.hidden_total if totals.hidden_total else 0.0, torch.cat(potentials))
+                       totals.hidden_zeros / totals.hidden_total if totals.hidden_total else 0.0, torch.cat(potentials),
+                       neuron_spikes)
     _notify(result)
     return result
 
 
-def _count_synops(layer: SpikingLayer, spikes: torch.Tensor, totals: _Totals) -> None:
-    events = int((spikes.flatten(1) * layer.fanout.flatten()).sum())
-    if layer.kind == "avgpool":
+# ``from energymeter.loihi import simulate`` gives this function, not this module (the package keeps
+# the public name for the function); observers subscribe through it too (``backends/loihi.py``).
+simulate.subscribe = subscribe  # type: ignore[attr-defined]
+simulate.unsubscribe = unsubscribe  # type: ignore[attr-defined]
+
+
+def _count_synops(kind: str, fanout: torch.Tensor | None, spikes: torch.Tensor, totals: _Totals) -> None:
+    if fanout is None:  # a bias-driven layer has no synapses
+        return
+    events = int((spikes.flatten(1) * fanout.flatten()).sum())
+    if kind == "avgpool":
         totals.pool += events
     else:
         totals.synops += events
 
 
-def _count_neurons(layer: SpikingLayer, current: torch.Tensor, fired: torch.Tensor | None, totals: _Totals,
-                   step: int) -> None:
+def _count_neurons(name: str, current: torch.Tensor, fired: torch.Tensor | None, totals: _Totals, step: int,
+                   trains: dict[str, list[torch.Tensor]] | None) -> None:
     active = int((current != 0).sum())
     totals.active += active
     totals.inactive += current.numel() - active
     if fired is not None:
         spikes = int(fired.sum())
         totals.spiking_updates += int((fired & (current != 0)).sum())
-        totals.spikes[layer.name] += spikes
-        totals.per_step[layer.name][step] += spikes
+        totals.spikes[name] += spikes
+        totals.per_step[name][step] += spikes
         totals.hidden_zeros += fired.numel() - spikes
         totals.hidden_total += fired.numel()
+        if trains is not None:
+            trains[name].append(fired.clone())
+
+
+def _count_input(spikes: torch.Tensor, totals: _Totals, step: int, trains: dict[str, list[torch.Tensor]] | None) -> None:
+    n_in = int(spikes.sum())
+    totals.spikes["input"] += n_in
+    totals.per_step["input"][step] += n_in
+    if trains is not None:
+        trains["input"].append(spikes != 0)
 
 
 def _top_k_mask(v: torch.Tensor, k: int) -> torch.Tensor:
@@ -215,7 +298,8 @@ def _top_k_mask(v: torch.Tensor, k: int) -> torch.Tensor:
     return (flat >= threshold).view_as(v)
 
 
-def _run_if(network: SpikingNetwork, batch: torch.Tensor, timesteps: int, totals: _Totals) -> torch.Tensor:
+def _run_if(network: SpikingNetwork, batch: torch.Tensor, timesteps: int, totals: _Totals,
+            trains: dict[str, list[torch.Tensor]] | None) -> torch.Tensor:
     threshold = network.threshold
     v_in = torch.zeros_like(batch)
     volts: list[torch.Tensor | None] = [None] * len(network.layers)
@@ -225,14 +309,12 @@ def _run_if(network: SpikingNetwork, batch: torch.Tensor, timesteps: int, totals
         v_in += batch
         spikes = (v_in >= threshold).to(batch.dtype)
         v_in -= spikes * threshold if network.reset == "subtract" else v_in * spikes
-        n_in = int(spikes.sum())
-        totals.spikes["input"] += n_in
-        totals.per_step["input"][step] += n_in
+        _count_input(spikes, totals, step, trains)
         for i, layer in enumerate(network.layers):
-            _count_synops(layer, spikes, totals)
+            _count_synops(layer.kind, layer.fanout, spikes, totals)
             current = _apply(layer, spikes)
             if not layer.spiking:
-                _count_neurons(layer, current, None, totals, step)
+                _count_neurons(layer.name, current, None, totals, step, trains)
                 output = current if output is None else output + current
                 continue
             if layer.winners is not None:
@@ -242,7 +324,7 @@ def _run_if(network: SpikingNetwork, batch: torch.Tensor, timesteps: int, totals
                 current = current * _top_k_mask(drive[i], layer.winners)
             v = current.clone() if volts[i] is None else volts[i].add_(current)
             fired = v >= threshold
-            _count_neurons(layer, current, fired, totals, step)
+            _count_neurons(layer.name, current, fired, totals, step, trains)
             spikes = fired.to(batch.dtype)
             if network.reset == "subtract":
                 v.sub_(spikes * threshold)
@@ -253,39 +335,106 @@ def _run_if(network: SpikingNetwork, batch: torch.Tensor, timesteps: int, totals
     return output
 
 
-def _run_lava(network: SpikingNetwork, batch: torch.Tensor, timesteps: int, totals: _Totals,
-              lif: LavaLif) -> torch.Tensor:
-    """lava-nc timing: Dense sends at step t what it received at t-1; LIF integrates and spikes in the same step."""
+@dataclass(frozen=True)
+class _LavaStage:
+    """One LIF process (or the non-spiking output layer of a converted network) and its Dense synapses, float64."""
+
+    name: str
+    kind: str
+    synapses: Callable[[torch.Tensor], torch.Tensor] | None  # spikes -> a_in without bias; None: bias-driven
+    bias: torch.Tensor
+    lif: LavaLif
+    spiking: bool
+    fanout: torch.Tensor | None
+    dense_synapses: int
+    out_shape: tuple[int, ...]
+    input_size: int
+
+
+def _lava_stages(network: SpikingNetwork | LavaNetwork, lif: LavaLif, device: torch.device) -> list[_LavaStage]:
+    """Float64 copies of the network's parameters, in the shape the lava loop needs."""
+    f64 = torch.float64
+    stages = []
+    if isinstance(network, LavaNetwork):
+        for name, layer in zip(network.names, network.layers):
+            weights = None if layer.weights is None else layer.weights.to(device=device, dtype=f64)
+            synapses = None if weights is None else (lambda s, w=weights: torch.nn.functional.linear(s, w))
+            fanout = None if weights is None else (weights != 0).sum(0).to(f64)
+            stages.append(_LavaStage(name, "linear" if weights is not None else "bias", synapses,
+                                     layer.bias.to(device=device, dtype=f64).view(1, -1),
+                                     LavaLif(layer.du, layer.dv, layer.vth), True, fanout,
+                                     0 if weights is None else weights.numel(), (layer.neurons,),
+                                     0 if weights is None else int(weights.shape[1])))
+        return stages
+    if network.reset != "zero":
+        raise ValueError(f"dynamics='lava' resets to zero as lava's LIF does; this network has reset="
+                         f"{network.reset!r}, which lava mode would ignore: set network.reset = 'zero'")
+    if network.threshold != lif.vth:
+        raise ValueError(f"dynamics='lava' fires at lif.vth={lif.vth!r}; network.threshold={network.threshold!r} "
+                         "would be ignored: make them equal")
+    kwta = [layer.name for layer in network.layers if layer.winners is not None]
+    if kwta:
+        raise ValueError(f"dynamics='lava' has no k-WTA; layer(s) {', '.join(kwta)} would lose it: use dynamics='if'")
+    for layer in network.layers:
+        op = copy.deepcopy(layer.op).to(device=device, dtype=f64)
+        bias = getattr(op, "bias", None)
+        if bias is not None:
+            bias = bias.detach().clone().view((1, -1) + (1,) * (len(layer.out_shape) - 1))
+            op.bias = None  # the bias is lava's LIF bias, added to v, not to a_in
+        else:
+            bias = torch.zeros((), dtype=f64, device=device)
+        synapses = (lambda s, op=op: op(s.flatten(1))) if layer.flatten else op
+        fanout = None if layer.fanout is None else layer.fanout.to(device=device, dtype=f64)
+        dense = int(layer.fanout.sum()) if layer.fanout is not None and layer.kind != "avgpool" else 0
+        in_size = int(torch.tensor(layer.in_shape).prod()) if layer.in_shape else 0
+        stages.append(_LavaStage(layer.name, layer.kind, synapses, bias, lif, layer.spiking, fanout, dense,
+                                 layer.out_shape, in_size))
+    return stages
+
+
+def _run_lava(stages: list[_LavaStage], batch: torch.Tensor, timesteps: int, totals: _Totals,
+              trains: dict[str, list[torch.Tensor]] | None) -> torch.Tensor:
+    """lava-nc, float64: Dense sends at step t what it received at t-1; LIF integrates and spikes in the same step.
+
+    The arithmetic follows lava's PyLifModelFloat operation by operation (same order, same dtype):
+    ``u = u * (1 - du); u += a_in; v = v * (1 - dv) + u + bias; s = v > vth; v[s] = 0``.
+    """
     if batch.dim() < 3 or batch.shape[1] != timesteps:
         raise ValueError(f"dynamics='lava' takes spike inputs of shape (N, timesteps={timesteps}, ...), "
                          f"got {tuple(batch.shape)}")
-    n = len(network.layers)
+    first = stages[0]
+    if first.synapses is None and batch[0, 0].numel() != 0:
+        raise ValueError(f"layer {first.name} is bias-driven and takes no input spikes, got inputs of shape "
+                         f"{tuple(batch.shape)}")
+    if first.synapses is not None and first.input_size and batch[0, 0].numel() != first.input_size:
+        raise ValueError(f"layer {first.name} takes {first.input_size} input spikes per timestep, got inputs of "
+                         f"shape {tuple(batch.shape)}")
+    n = len(stages)
+    samples = batch.shape[0]
+    f64 = torch.float64
     buffers: list[torch.Tensor | None] = [None] * n  # each Dense's a_out for the next step
-    u: list[torch.Tensor | None] = [None] * n
-    v: list[torch.Tensor | None] = [None] * n
+    u = [torch.zeros((samples,) + stage.out_shape, dtype=f64, device=batch.device) for stage in stages]
+    v = [torch.zeros_like(x) for x in u]
     output = None
     for step in range(timesteps):
-        spikes = batch[:, step].to(torch.float32)
-        n_in = int(spikes.sum())
-        totals.spikes["input"] += n_in
-        totals.per_step["input"][step] += n_in
-        for i, layer in enumerate(network.layers):
+        spikes = batch[:, step]
+        _count_input(spikes, totals, step, trains)
+        for i, stage in enumerate(stages):
             arriving = buffers[i]
-            _count_synops(layer, spikes, totals)
-            buffers[i] = _apply(layer, spikes, with_bias=False)
-            a_in = torch.zeros_like(buffers[i]) if arriving is None else arriving
-            bias = layer.bias if layer.bias is not None else torch.zeros(())
-            bias = bias.view((1, -1) + (1,) * (a_in.dim() - 2)) if bias.dim() else bias
-            u[i] = a_in.clone() if u[i] is None else u[i].mul_(1 - lif.du).add_(a_in)
-            v[i] = (u[i] + bias) if v[i] is None else v[i].mul_(1 - lif.dv).add_(u[i] + bias)
-            current = a_in + bias
-            if not layer.spiking:
-                _count_neurons(layer, current, None, totals, step)
+            if stage.synapses is not None:
+                _count_synops(stage.kind, stage.fanout, spikes, totals)
+                buffers[i] = stage.synapses(spikes)
+            a_in = torch.zeros_like(u[i]) if arriving is None else arriving
+            u[i].mul_(1 - stage.lif.du).add_(a_in)
+            v[i].mul_(1 - stage.lif.dv).add_(u[i]).add_(stage.bias)
+            current = a_in + stage.bias
+            if not stage.spiking:
+                _count_neurons(stage.name, current, None, totals, step, trains)
                 output = v[i].clone()
                 continue
-            fired = v[i] > lif.vth
-            _count_neurons(layer, current, fired, totals, step)
+            fired = v[i] > stage.lif.vth
+            _count_neurons(stage.name, current, fired, totals, step, trains)
             v[i].masked_fill_(fired, 0.0)
-            spikes = fired.to(torch.float32)
+            spikes = fired.to(f64)
     # An all-spiking network (as lava builds them) has no integrating output layer: report the last voltages.
-    return output if output is not None else v[-1]
+    return output if output is not None else v[-1].clone()
