@@ -7,19 +7,28 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from .errors import ProfileError
 
 PROFILE_PACKAGE = "energymeter.hardware_profiles"
 
+#: The schema version each kind of profile must declare.
+SCHEMA_VERSIONS = {"cpu": 2, "loihi": 1, "power-limits": 1}
+#: What changed, for a profile that declares an older version.
+_UPGRADE_HINTS = {
+    ("cpu", 1): "version 1 matched CPU models with regular expressions, which a crafted pattern can make take "
+                "exponential time; version 2 names the model's words instead, e.g. "
+                "\"model\": \"AMD EPYC 7763\" in place of \"match\": \"AMD EPYC 7763\\\\b\"",
+}
+
 
 def load_profile(name_or_path: str | Path, kind: str) -> dict[str, Any]:
-    """Read a profile by bundled name (``"cpu"``, ``"loihi1"``) or by file path.
+    """Read a profile by bundled name (``"cpu"``, ``"loihi1"``, ``"power-limits"``) or by file path.
 
     Args:
         name_or_path: A bundled profile's name, or a path to a JSON file.
-        kind: The ``kind`` the profile must declare (``"cpu"``, ``"loihi"``).
+        kind: The ``kind`` the profile must declare (``"cpu"``, ``"loihi"``, ``"power-limits"``).
 
     Raises:
         ProfileError: missing file, invalid JSON, or a profile of another kind or schema version.
@@ -43,10 +52,14 @@ def load_profile(name_or_path: str | Path, kind: str) -> dict[str, Any]:
         raise ProfileError(f"{label} is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
     if not isinstance(data, dict):
         raise ProfileError(f"{label} must be a JSON object")
-    if data.get("schema_version") != 1:
-        raise ProfileError(f"{label}: unsupported schema_version {data.get('schema_version')!r} (expected 1)")
     if data.get("kind") != kind:
         raise ProfileError(f"{label}: kind is {data.get('kind')!r}, expected {kind!r}")
+    expected = SCHEMA_VERSIONS.get(kind, 1)
+    version = data.get("schema_version")
+    if version != expected:
+        hint = _UPGRADE_HINTS.get((kind, version))
+        raise ProfileError(f"{label}: unsupported schema_version {version!r} (expected {expected})"
+                           + (f": {hint}" if hint else ""))
     return data
 
 
@@ -54,6 +67,17 @@ def bundled_profiles() -> list[str]:
     """Names of the profiles shipped with the package."""
     return sorted(p.name[:-5] for p in resources.files(PROFILE_PACKAGE).iterdir() if p.name.endswith(".json"))
 
+
+def _positive(entry: dict[str, Any], key: str, label: str) -> float:
+    value = entry.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value != value:
+        raise ProfileError(f"{label}: {key!r} must be a positive number, got {value!r}")
+    if value == float("inf"):
+        raise ProfileError(f"{label}: {key!r} must be finite, got {value!r}")
+    return float(value)
+
+
+# -- CPU TDPs ---------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class CpuPower:
@@ -77,15 +101,39 @@ class CpuPower:
         return self.tdp_w / self.threads
 
 
-def _positive(entry: dict[str, Any], key: str, label: str) -> float:
-    value = entry.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ProfileError(f"{label}: {key!r} must be a positive number, got {value!r}")
-    return float(value)
+# Trademark marks are dropped so "Intel(R) Xeon(R) Gold 6248" and "Intel Xeon Gold 6248" name the same
+# model. A fixed pattern with no nested repetition: linear in the text's length.
+_MARKS = re.compile(r"\((?:R|TM|C)\)|[\u00ae\u2122]", re.IGNORECASE)
+
+
+def model_words(text: str) -> list[str]:
+    """A CPU model string as case-folded words, trademark marks removed (``"Xeon(R) Gold"`` -> ``xeon gold``)."""
+    return _MARKS.sub(" ", text).casefold().split()
+
+
+def names_model(profile_words: list[str], model: list[str]) -> bool:
+    """True when ``profile_words`` occur as consecutive whole words of ``model``.
+
+    Whole words, so ``"Xeon Platinum 8380"`` does not name an ``8380H``. The time is at most
+    len(model) x len(profile_words) word comparisons, whatever the input: a profile cannot make
+    matching slow, as a regular expression such as ``(a+)+$`` could.
+    """
+    n = len(profile_words)
+    if n == 0:
+        return False
+    first = profile_words[0]
+    for i in range(len(model) - n + 1):
+        if model[i] == first and model[i:i + n] == profile_words:
+            return True
+    return False
 
 
 def cpu_power(cpu_model: str, default_threads: int, profile: str | Path = "cpu") -> CpuPower:
     """Match a CPU model string against the CPU profile.
+
+    An entry's ``model`` is the words of a model name (``"AMD EPYC 7763"``); it matches a CPU whose
+    model string contains those words consecutively, ignoring case and (R)/(TM) marks. The first
+    matching entry wins.
 
     Args:
         cpu_model: E.g. ``"AMD EPYC 7763 64-Core Processor"``.
@@ -99,15 +147,18 @@ def cpu_power(cpu_model: str, default_threads: int, profile: str | Path = "cpu")
     models = data.get("models", [])
     if not isinstance(models, list):
         raise ProfileError("cpu profile: 'models' must be a list")
+    words = model_words(cpu_model)
     for i, entry in enumerate(models):
         label = f"cpu profile models[{i}]"
-        if not isinstance(entry, dict) or not isinstance(entry.get("match"), str) or not entry.get("source"):
-            raise ProfileError(f"{label}: needs 'match' (a regex) and 'source'")
-        try:
-            pattern = re.compile(entry["match"])
-        except re.error as exc:
-            raise ProfileError(f"{label}: bad regex {entry['match']!r}: {exc}") from exc
-        if pattern.search(cpu_model):
+        if not isinstance(entry, dict):
+            raise ProfileError(f"{label}: must be an object with 'model', 'tdp_w', 'threads' and 'source'")
+        if "match" in entry:
+            raise ProfileError(f"{label}: 'match' (a regular expression) is not accepted, since a pattern can take "
+                               "exponential time; give 'model', the words of the model name, e.g. "
+                               "\"model\": \"Xeon Gold 6248\"")
+        if not isinstance(entry.get("model"), str) or not model_words(entry["model"]) or not entry.get("source"):
+            raise ProfileError(f"{label}: needs 'model' (the words of a model name) and 'source'")
+        if names_model(model_words(entry["model"]), words):
             return CpuPower(cpu_model, _positive(entry, "tdp_w", label), int(_positive(entry, "threads", label)),
                             str(entry["source"]))
     default = data.get("default")
@@ -115,3 +166,68 @@ def cpu_power(cpu_model: str, default_threads: int, profile: str | Path = "cpu")
         raise ProfileError("cpu profile: needs a 'default' entry with 'tdp_w' and 'source'")
     return CpuPower(cpu_model, _positive(default, "tdp_w", "cpu profile default"), max(int(default_threads), 1),
                     str(default["source"]))
+
+
+# -- Power ceilings for plausibility checks ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class PowerLimits:
+    """The most power a counter's domain can plausibly draw, used to reject impossible counter steps.
+
+    A step of a cumulative counter is plausible when it is at most ``max_power_w`` of its domain kind x
+    (the time since the previous read + ``step_allowance_s``).
+
+    Attributes:
+        max_power_w: Domain kind (``"package"``, ``"dram"``, ``"psys"``, ``"core"``, ``"uncore"``,
+            ``"gpu"``) to its ceiling in watts.
+        default_max_power_w: Ceiling for a domain kind the profile does not name (W).
+        step_allowance_s: Seconds at the ceiling allowed on top of the elapsed time (counters update in
+            bursts and are not read at the same instant as the clock).
+        sources: Domain kind (and ``"default"``, ``"step_allowance_s"``) to the rationale of its figure.
+        profile: Which profile the figures came from.
+    """
+
+    max_power_w: Mapping[str, float]
+    default_max_power_w: float
+    step_allowance_s: float
+    sources: Mapping[str, str]
+    profile: str = "power-limits"
+
+    def for_kind(self, kind: str) -> float:
+        """The ceiling in watts for a domain kind (the last part of a domain name: ``cpu:0:dram`` -> ``dram``)."""
+        return self.max_power_w.get(kind, self.default_max_power_w)
+
+
+def power_limits(profile: str | Path = "power-limits") -> PowerLimits:
+    """Read the power ceilings profile.
+
+    Args:
+        profile: Bundled profile name (default ``"power-limits"``) or a JSON path.
+
+    Raises:
+        ProfileError: the profile is malformed or incomplete.
+    """
+    data = load_profile(profile, "power-limits")
+    default = data.get("default")
+    if not isinstance(default, dict) or not default.get("source"):
+        raise ProfileError("power-limits profile: needs a 'default' entry with 'max_power_w' and 'source'")
+    sources = {"default": str(default["source"])}
+    default_w = _positive(default, "max_power_w", "power-limits profile default")
+    allowance = data.get("step_allowance_s")
+    if not isinstance(allowance, dict) or not allowance.get("source"):
+        raise ProfileError("power-limits profile: needs 'step_allowance_s' with 'value' and 'source'")
+    value = allowance.get("value")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+        raise ProfileError(f"power-limits profile: step_allowance_s 'value' must be a number >= 0, got {value!r}")
+    sources["step_allowance_s"] = str(allowance["source"])
+    domains = data.get("domains")
+    if not isinstance(domains, dict):
+        raise ProfileError("power-limits profile: 'domains' must map domain kinds to entries")
+    ceilings = {}
+    for kind, entry in domains.items():
+        label = f"power-limits profile domains[{kind!r}]"
+        if not isinstance(entry, dict) or not entry.get("source"):
+            raise ProfileError(f"{label}: needs 'max_power_w' and 'source'")
+        ceilings[kind] = _positive(entry, "max_power_w", label)
+        sources[kind] = str(entry["source"])
+    return PowerLimits(ceilings, default_w, float(value), sources, str(profile))

@@ -1,4 +1,5 @@
 import errno
+import os
 
 import pytest
 
@@ -72,6 +73,14 @@ def test_poller_period_follows_from_range_and_max_power(powercap, clock):
     assert session.poll_period_s == pytest.approx(262_143.32885 / 500.0 / 4)
 
 
+def test_without_the_option_the_poller_follows_the_smallest_wrap_time_of_the_profile_ceilings(powercap, clock):
+    powercap.add_zone("intel-rapl:0", "package-0", max_range_uj=262_143_328_850)
+    powercap.add_zone("intel-rapl:0:0", "dram", max_range_uj=65_712_999_613)
+    session = backend(powercap, clock).open()
+    # dram: 65713 J at its 1000 W ceiling wraps in 65.7 s, sooner than the package's 262143 J at 1500 W.
+    assert session.poll_period_s == pytest.approx(65_712.999613 / 1000.0 / 4)
+
+
 def test_poller_thread_runs_only_while_a_window_is_open(powercap):
     powercap.add_package(0)
     session = RaplBackend(powercap_root=powercap.root).open()
@@ -104,8 +113,13 @@ def test_counter_going_backwards_without_a_plausible_wrap_fails_only_that_domain
     reading = session.read()
     assert "without a plausible wraparound" in reading.failed["cpu:0:package"]
     assert reading.energy_j["cpu:0:dram"] == pytest.approx(3.0)
-    powercap.set_energy("intel-rapl:0", 200_000_000)
-    assert "cpu:0:package" in session.read().failed  # a failed domain stays failed
+    assert reading.epochs["cpu:0:package"] == 1 and "cpu:0:dram" not in reading.epochs
+    powercap.set_energy("intel-rapl:0", 200_000_000)  # a reset counter is re-based at the faulty read
+    clock.advance(1.0)
+    later = session.read()
+    assert later.failed == {} and later.epochs["cpu:0:package"] == 1
+    powercap.set_energy("intel-rapl:0", 205_000_000)
+    assert session.read().energy_j["cpu:0:package"] - later.energy_j["cpu:0:package"] == pytest.approx(5.0)
 
 
 def test_permission_denied_makes_the_backend_unavailable_with_the_fix(powercap):
@@ -157,6 +171,205 @@ def test_counters_are_reread_through_kept_open_descriptors(powercap, clock):
     first = session.read().energy_j["cpu:0:package"]
     powercap.set_energy("intel-rapl:0", 4_000_000)  # rewritten in place, as sysfs regenerates it
     assert session.read().energy_j["cpu:0:package"] - first == pytest.approx(4.0)
-    assert len(session._fds) == 1
+    [fd] = session._fds
+    os.fstat(fd)  # open
     session.close()
-    assert session._fds == {}
+    with pytest.raises(OSError):
+        os.fstat(fd)
+
+
+# -- Plausibility: no counter may make the backend lie (issue 13) ------------------------------------
+
+def test_a_zero_range_is_unusable_so_a_backwards_counter_fails_instead_of_giving_negative_joules(powercap, clock):
+    powercap.add_package(0, energy_uj=6_000_000, max_range_uj=0)
+    status = backend(powercap, clock).probe()
+    assert "max_energy_range_uj is 0, not a positive range" in status.reason
+    session = backend(powercap, clock).open()
+    powercap.set_energy("intel-rapl:0", 4_800_000)  # wrapped at an unknown point: 4.80 J or more, never -1.20 J
+    clock.advance(1.0)
+    reading = session.read()
+    assert "cpu:0:package" not in reading.energy_j
+    assert "cannot be corrected" in reading.failed["cpu:0:package"]
+
+
+def test_a_negative_range_is_unusable_and_the_poller_period_stays_sane(powercap, clock):
+    powercap.add_package(0, energy_uj=6_000_000, max_range_uj=-5)
+    session = backend(powercap, clock).open()
+    assert session.poll_period_s == 60.0  # no usable range: nothing to poll for (was -1.25e-9 s)
+    powercap.set_energy("intel-rapl:0", 1_000_000)
+    clock.advance(1.0)
+    reading = session.read()
+    assert "cpu:0:package" not in reading.energy_j and "cannot be corrected" in reading.failed["cpu:0:package"]
+
+
+def test_a_range_too_small_to_poll_is_unusable_and_never_makes_the_poller_spin(powercap, clock):
+    powercap.add_package(0, max_range_uj=1_000)  # 1 mJ: would wrap in under a microsecond at 1500 W
+    status = backend(powercap, clock).probe()
+    assert "faster than it can be polled" in status.reason
+    session = backend(powercap, clock).open()
+    assert session.poll_period_s >= 0.01
+    assert session.window_warnings(1.0)
+
+
+def test_a_counter_above_its_range_fails_the_zone_because_the_range_file_is_wrong(powercap, clock):
+    # The range file says 1000 J but the counter really wraps at 1006 J: a wrap would be under-counted by 6 J.
+    powercap.add_package(0, dram=True, energy_uj=995_000_000, max_range_uj=1_000_000_000)
+    session = backend(powercap, clock).open()
+    powercap.set_energy("intel-rapl:0", 1_004_000_000)
+    powercap.set_energy("intel-rapl:0:0", 2_000_000)
+    clock.advance(1.0)
+    reading = session.read()
+    assert "above max_energy_range_uj 1000000000" in reading.failed["cpu:0:package"]
+    assert reading.energy_j == {"cpu:0:dram": pytest.approx(2.0)}
+    powercap.set_energy("intel-rapl:0", 400_000)  # the real wrap, 6 J later than the range file says
+    clock.advance(1.0)
+    reading = session.read()
+    assert "cpu:0:package" not in reading.energy_j  # never 4.40 J for a true 10.40 J
+    assert "range file is wrong" in reading.failed["cpu:0:package"]
+
+
+@pytest.mark.parametrize("max_range_uj", [None, 2**62], ids=["unreadable-range", "wide-range"])
+def test_a_forward_jump_of_three_ranges_in_microseconds_fails_and_the_zone_recovers(powercap, clock, max_range_uj):
+    powercap.add_package(0, dram=True, energy_uj=1_000_000, max_range_uj=max_range_uj)
+    session = backend(powercap, clock).open()
+    begin = session.read()
+    powercap.set_energy("intel-rapl:0", 1_000_000 + 3 * 262_143_328_850)  # +786 kJ
+    powercap.set_energy("intel-rapl:0:0", 500_000)
+    clock.advance(1e-6)
+    jumped = session.read()
+    assert "jumped forward by 786430.0 J" in jumped.failed["cpu:0:package"]
+    assert "1500 W ceiling" in jumped.failed["cpu:0:package"]
+    assert jumped.energy_j == {"cpu:0:dram": pytest.approx(0.5)}
+    assert jumped.epochs.get("cpu:0:package", 0) != begin.epochs.get("cpu:0:package", 0)
+    powercap.set_energy("intel-rapl:0", powercap.energy("intel-rapl:0") + 30_000_000)
+    clock.advance(1.0)
+    after = session.read()
+    assert after.failed == {}
+    powercap.set_energy("intel-rapl:0", powercap.energy("intel-rapl:0") + 7_000_000)
+    clock.advance(1.0)
+    assert session.read().energy_j["cpu:0:package"] - after.energy_j["cpu:0:package"] == pytest.approx(7.0)
+
+
+def test_the_first_read_after_a_long_idle_gap_is_judged_against_the_whole_gap(powercap, clock):
+    powercap.add_package(0, energy_uj=0)
+    session = backend(powercap, clock).open()
+    begin = session.read()
+    clock.advance(1800.0)  # half an hour with no window open and no poll
+    powercap.set_energy("intel-rapl:0", 180_000_000_000)  # 180 kJ: 100 W for the whole gap
+    reading = session.read()
+    assert reading.failed == {}
+    assert reading.energy_j["cpu:0:package"] - begin.energy_j["cpu:0:package"] == pytest.approx(180_000.0)
+
+
+def test_a_step_is_judged_against_the_time_since_the_previous_read_not_since_opening(powercap, clock):
+    powercap.add_package(0, energy_uj=0)
+    session = backend(powercap, clock).open()
+    clock.advance(1800.0)
+    session.read()
+    powercap.set_energy("intel-rapl:0", 100_000_000_000)  # 100 kJ in the next millisecond
+    clock.advance(0.001)
+    assert "jumped forward" in session.read().failed["cpu:0:package"]
+
+
+def test_each_domain_kind_has_its_own_ceiling_from_the_profile(powercap, clock):
+    powercap.add_package(0, dram=True)
+    session = backend(powercap, clock).open()
+    powercap.set_energy("intel-rapl:0", 1_200_000_000)  # 1200 J at once: under package 1500 W x 1 s allowance
+    powercap.set_energy("intel-rapl:0:0", 1_200_000_000)  # but above dram's 1000 W x 1 s
+    reading = session.read()
+    assert reading.energy_j == {"cpu:0:package": pytest.approx(1200.0)}
+    assert "1000 W ceiling" in reading.failed["cpu:0:dram"]
+
+
+def test_max_power_w_overrides_every_ceiling_of_the_profile(powercap, clock):
+    powercap.add_package(0, dram=True)
+    session = backend(powercap, clock, max_power_w=100.0).open()
+    powercap.set_energy("intel-rapl:0", 200_000_000)  # 200 J in 0.5 s: 400 W
+    clock.advance(0.5)
+    reading = session.read()
+    assert "100 W ceiling" in reading.failed["cpu:0:package"]
+    with pytest.raises(ValueError, match="positive finite"):
+        RaplBackend(max_power_w=float("inf"))
+
+
+def test_a_user_power_limits_profile_sets_the_ceilings(powercap, clock, tmp_path):
+    import json
+
+    from energymeter.profiles import load_profile
+
+    data = load_profile("power-limits", "power-limits")
+    data["domains"]["package"]["max_power_w"] = 10.0
+    path = tmp_path / "limits.json"
+    path.write_text(json.dumps(data))
+    powercap.add_package(0)
+    session = backend(powercap, clock, power_limits=str(path)).open()
+    powercap.set_energy("intel-rapl:0", 50_000_000)  # 50 J in 1 s: above 10 W x (1 s + 1 s)
+    clock.advance(1.0)
+    assert "10 W ceiling" in session.read().failed["cpu:0:package"]
+
+
+def test_a_broken_power_limits_profile_makes_the_backend_unavailable_with_the_reason(powercap, tmp_path):
+    path = tmp_path / "limits.json"
+    path.write_text('{"schema_version": 1, "kind": "power-limits"}')
+    powercap.add_package(0)
+    status = RaplBackend(powercap_root=powercap.root, power_limits=str(path)).probe()
+    assert not status.available and "needs a 'default' entry" in status.reason
+
+
+@pytest.mark.parametrize("text", ["-5", "12abc", ""])
+def test_a_counter_that_reads_garbage_fails_that_read_and_the_zone_recovers(powercap, clock, text):
+    powercap.add_package(0, dram=True, energy_uj=1_000_000)
+    session = backend(powercap, clock).open()
+    (powercap.root / "intel-rapl:0" / "energy_uj").write_text(text + "\n")
+    powercap.set_energy("intel-rapl:0:0", 1_000_000)
+    clock.advance(1.0)
+    bad = session.read()
+    assert "cpu:0:package" in bad.failed and bad.energy_j == {"cpu:0:dram": pytest.approx(1.0)}
+    powercap.set_energy("intel-rapl:0", 9_000_000)
+    clock.advance(1.0)
+    rebased = session.read()  # the first good read is the new baseline
+    powercap.set_energy("intel-rapl:0", 12_000_000)
+    clock.advance(1.0)
+    good = session.read()
+    assert good.failed == {} and good.epochs == rebased.epochs == {"cpu:0:package": 1}
+    assert good.energy_j["cpu:0:package"] - rebased.energy_j["cpu:0:package"] == pytest.approx(3.0)
+
+
+def test_a_transient_read_error_fails_that_read_only_and_bumps_the_epoch(powercap, clock):
+    powercap.add_package(0)
+    broken = []
+
+    def reader(path):
+        if broken:
+            broken.pop()
+            raise OSError(errno.EIO, "Input/output error", path)
+        with open(path) as handle:
+            return handle.read()
+
+    session = backend(powercap, clock, reader=reader).open()
+    before = session.read()
+    broken.append(True)
+    assert "Input/output error" in session.read().failed["cpu:0:package"]
+    after = session.read()
+    assert after.failed == {} and after.epochs["cpu:0:package"] == before.epochs.get("cpu:0:package", 0) + 1
+
+
+def test_wraps_counted_by_the_poller_stay_exact_over_many_random_steps(powercap, clock):
+    import random
+
+    rng = random.Random(13)
+    range_uj = 4_294_967_295
+    powercap.add_package(0, energy_uj=rng.randrange(range_uj), max_range_uj=range_uj)
+    session = backend(powercap, clock).open()
+    begin = session.read().energy_j["cpu:0:package"]
+    true_uj = 0
+    for _ in range(500):
+        dt_s = rng.uniform(0.0, 0.7)  # at most 0.7 s between polls
+        step_uj = rng.randrange(int(dt_s * 1400 * 1e6) + 1)  # up to 1400 W, under the 1500 W package ceiling
+        true_uj += step_uj
+        powercap.set_energy("intel-rapl:0", (powercap.energy("intel-rapl:0") + step_uj) % range_uj)
+        clock.advance(dt_s)
+        session.poll()
+    reading = session.read()
+    assert reading.failed == {}
+    assert reading.energy_j["cpu:0:package"] - begin == pytest.approx(true_uj / 1e6, abs=1e-6)
