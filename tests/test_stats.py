@@ -6,8 +6,10 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from scipy.stats import spearmanr
 
-from energymeter.validation.stats import (DOES_NOT_TRACK, FAILS, HOLDS, INCONCLUSIVE, TRACKS, accuracy_change,
+from energymeter.validation.stats import (DOES_NOT_TRACK, DRIFTING, FAILS, HOLDS, INCONCLUSIVE, STABLE, TRACKS,
+                                          accuracy_change,
                                           correlation_by_group, cost_to_target, drift_correction_factors,
                                           efficiency_gain, elasticity, energy_change, make_result, reference_drift,
                                           seeds_needed, within_group_correlation)
@@ -77,6 +79,9 @@ def test_percent_interval_never_passes_minus_100_even_for_the_issue_seeds():
 def test_one_seed_gives_no_interval_and_no_verdict():
     r = energy_change([50.0], [100.0])
     assert r.verdict == INCONCLUSIVE and r.low is None and r.seeds_needed is None and r.n == 1
+    assert r.estimate == pytest.approx(-50.0) and "no interval" in r.reason
+    empty = energy_change([], [])
+    assert empty.n == 0 and empty.estimate is None and json.dumps(empty.to_dict(), allow_nan=False)
 
 
 def test_a_proxy_that_did_not_fall_leaves_tracking_untested():
@@ -119,7 +124,7 @@ def test_seeds_needed_handles_zero_sd_missing_sd_and_a_mean_on_the_boundary():
     assert seeds_needed(0.1, 0.0) is None
     # The normal-theory bound is a lower bound; the t answer is the first n that clears the margin.
     n = seeds_needed(0.1, 0.05)
-    assert n == 34  # (t.975 + t.80) * 0.1 / sqrt(n) <= 0.05 first holds at 34 (33 gives 0.0501)
+    assert n == 34  # (t.975 + t.80) * 0.1 / sqrt(n) <= 0.05 first holds at 34 (33 gives 0.0503)
     assert seeds_needed(0.1, 0.05, sides=2) > n
 
 
@@ -216,6 +221,21 @@ def test_resampling_lambdas_as_well_widens_the_interval():
     assert both.high - both.low > one.high - one.low
 
 
+def test_within_group_coefficients_equal_the_textbook_ones_on_random_inputs_with_ties():
+    rng = np.random.default_rng(14)
+    for _ in range(20):
+        n = int(rng.integers(8, 40))
+        x, y = rng.integers(0, 6, n).astype(float), rng.normal(size=n)
+        g = rng.integers(0, 3, n)
+        one = within_group_correlation(x, y + x, [0] * n, range(n), resamples=10)
+        assert one.estimate == pytest.approx(spearmanr(x, y + x)[0], abs=1e-12)
+        # Pearson within groups is the partial correlation given group dummies: correlate OLS residuals.
+        dummies = np.eye(3)[g]
+        resid = [v - dummies @ np.linalg.lstsq(dummies, v, rcond=None)[0] for v in (x, y + x)]
+        pooled = within_group_correlation(x, y + x, g, range(n), method="pearson", resamples=10)
+        assert pooled.estimate == pytest.approx(np.corrcoef(*resid)[0, 1], abs=1e-12)
+
+
 def test_correlation_by_group_gives_one_result_per_group():
     flops, joules, group, seed, _ = two_by_two(np.random.default_rng(10))
     per = correlation_by_group(flops, joules, group, seed, resamples=200)
@@ -240,6 +260,8 @@ def test_cost_to_target_interpolates_within_the_epoch_it_is_reached():
 def test_cost_to_target_in_the_first_epoch_uses_the_initial_accuracy_when_given():
     assert cost_to_target([10.0, 20.0], [0.6, 0.7], 0.5).cost == 10.0
     assert cost_to_target([10.0, 20.0], [0.6, 0.7], 0.5, initial_accuracy=0.1).cost == pytest.approx(8.0)
+    before = cost_to_target([10.0, 20.0], [0.6, 0.7], 0.5, initial_accuracy=0.55)
+    assert (before.cost, before.epoch) == (0.0, 0)
 
 
 def test_a_target_never_reached_has_no_cost_and_says_why():
@@ -273,14 +295,15 @@ def test_drift_slope_recovers_a_known_linear_drift():
     ref = 200.0 + 0.4 * np.arange(40) + rng.normal(0, 0.5, 40)  # 0.4 J per run
     r = reference_drift(ref)
     assert r.detail("slope_j_per_run_low") < 0.4 < r.detail("slope_j_per_run_high")
-    assert r.verdict == "drifting"
+    assert r.verdict == DRIFTING
     assert r.detail("fitted_last_over_first") == pytest.approx((200 + 0.4 * 39) / 200, rel=0.01)
 
 
 def test_a_flat_reference_is_stable_and_its_factors_centre_on_one():
     rng = np.random.default_rng(13)
     ref = 200.0 * np.exp(rng.normal(0, 0.002, 30))
-    assert reference_drift(ref).verdict == "stable"
+    assert reference_drift(ref).verdict == STABLE
+    assert reference_drift(ref[:4] * [1.0, 1.05, 0.95, 1.02]).verdict == INCONCLUSIVE  # noisy and short
     factors = drift_correction_factors([90.0, 100.0, 110.0, 100.0, 300.0])
     assert factors == (0.9, 1.0, 1.1, 1.0, 3.0)  # the median, 100, anchors; the outlier moves nothing else
 

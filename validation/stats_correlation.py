@@ -23,7 +23,8 @@ from typing import Hashable, Sequence
 import numpy as np
 from scipy import stats as _sp
 
-from .stats_core import DOES_NOT_TRACK, INCONCLUSIVE, INTERVAL_LEVEL, TRACKS, StatResult, finite_array, make_result
+from .stats_core import (DOES_NOT_TRACK, INCONCLUSIVE, INTERVAL_LEVEL, TARGET_POWER, TRACKS, StatResult, finite_array,
+                         make_result)
 
 #: A proxy tracks an energy when the interval's lower end exceeds this r (it explains over 25% of the
 #: within-group variance of energy at the least); kept from the earlier analysis's threshold.
@@ -38,18 +39,30 @@ METHODS = ("pearson", "spearman")
 
 
 def _centred(values: np.ndarray, groups: np.ndarray, rank: bool) -> np.ndarray:
-    out = np.empty_like(values)
-    for g in np.unique(groups):
-        mask = groups == g
-        v = _sp.rankdata(values[mask]) if rank else values[mask]
-        out[mask] = v - v.mean()
-    return out
+    """Values (or their within-group ranks, ties averaged) minus their group's mean; groups are codes 0..k-1."""
+    if rank:
+        # Sort by (group, value); positions averaged over tied blocks are the within-group ranks plus a constant
+        # per group (the runs of earlier groups), which the centring below removes.
+        order = np.lexsort((values, groups))
+        v, g = values[order], groups[order]
+        new_block = np.r_[True, (v[1:] != v[:-1]) | (g[1:] != g[:-1])]
+        block = np.cumsum(new_block) - 1
+        average = np.bincount(block, weights=np.arange(1.0, len(v) + 1)) / np.bincount(block)
+        ranked = np.empty(len(v))
+        ranked[order] = average[block]
+        values = ranked
+    means = np.bincount(groups, weights=values) / np.maximum(np.bincount(groups), 1)
+    return values - means[groups]
 
 
 def _within_r(x: np.ndarray, y: np.ndarray, g: np.ndarray, rank: bool) -> float:
+    """Correlation of within-group-centred values; NaN when either is constant within every group."""
     xc, yc = _centred(x, g, rank), _centred(y, g, rank)
-    denom = math.sqrt(float(xc @ xc) * float(yc @ yc))
-    return float(xc @ yc) / denom if denom > 0 else float("nan")
+    ssx, ssy = float(xc @ xc), float(yc @ yc)
+    # Centring a constant leaves rounding dust, not zero: compare with the raw values' size.
+    if ssx <= 1e-24 * float(x @ x) or ssy <= 1e-24 * float(y @ y) or ssx == 0 or ssy == 0:
+        return float("nan")
+    return float(xc @ yc) / math.sqrt(ssx * ssy)
 
 
 def _codes(labels: Sequence[Hashable]) -> np.ndarray:
@@ -66,8 +79,10 @@ def within_group_correlation(proxy: Sequence[float], energy_j: Sequence[float], 
 
     Verdict: ``tracks`` when the 95% interval's lower end exceeds ``tracks_r``; ``does_not_track`` when the
     whole interval lies inside ``(-negligible_r, +negligible_r)``; otherwise ``inconclusive``, with
-    ``seeds_needed`` scaled from the observed interval (half-width taken to shrink as 1/sqrt(clusters); a
-    rough plan, since a percentile bootstrap over few clusters is itself rough).
+    ``seeds_needed``: the clusters at which the interval would clear the nearer band with ``TARGET_POWER``,
+    taking the observed half-width h as z[0.975] standard errors that shrink as 1/sqrt(clusters):
+    ``k * ((z[0.975] + z[power]) / z[0.975] * h / margin) ** 2``. A rough plan: a percentile bootstrap over
+    few clusters is itself rough, and too narrow below about 5 clusters.
 
     Args:
         proxy: The proxy per run (E, FLOPs, ...). Pass logs for multiplicative quantities if Pearson is wanted
@@ -138,7 +153,9 @@ def within_group_correlation(proxy: Sequence[float], energy_j: Sequence[float], 
         return make_result(quantity, n_clusters, estimate, (lo, hi), how, DOES_NOT_TRACK,
                            f"{shown}: the interval lies inside the negligible band +-{negligible_r}", **details)
     margin = max(estimate - tracks_r, negligible_r - abs(estimate))
-    needed = math.ceil(n_clusters * ((hi - lo) / 2 / margin) ** 2) if margin > 0 else None
+    z = _sp.norm.ppf(0.5 + INTERVAL_LEVEL / 2)
+    scale = (z + _sp.norm.ppf(TARGET_POWER)) / z * (hi - lo) / 2
+    needed = max(n_clusters + 1, math.ceil(n_clusters * (scale / margin) ** 2)) if margin > 0 else None
     plan = (f"about {needed} clusters would resolve it" if needed else
             "no cluster count resolves an r between the bands")
     return make_result(quantity, n_clusters, estimate, (lo, hi), how, INCONCLUSIVE,

@@ -22,6 +22,9 @@ from .stats_core import (FAILS, HOLDS, INCONCLUSIVE, INTERVAL_LEVEL, StatResult,
 
 #: The paper's third claim: energy-first designs give 5-33% training-efficiency gains (gain = 1 - ratio).
 CLAIMED_GAIN_BAND = (0.05, 0.33)
+#: Verdicts of ``reference_drift`` (besides ``inconclusive``).
+DRIFTING = "drifting"
+STABLE = "stable"
 #: Reference drift that cannot matter: the fitted change over the whole series must stay inside +-5%,
 #: half the energy SESOI (10%), so drift alone cannot fake or hide a change that matters.
 DRIFT_TOLERANCE = 0.05
@@ -33,7 +36,7 @@ class TargetCost:
 
     Attributes:
         cost: Cumulative cost (in the unit of the series given: J, FLOPs or s) at the target; None if never reached.
-        epoch: 1-based epoch in which the target was first reached; None if never reached.
+        epoch: 1-based epoch in which the target was first reached (0: before training); None if never reached.
         reason: How the cost was obtained, or why there is none.
     """
 
@@ -73,6 +76,8 @@ def cost_to_target(cumulative_cost: Sequence[float], accuracy: Sequence[float], 
         best = f"best {a.max():g} at epoch {int(a.argmax()) + 1}" if len(a) else "no epochs"
         return TargetCost(None, None, f"target {target_accuracy:g} never reached in {len(a)} epochs ({best})")
     k = int(hits[0])
+    if initial_accuracy is not None and initial_accuracy >= target_accuracy:
+        return TargetCost(0.0, 0, f"reached before training (initial accuracy {initial_accuracy:g})")
     if k == 0:
         prev_cost, prev_acc = 0.0, initial_accuracy
     else:
@@ -142,8 +147,8 @@ def reference_drift(reference_energy_j: Sequence[float], *, tolerance: float = D
 
     Fits energy = a + b * run_index by least squares; the estimate is the slope as percent of the median per
     run, with its Student-t interval (n - 2 df; successive measurements may be autocorrelated, which this
-    ignores, so treat a borderline interval with care). Verdict: ``drifting`` when the slope's interval
-    excludes 0; ``stable`` when the fitted change over the whole series lies within ``+-tolerance`` at both
+    ignores, so treat a borderline interval with care). Verdict: ``DRIFTING`` when the slope's interval
+    excludes 0; ``STABLE`` when the fitted change over the whole series lies within ``+-tolerance`` at both
     ends of the slope's interval; else ``inconclusive``. Details: ``slope_j_per_run`` (with low/high),
     ``fitted_last_over_first`` (the fitted ratio, robust to one noisy end) and ``last_over_first`` (raw).
 
@@ -175,9 +180,9 @@ def reference_drift(reference_energy_j: Sequence[float], *, tolerance: float = D
     span = (n - 1) / 100  # percent per run -> fraction over the series
     shown = f"{slope:+.3f}% per run [{lo:+.3f}, {hi:+.3f}] over {n} runs"
     if lo > 0 or hi < 0:
-        verdict, why = "drifting", f"{shown}: the reference drifts (fitted last/first {fitted_ratio:.3f})"
+        verdict, why = DRIFTING, f"{shown}: the reference drifts (fitted last/first {fitted_ratio:.3f})"
     elif max(abs(lo), abs(hi)) * span < tolerance:
-        verdict, why = "stable", f"{shown}: any drift over the series is under {tolerance:.0%}"
+        verdict, why = STABLE, f"{shown}: any drift over the series is under {tolerance:.0%}"
     else:
         verdict, why = INCONCLUSIVE, f"{shown}: no drift shown, but one of up to {tolerance:.0%} is not excluded"
     return make_result("reference_drift_pct_per_run", n, slope, (lo, hi), method, verdict, why,
