@@ -9,10 +9,10 @@ import pytest
 from scipy.stats import spearmanr
 
 from energymeter.validation.stats import (DOES_NOT_TRACK, DRIFTING, FAILS, HOLDS, INCONCLUSIVE, STABLE, TRACKS,
-                                          accuracy_change,
-                                          correlation_by_group, cost_to_target, drift_correction_factors,
-                                          efficiency_gain, elasticity, energy_change, make_result, reference_drift,
-                                          seeds_needed, within_group_correlation)
+                                          accuracy_change, correlation_by_group, cost_to_target,
+                                          drift_correction_factors, efficiency_gain, elasticity, energy_change,
+                                          make_result, paired_ratio, reference_drift, seeds_needed,
+                                          within_group_correlation)
 
 
 def exact_sample(mean, sd, n):
@@ -38,6 +38,13 @@ def test_pure_noise_is_mostly_inconclusive_over_many_draws():
                        for _ in range(300))
     # Each wrong verdict is a one-sided test at alpha = 0.025; two can fire, so about 5% at most.
     assert verdicts[INCONCLUSIVE] / 300 > 0.93
+
+
+def test_paired_ratio_is_the_geometric_mean_with_a_back_transformed_interval():
+    r = paired_ratio([1.0, 0.5, 2.0], [1000.0, 1000.0, 1000.0], "activation_energy")
+    assert r.quantity == "activation_energy_ratio" and r.verdict is None
+    assert r.estimate == pytest.approx(1e-3) and r.detail("fold_fall") == pytest.approx(1000)
+    assert 0 < r.low < 1e-3 < r.high < 1  # E fell reliably: the whole interval is below 1
 
 
 def test_constant_energy_does_not_track():
@@ -210,6 +217,13 @@ def test_cluster_bootstrap_is_wider_than_the_naive_one_on_clustered_data():
     assert clustered.estimate == naive.estimate
     assert clustered.high - clustered.low > 2 * (naive.high - naive.low)
     assert clustered.verdict != TRACKS and clustered.n == seeds and naive.n == seeds * per_seed
+    assert clustered.detail("few_clusters") is False
+
+
+def test_a_bootstrap_over_three_seeds_is_flagged_as_understating_the_spread():
+    flops, joules, group, seed, _ = two_by_two(np.random.default_rng(5), seeds=3)
+    r = within_group_correlation(flops, joules, group, seed, resamples=200)
+    assert r.detail("few_clusters") is True and "only 3 clusters" in r.reason
 
 
 def test_resampling_lambdas_as_well_widens_the_interval():

@@ -32,6 +32,9 @@ TRACKS_R = 0.5
 #: A correlation is negligible inside (-0.3, +0.3): under 9% of the variance explained, Cohen's "small-to-
 #: medium" boundary; ``does_not_track`` needs the whole interval inside this band.
 NEGLIGIBLE_R = 0.3
+#: Below this many clusters a percentile bootstrap understates the spread (few distinct resamples exist:
+#: 10 for 3 clusters), and the reason says so.
+FEW_CLUSTERS = 5
 #: Bootstrap resamples and the fixed seed of their generator (results repeat exactly).
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
@@ -100,7 +103,7 @@ def within_group_correlation(proxy: Sequence[float], energy_j: Sequence[float], 
 
     Returns:
         ``<method>_r_within_group``; n is the number of clusters. Details: ``n_runs``, ``n_groups``,
-        ``valid_resamples`` (resamples with a defined r).
+        ``valid_resamples`` (resamples with a defined r), ``few_clusters`` (fewer than ``FEW_CLUSTERS``).
 
     Raises:
         ValueError: On unknown method, mismatched lengths or non-finite values.
@@ -145,7 +148,10 @@ def within_group_correlation(proxy: Sequence[float], energy_j: Sequence[float], 
                            f"r = {estimate:+.2f} with no interval: {n_clusters} cluster(s) cannot be resampled",
                            **details)
     lo, hi = (float(v) for v in np.percentile(draws, [tail, 100 - tail]))
-    shown = f"r = {estimate:+.2f} [{lo:+.2f}, {hi:+.2f}] within groups over {n_clusters} clusters"
+    details["few_clusters"] = n_clusters < FEW_CLUSTERS
+    caution = (f" (only {n_clusters} clusters: a bootstrap this small understates the spread)"
+               if n_clusters < FEW_CLUSTERS else "")
+    shown = f"r = {estimate:+.2f} [{lo:+.2f}, {hi:+.2f}] within groups over {n_clusters} clusters{caution}"
     if lo > tracks_r:
         return make_result(quantity, n_clusters, estimate, (lo, hi), how, TRACKS,
                            f"{shown}: the interval lies above {tracks_r}", **details)

@@ -41,6 +41,35 @@ def _fmt_pct(mean: float, low: float | None, high: float | None) -> str:
     return f"{mean:+.1f}% [{low:+.1f}, {high:+.1f}]"
 
 
+def paired_ratio(after: Sequence[float], before: Sequence[float], quantity: str) -> StatResult:
+    """Geometric-mean ratio ``after / before`` over pairs sharing a seed, with its 95% interval; no verdict.
+
+    Use it for the proxy's own fall (E at lambda over E at lambda = 0): ``high < 1`` says E fell reliably,
+    which is what ``energy_change(proxy_fell=...)`` asks. Detail ``fold_fall`` is ``1 / ratio``.
+
+    Args:
+        after: Values at lambda > 0 (positive), one per seed.
+        before: Values at lambda = 0 for the same seeds, same order.
+        quantity: What the values are (``"activation_energy"``); the result is ``<quantity>_ratio``.
+
+    Returns:
+        ``<quantity>_ratio`` (dimensionless).
+
+    Raises:
+        ValueError: On unpaired lengths, non-positive or non-finite values.
+    """
+    d = paired_log_differences(after, before, quantity)
+    mean, lo, hi, sd = t_interval(d)
+    n = len(d)
+    ratio = math.exp(mean) if n else None
+    shown = (f"{ratio:.4g}x" + (f" [{math.exp(lo):.4g}, {math.exp(hi):.4g}]" if lo is not None else " (no interval)")
+             if n else "no seeds")
+    return make_result(f"{quantity}_ratio", n, ratio, (None if lo is None else math.exp(lo),
+                                                       None if hi is None else math.exp(hi)),
+                       f"paired by seed; {_LOG_T}", None, f"{quantity} ratio {shown} over {n} seed(s)",
+                       fold_fall=None if ratio is None else 1 / ratio, sd_log_ratio=sd)
+
+
 def energy_change(energy_j_at_lambda: Sequence[float], energy_j_at_baseline: Sequence[float], *,
                   proxy_fell: bool = True, sesoi: float = ENERGY_SESOI) -> StatResult:
     """Whether an energy follows a fall of the proxy, from energies paired by seed.
@@ -212,4 +241,4 @@ def elasticity(energy_j: Sequence[float], activation_energy: Sequence[float],
                        "in energy", skipped_clusters=skipped)
 
 
-__all__ = ["ENERGY_SESOI", "ACCURACY_MAX_LOSS_PP", "energy_change", "accuracy_change", "elasticity"]
+__all__ = ["ENERGY_SESOI", "ACCURACY_MAX_LOSS_PP", "paired_ratio", "energy_change", "accuracy_change", "elasticity"]
