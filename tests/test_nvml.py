@@ -2,7 +2,7 @@ import inspect
 
 import pytest
 
-from energymeter import Meter
+from energymeter import BackendUnavailable, Meter
 from energymeter.backends.nvml import NvmlBackend, parse_visible_devices
 from energymeter.testing import FakeGpu, FakeNVML
 from energymeter.testing import fake_nvml
@@ -93,6 +93,7 @@ def test_cuda_visible_devices_environment_is_honoured(monkeypatch):
 @pytest.mark.parametrize("value, expected", [
     (None, [0, 1, 2]), ("", []), ("1,2", [1, 2]), ("0,7,1", [0]), ("2,-1,0", [2]),
     ("GPU-bb", [1]), ("1,1", [1]), ("abc", []),
+    ("\u00b2", []), ("\u0661", []), ("0,\u0661", [0]), ("1,\u00b2,0", [1]), ("\uff11", []),
 ])
 def test_parse_visible_devices_follows_cuda_rules(value, expected):
     assert parse_visible_devices(value, 3, ["GPU-aa01", "GPU-bb02", "GPU-cc03"]) == expected
@@ -136,3 +137,178 @@ def test_prepared_gpu_check_runs_against_the_fake_nvml(capsys):
     assert module.main(["--fake", "--seconds", "0.05", "--size", "64", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     assert "window 1:" in out and "measured" in out and "integrated" in out
+
+
+# -- Plausibility and faults: degrade one GPU, never lie (issue 13) ----------------------------------
+
+def test_an_energy_counter_going_backwards_fails_that_read_instead_of_negative_joules(clock):
+    gpu = FakeGpu(energy_mj=5_000_000)
+    session = NvmlBackend(nvml_module=FakeNVML([gpu]), clock=clock).open()
+    begin = session.read()
+    gpu.energy_mj = 1_000  # was reported as -4,999 J
+    clock.advance(1.0)
+    reading = session.read()
+    assert "gpu:0" not in reading.energy_j
+    assert "went backwards (5000000 -> 1000 mJ)" in reading.failed["gpu:0"]
+    assert reading.epochs["gpu:0"] == begin.epochs.get("gpu:0", 0) + 1
+    gpu.energy_mj += 2_000
+    clock.advance(1.0)
+    later = session.read()  # re-based at the faulty read: the counter measures again
+    assert later.failed == {} and later.energy_j["gpu:0"] - begin.energy_j["gpu:0"] == pytest.approx(2.0)
+
+
+def test_an_energy_counter_step_above_the_gpu_ceiling_fails_that_read(clock):
+    gpu = FakeGpu()
+    session = NvmlBackend(nvml_module=FakeNVML([gpu]), clock=clock).open()
+    session.read()
+    gpu.energy_mj += 10_000_000  # 10 kJ in a millisecond
+    clock.advance(0.001)
+    reading = session.read()
+    assert "jumped forward by 10000.0 J" in reading.failed["gpu:0"] and "3000 W ceiling" in reading.failed["gpu:0"]
+
+
+def test_the_first_counter_read_after_a_long_idle_gap_is_judged_against_the_gap(clock):
+    gpu = FakeGpu()
+    session = NvmlBackend(nvml_module=FakeNVML([gpu]), clock=clock).open()
+    begin = session.read()
+    clock.advance(3600.0)
+    gpu.energy_mj += 2_520_000_000  # 700 W for an hour
+    reading = session.read()
+    assert reading.failed == {} and reading.energy_j["gpu:0"] - begin.energy_j["gpu:0"] == pytest.approx(2_520_000.0)
+
+
+def test_one_transient_nvml_error_is_retried_and_no_read_fails(clock):
+    gpu = FakeGpu()
+    session = NvmlBackend(nvml_module=FakeNVML([gpu]), clock=clock).open()
+    begin = session.read()
+    gpu.errors = [fake_nvml.NVML_ERROR_TIMEOUT, fake_nvml.NVML_ERROR_UNKNOWN]
+    gpu.energy_mj += 3_000
+    reading = session.read()
+    assert gpu.errors == []  # both were raised, and retried past
+    assert reading.failed == {} and reading.epochs == begin.epochs
+    assert reading.energy_j["gpu:0"] - begin.energy_j["gpu:0"] == pytest.approx(3.0)
+
+
+def test_an_error_that_outlasts_the_retries_fails_one_window_and_later_windows_measure(clock):
+    flaky, steady = FakeGpu(uuid="GPU-a"), FakeGpu(uuid="GPU-b")
+    meter = Meter(["nvml"], nvml_module=FakeNVML([flaky, steady]), clock=clock)
+    meter.begin_window("run 1")
+    flaky.errors = [fake_nvml.NVML_ERROR_UNKNOWN] * 4  # the first try and all three retries
+    flaky.energy_mj += 1_000
+    steady.energy_mj += 1_000
+    first = meter.end_window("run 1")
+    assert first.failed == {"gpu:0": "NVML: Unknown Error (still failing after 3 retries)"}
+    assert first.energy_j == {"gpu:1": pytest.approx(1.0)}
+    meter.begin_window("run 2")  # the sweep goes on with the same meter
+    flaky.energy_mj += 5_000
+    clock.advance(1.0)
+    second = meter.end_window("run 2")
+    assert second.failed == {} and second.energy_j["gpu:0"] == pytest.approx(5.0)
+    meter.close()
+
+
+def test_a_window_spanning_a_recovered_fault_fails_that_gpu_only(clock):
+    flaky, steady = FakeGpu(uuid="GPU-a"), FakeGpu(uuid="GPU-b")
+    nvml = FakeNVML([flaky, steady])
+    meter = Meter(["nvml"], nvml_module=nvml, clock=clock)
+    meter.begin_window("outer")
+    flaky.errors = [fake_nvml.NVML_ERROR_UNKNOWN] * 4
+    with meter.window("inner") as inner:
+        pass
+    steady.energy_mj += 2_000
+    outer = meter.end_window("outer")
+    assert "gpu:0" in inner.result.failed
+    assert "recovered" in outer.failed["gpu:0"] and outer.energy_j == {"gpu:1": pytest.approx(2.0)}
+    meter.close()
+
+
+def test_gpu_is_lost_is_not_retried_and_stays_failed(clock):
+    gpu = FakeGpu()
+    nvml = FakeNVML([gpu])
+    session = NvmlBackend(nvml_module=nvml, clock=clock).open()
+    gpu.lost = True
+    calls = nvml.calls
+    assert session.read().failed == {"gpu:0": "NVML: GPU is lost"}
+    assert nvml.calls == calls + 1
+    gpu.lost = False
+    assert session.read().failed == {"gpu:0": "NVML: GPU is lost"}
+
+
+def test_a_failed_power_sample_is_a_gap_that_fails_spanning_windows_and_restarts_the_trapezoid(clock):
+    gpu = FakeGpu(has_counter=False, power_mw=100_000)
+    session = NvmlBackend(nvml_module=FakeNVML([gpu]), clock=clock).open()
+    begin = session.read()
+    clock.advance(1.0)
+    gpu.errors = [fake_nvml.NVML_ERROR_UNKNOWN] * 4
+    session.sample()  # the poller's sample fails: a gap
+    clock.advance(1.0)
+    after_gap = session.read()  # the first sample after the gap starts a new trapezoid
+    assert after_gap.failed == {}
+    assert after_gap.epochs["gpu:0"] == begin.epochs.get("gpu:0", 0) + 1  # windows spanning the gap fail
+    assert after_gap.energy_j["gpu:0"] == begin.energy_j["gpu:0"]  # nothing is integrated across the gap
+    clock.advance(1.0)
+    end = session.read()
+    assert end.energy_j["gpu:0"] - after_gap.energy_j["gpu:0"] == pytest.approx(100.0)
+    assert end.epochs == after_gap.epochs
+
+
+def test_a_power_sample_above_the_ceiling_is_a_gap_with_the_reason(clock):
+    gpu = FakeGpu(has_counter=False, power_mw=100_000)
+    session = NvmlBackend(nvml_module=FakeNVML([gpu]), clock=clock).open()
+    gpu.power_mw = 50_000_000  # 50 kW
+    clock.advance(1.0)
+    reading = session.read()
+    assert "50000 W is outside 0..3000 W" in reading.failed["gpu:0"]
+
+
+def test_a_gpu_hidden_by_cuda_visible_devices_is_never_touched(clock):
+    hidden, used = FakeGpu(uuid="GPU-a", accessible=False), FakeGpu(uuid="GPU-b")
+    backend = NvmlBackend(nvml_module=FakeNVML([hidden, used]), clock=clock, visible_devices="1")
+    status = backend.probe()
+    assert status.available and status.domains == ("gpu:0",)
+    assert backend.open().devices == {"gpu:0": "GPU-b"}
+
+
+def test_an_inaccessible_visible_gpu_is_left_out_with_its_reason_and_the_others_work(clock):
+    blocked, used = FakeGpu(uuid="GPU-a", accessible=False), FakeGpu(uuid="GPU-b")
+    meter = Meter(["nvml"], nvml_module=FakeNVML([blocked, used]), clock=clock)
+    status = meter.backends[0].probe()
+    assert status.domains == ("gpu:1",)
+    assert "gpu:0 (NVML index 0) left out: Insufficient Permissions" in status.reason
+    meter.begin_window("w")
+    used.energy_mj += 4_000
+    assert meter.end_window("w").energy_j == {"gpu:1": pytest.approx(4.0)}
+    meter.close()
+
+
+def test_uuid_entries_skip_a_gpu_whose_uuid_cannot_be_read(clock):
+    blocked, used = FakeGpu(uuid="GPU-a", accessible=False), FakeGpu(uuid="GPU-b")
+    status = NvmlBackend(nvml_module=FakeNVML([blocked, used]), visible_devices="GPU-b").probe()
+    assert status.domains == ("gpu:0",) and "NVML index 0: UUID unreadable" in status.reason
+
+
+def test_a_gpu_lost_between_probe_and_open_is_a_failed_domain_not_a_raw_nvml_error(clock):
+    lost, healthy = FakeGpu(uuid="GPU-a"), FakeGpu(uuid="GPU-b")
+    backend = NvmlBackend(nvml_module=FakeNVML([lost, healthy]), clock=clock)
+    assert backend.probe().domains == ("gpu:0", "gpu:1")
+    lost.lost = True
+    session = backend.open()
+    reading = session.read()
+    assert "GPU is lost" in reading.failed["gpu:0"] and "could not be opened" in reading.failed["gpu:0"]
+    assert "gpu:1" in reading.energy_j
+
+
+def test_nvml_failing_to_start_at_open_is_backend_unavailable(clock):
+    nvml = FakeNVML([FakeGpu()])
+    backend = NvmlBackend(nvml_module=nvml, clock=clock)
+    assert backend.probe().available
+    nvml.driver_present = False
+    with pytest.raises(BackendUnavailable, match="NVML did not start"):
+        backend.open()
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u0661", "0,\u00b2"])
+def test_a_non_ascii_digit_in_cuda_visible_devices_ends_the_list_instead_of_crashing(monkeypatch, value):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", value)
+    status = NvmlBackend(nvml_module=FakeNVML([FakeGpu(uuid="GPU-a"), FakeGpu(uuid="GPU-b")])).probe()
+    assert status.domains == (("gpu:0",) if value.startswith("0") else ())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 NVML_SUCCESS = 0
@@ -12,8 +12,10 @@ NVML_ERROR_INVALID_ARGUMENT = 2
 NVML_ERROR_NOT_SUPPORTED = 3
 NVML_ERROR_NO_PERMISSION = 4
 NVML_ERROR_NOT_FOUND = 6
+NVML_ERROR_TIMEOUT = 10
 NVML_ERROR_LIBRARY_NOT_FOUND = 12
 NVML_ERROR_GPU_IS_LOST = 15
+NVML_ERROR_UNKNOWN = 999
 NVML_FI_DEV_POWER_INSTANT = 186
 NVML_VALUE_TYPE_UNSIGNED_INT = 1
 
@@ -23,8 +25,10 @@ _MESSAGES = {
     NVML_ERROR_NOT_SUPPORTED: "Not Supported",
     NVML_ERROR_NO_PERMISSION: "Insufficient Permissions",
     NVML_ERROR_NOT_FOUND: "Not Found",
+    NVML_ERROR_TIMEOUT: "Timeout",
     NVML_ERROR_LIBRARY_NOT_FOUND: "NVML Shared Library Not Found",
     NVML_ERROR_GPU_IS_LOST: "GPU is lost",
+    NVML_ERROR_UNKNOWN: "Unknown Error",
 }
 
 
@@ -55,11 +59,20 @@ for _code, _text in _MESSAGES.items():
 NVMLError_NotSupported = NVMLError._classes[NVML_ERROR_NOT_SUPPORTED]
 NVMLError_GpuIsLost = NVMLError._classes[NVML_ERROR_GPU_IS_LOST]
 NVMLError_LibraryNotFound = NVMLError._classes[NVML_ERROR_LIBRARY_NOT_FOUND]
+NVMLError_NoPermission = NVMLError._classes[NVML_ERROR_NO_PERMISSION]
+NVMLError_Timeout = NVMLError._classes[NVML_ERROR_TIMEOUT]
+NVMLError_Unknown = NVMLError._classes[NVML_ERROR_UNKNOWN]
 
 
 @dataclass
 class FakeGpu:
     """One fake GPU. Change ``energy_mj``/``power_mw`` between reads; set ``lost`` to lose it.
+
+    Faults, as a real driver shows them: ``lost`` makes every call on the GPU (getting its handle
+    included) raise ``GPU is lost``; ``accessible=False`` makes getting its handle raise ``Insufficient
+    Permissions`` (a GPU this process's cgroup may not open); ``errors`` is a queue of NVML error codes
+    that the next queries on this GPU raise, one per call (e.g. ``[NVML_ERROR_TIMEOUT]`` for one
+    transient timeout).
 
     Attributes:
         name: Product name.
@@ -69,6 +82,8 @@ class FakeGpu:
         has_counter: Whether ``nvmlDeviceGetTotalEnergyConsumption`` is supported (Volta and newer).
         has_instant_power: Whether the ``NVML_FI_DEV_POWER_INSTANT`` field is supported.
         lost: When True every call on this GPU raises ``GPU is lost``.
+        accessible: When False getting a handle to this GPU raises ``Insufficient Permissions``.
+        errors: NVML error codes the next queries on this GPU raise, first one first.
     """
 
     name: str = "NVIDIA H200"
@@ -78,6 +93,8 @@ class FakeGpu:
     has_counter: bool = True
     has_instant_power: bool = True
     lost: bool = False
+    accessible: bool = True
+    errors: list[int] = field(default_factory=list)
 
 
 class _Value:
@@ -109,6 +126,9 @@ class FakeNVML:
     NVMLError = NVMLError
     NVML_SUCCESS = NVML_SUCCESS
     NVML_ERROR_NOT_SUPPORTED = NVML_ERROR_NOT_SUPPORTED
+    NVML_ERROR_NO_PERMISSION = NVML_ERROR_NO_PERMISSION
+    NVML_ERROR_TIMEOUT = NVML_ERROR_TIMEOUT
+    NVML_ERROR_UNKNOWN = NVML_ERROR_UNKNOWN
     NVML_ERROR_GPU_IS_LOST = NVML_ERROR_GPU_IS_LOST
     NVML_ERROR_UNINITIALIZED = NVML_ERROR_UNINITIALIZED
     NVML_ERROR_LIBRARY_NOT_FOUND = NVML_ERROR_LIBRARY_NOT_FOUND
@@ -146,7 +166,17 @@ class FakeNVML:
         gpu = self.gpus[handle]
         if gpu.lost:
             raise NVMLError(NVML_ERROR_GPU_IS_LOST)
+        if gpu.errors:
+            raise NVMLError(gpu.errors.pop(0))
         return gpu
+
+    def _handle(self, index: int) -> int:
+        gpu = self.gpus[index]
+        if gpu.lost:
+            raise NVMLError(NVML_ERROR_GPU_IS_LOST)
+        if not gpu.accessible:
+            raise NVMLError(NVML_ERROR_NO_PERMISSION)
+        return index
 
     # -- queries ------------------------------------------------------------------------------------
     def nvmlSystemGetDriverVersion(self) -> str:
@@ -161,14 +191,14 @@ class FakeNVML:
         self._check()
         if not 0 <= index < len(self.gpus):
             raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
-        return index
+        return self._handle(index)
 
     def nvmlDeviceGetHandleByUUID(self, uuid: str | bytes) -> int:
         self._check()
         text = uuid.decode() if isinstance(uuid, bytes) else uuid
         for i, gpu in enumerate(self.gpus):
             if gpu.uuid == text:
-                return i
+                return self._handle(i)
         raise NVMLError(NVML_ERROR_NOT_FOUND)
 
     def nvmlDeviceGetUUID(self, handle: int) -> str:
