@@ -66,7 +66,7 @@ def paired_ratio(after: Sequence[float], before: Sequence[float], quantity: str)
              if n else "no seeds")
     return make_result(f"{quantity}_ratio", n, ratio, (None if lo is None else math.exp(lo),
                                                        None if hi is None else math.exp(hi)),
-                       f"paired by seed; {_LOG_T}", None, f"{quantity} ratio {shown} over {n} seed(s)",
+                       f"paired by seed; {_LOG_T}", None, f"{quantity} ratio {shown} over {n} seed(s)" if n else "no paired seeds",
                        fold_fall=None if ratio is None else 1 / ratio, sd_log_ratio=sd)
 
 
@@ -111,7 +111,7 @@ def energy_change(energy_j_at_lambda: Sequence[float], energy_j_at_baseline: Seq
             mean_log_ratio=mean, sd_log_ratio=sd, sesoi=sesoi)
 
     if n < 2:
-        return result(INCONCLUSIVE, f"energy changed {shown} over {n} seed(s): no interval without 2 seeds")
+        return result(INCONCLUSIVE, f"energy changed {shown} over {n} seed(s): no interval without 2 seeds" if n else "no paired seeds")
     if not proxy_fell:
         return result(INCONCLUSIVE, f"energy changed {shown}; E did not fall reliably, so whether energy "
                                     "follows it is not tested")
@@ -143,7 +143,8 @@ def accuracy_change(accuracy_pct_at_lambda: Sequence[float], accuracy_pct_at_bas
     ``holds`` when the 95% interval's lower end is above ``-max_loss_pp``; ``fails`` when its upper end is
     below it; otherwise ``inconclusive`` with ``seeds_needed``. A rise is reported as a rise: detail
     ``rose_beyond_bound`` is True when the lower end is above ``+max_loss_pp`` (a change larger than the
-    bound, in the favourable direction), which is not "within" the bound.
+    bound, in the favourable direction), which is not "within" the bound; ``estimate_above_bound`` says the
+    same of the point estimate alone.
 
     Args:
         accuracy_pct_at_lambda: Test accuracy (percent, 0-100) of each seed at lambda > 0.
@@ -171,10 +172,11 @@ def accuracy_change(accuracy_pct_at_lambda: Sequence[float], accuracy_pct_at_bas
     def result(verdict: str, reason: str, needed: int | None = None) -> StatResult:
         return make_result("accuracy_change_pp", n, mean if n else None, (lo, hi),
                            "paired by seed; Student t on the mean difference", verdict, reason, needed,
-                           max_loss_pp=max_loss_pp, rose_beyond_bound=rose_beyond, sd_pp=sd)
+                           max_loss_pp=max_loss_pp, rose_beyond_bound=rose_beyond, sd_pp=sd,
+                           estimate_above_bound=bool(n) and mean > max_loss_pp)
 
     if lo is None or hi is None:
-        return result(INCONCLUSIVE, f"{shown} over {n} seed(s): no interval without 2 seeds")
+        return result(INCONCLUSIVE, f"{shown} over {n} seed(s): no interval without 2 seeds" if n else "no paired seeds")
     if rose_beyond:
         return result(HOLDS, f"{shown}: no loss (accuracy rose by more than the {bound} bound)")
     if lo > 0:

@@ -131,7 +131,7 @@ def efficiency_gain(cost_at_lambda: Sequence[float], cost_at_baseline: Sequence[
                            claimed_band=list(claimed_band), above_band=above, sd_log_ratio=sd)
 
     if g_lo is None:
-        return result(INCONCLUSIVE, f"{shown} over {n} seed(s): no interval without 2 seeds")
+        return result(INCONCLUSIVE, f"{shown} over {n} seed(s): no interval without 2 seeds" if n else "no paired seeds")
     if g_lo >= low_gain * 100:
         extra = f", more than the claimed {band}" if above else f", consistent with the claimed {band}"
         return result(HOLDS, f"{shown}: at least the claimed {low_gain:.0%} gain{extra}")
@@ -171,24 +171,28 @@ def reference_drift(reference_energy_j: Sequence[float], *, tolerance: float = D
         return make_result("reference_drift_pct_per_run", n, None, (None, None), method, INCONCLUSIVE,
                            f"{n} reference measurement(s): a slope with an interval needs 3")
     x = np.arange(n, dtype=float)
-    fit = _sp.linregress(x, y)
-    half = float(_sp.t.ppf(0.5 + INTERVAL_LEVEL / 2, n - 2)) * fit.stderr
+    sxx = float(((x - x.mean()) ** 2).sum())
+    b = float(((x - x.mean()) * (y - y.mean())).sum()) / sxx
+    a = float(y.mean()) - b * float(x.mean())
+    resid = y - (a + b * x)
+    se = math.sqrt(float(resid @ resid) / (n - 2) / sxx)  # 0 for an exactly straight series
+    half = float(_sp.t.ppf(0.5 + INTERVAL_LEVEL / 2, n - 2)) * se
     med = float(np.median(y))
-    slope, lo, hi = (v / med * 100 for v in (fit.slope, fit.slope - half, fit.slope + half))
-    first, last = fit.intercept, fit.intercept + fit.slope * (n - 1)
+    slope, lo, hi = (v / med * 100 for v in (b, b - half, b + half))
+    first, last = a, a + b * (n - 1)
     fitted_ratio = last / first if first > 0 else None
     span = (n - 1) / 100  # percent per run -> fraction over the series
     shown = f"{slope:+.3f}% per run [{lo:+.3f}, {hi:+.3f}] over {n} runs"
     if lo > 0 or hi < 0:
-        verdict, why = DRIFTING, f"{shown}: the reference drifts (fitted last/first {fitted_ratio:.3f})"
+        ends = f"fitted last/first {fitted_ratio:.3f}" if fitted_ratio is not None else "fitted first value <= 0"
+        verdict, why = DRIFTING, f"{shown}: the reference drifts ({ends})"
     elif max(abs(lo), abs(hi)) * span < tolerance:
         verdict, why = STABLE, f"{shown}: any drift over the series is under {tolerance:.0%}"
     else:
         verdict, why = INCONCLUSIVE, f"{shown}: no drift shown, but one of up to {tolerance:.0%} is not excluded"
     return make_result("reference_drift_pct_per_run", n, slope, (lo, hi), method, verdict, why,
-                       slope_j_per_run=fit.slope, slope_j_per_run_low=fit.slope - half,
-                       slope_j_per_run_high=fit.slope + half, fitted_last_over_first=fitted_ratio,
-                       last_over_first=float(y[-1] / y[0]), median_j=med)
+                       slope_j_per_run=b, slope_j_per_run_low=b - half, slope_j_per_run_high=b + half,
+                       fitted_last_over_first=fitted_ratio, last_over_first=float(y[-1] / y[0]), median_j=med)
 
 
 def drift_correction_factors(reference_energy_j: Sequence[float]) -> tuple[float, ...]:
