@@ -1,7 +1,7 @@
 """Cost of one ``energymeter.distributed.aggregate()`` call for 4 ranks on gloo, against a bare ``all_gather_object``.
 
 ``.venv/bin/python bench/bench_aggregate.py [--ranks 4] [--blocks 31] [--calls 50]`` spawns the ranks
-(torch.multiprocessing, gloo over 127.0.0.1) on two simulated hosts. Each rank holds a realistic window:
+(torch.multiprocessing, gloo over 127.0.0.1), two per simulated host. Each rank holds a realistic window:
 two sockets' package and DRAM, two GPUs (one shared with the other rank of its host), ``cpu:model``,
 FLOPs and a warning. Blocks of ``aggregate()`` calls alternate with blocks of ``all_gather_object`` of
 the same payload (what ``aggregate()`` sends), each block after a barrier, so drift on a shared machine
@@ -84,12 +84,14 @@ def worker(rank: int, world: int, port: int, blocks: int, calls: int) -> None:
     if rank == 0:
         naive_j = sum(rank_window(r).total_energy_j for r in range(world))
         q = statistics.quantiles(ratios, n=4)
-        print(f"aggregate() over {world} ranks on 2 simulated hosts, gloo on 127.0.0.1, torch {torch.__version__}, "
-              f"{os.cpu_count()} CPU(s); {blocks} paired blocks of {calls} calls:")
-        print(f"  aggregate():                    median {statistics.median(agg_s) * 1e6:8.1f} us per call "
-              f"[quartiles {statistics.quantiles(agg_s, n=4)[0] * 1e6:.1f}, {statistics.quantiles(agg_s, n=4)[2] * 1e6:.1f}]")
-        print(f"  all_gather_object, same payload: median {statistics.median(bare_s) * 1e6:8.1f} us per call "
-              f"[quartiles {statistics.quantiles(bare_s, n=4)[0] * 1e6:.1f}, {statistics.quantiles(bare_s, n=4)[2] * 1e6:.1f}]")
+        print(f"aggregate() over {world} ranks on {(world + 1) // 2} simulated host(s) (2 ranks each), "
+              f"gloo on 127.0.0.1, torch {torch.__version__}, {os.cpu_count()} CPU(s); "
+              f"{blocks} paired blocks of {calls} calls:")
+        for label, samples in (("aggregate():                   ", agg_s),
+                               ("all_gather_object, same payload:", bare_s)):
+            low, _, high = statistics.quantiles(samples, n=4)
+            print(f"  {label} median {statistics.median(samples) * 1e6:8.1f} us per call "
+                  f"[quartiles {low * 1e6:.1f}, {high * 1e6:.1f}]")
         print(f"  aggregate / bare, paired by block: median {statistics.median(ratios):.2f}x "
               f"[quartiles {q[0]:.2f}x, {q[2]:.2f}x]")
         print(f"  of which merge() alone (rank 0, no collective, mean of {calls * 10}): {merge_s * 1e6:.1f} us")

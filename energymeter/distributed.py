@@ -173,7 +173,7 @@ def merge(windows: Sequence[tuple[str, Measurement]], ranks: Sequence[int] | Non
             continue
         values = readings[key]
         energy_j[key] = max(joules for _, joules, _ in values)
-        provenance[key] = max((label for _, _, label in values), key=PROVENANCES.index)  # strongest first: max is weakest
+        provenance[key] = max((label for _, _, label in values), key=PROVENANCES.index)  # max: weakest
         low = min(joules for _, joules, _ in values)
         if len(values) > 1 and energy_j[key] > 0 and energy_j[key] - low > MISALIGNED_FRACTION * energy_j[key]:
             notes.append(f"{key}: ranks {', '.join(str(r) for r, _, _ in values)} read {low:.6g} to "

@@ -127,7 +127,8 @@ def test_provenance_of_a_shared_gpu_and_of_the_total_is_the_weakest():
 
 
 def test_duration_is_the_longest_window_and_start_the_earliest():
-    total = merge([("h1", window(duration_s=1.5, start_time_s=10.0)), ("h1", window(duration_s=2.25, start_time_s=10.5)),
+    total = merge([("h1", window(duration_s=1.5, start_time_s=10.0)),
+                   ("h1", window(duration_s=2.25, start_time_s=10.5)),
                    ("h2", window(duration_s=0.5, start_time_s=9.75))])
     assert total.duration_s == 2.25
     assert total.start_time_s == 9.75
@@ -158,6 +159,14 @@ def test_rapl_devices_of_the_aggregate_are_the_zone_paths():
     a = window({"cpu:0:package": 5.0}, devices={"cpu:0:package": "/sys/class/powercap/intel-rapl:0"})
     total = merge([("h1", a), ("h1", a)])
     assert dict(total.devices) == {"h1/cpu:0:package": "/sys/class/powercap/intel-rapl:0"}
+
+
+def test_ranks_of_one_host_naming_different_zones_for_a_domain_count_it_once_with_a_warning():
+    a = window({"cpu:0:package": 5.0}, devices={"cpu:0:package": "/sys/class/powercap/intel-rapl:0"})
+    b = window({"cpu:0:package": 5.0}, devices={"cpu:0:package": "/elsewhere/intel-rapl:0"})
+    total = merge([("h1", a), ("h1", b)])
+    assert total.total_energy_j == 5.0
+    assert any("different devices" in w for w in total.warnings)
 
 
 def test_aggregate_survives_a_json_round_trip():
