@@ -145,6 +145,11 @@ def paired_log_differences(after: Sequence[float], before: Sequence[float], name
     return np.log(a) - np.log(b)
 
 
+def too_few(shown: str, n: int) -> str:
+    """The reason given when fewer than 2 pairs leave no interval."""
+    return f"{shown} over {n} seed(s): no interval without 2 seeds" if n else "no paired seeds"
+
+
 def t_interval(values: np.ndarray, level: float = INTERVAL_LEVEL) -> tuple[float, float | None, float | None, float]:
     """Mean, Student-t interval and sample SD of ``values`` (interval None when n < 2).
 

@@ -15,7 +15,7 @@ from typing import Hashable, Sequence
 import numpy as np
 
 from .stats_core import (DOES_NOT_TRACK, FAILS, HOLDS, INCONCLUSIVE, TRACKS, StatResult,
-                         finite_array, make_result, paired_log_differences, seeds_needed, t_interval)
+                         finite_array, make_result, paired_log_differences, seeds_needed, t_interval, too_few)
 
 #: Smallest energy change of interest (SESOI), as a fraction. A change is "one that matters" when the
 #: energy ratio leaves [1 / (1 + SESOI), 1 + SESOI], a band symmetric on the log scale (-9.1% .. +10% at
@@ -62,11 +62,10 @@ def paired_ratio(after: Sequence[float], before: Sequence[float], quantity: str)
     mean, lo, hi, sd = t_interval(d)
     n = len(d)
     ratio = math.exp(mean) if n else None
-    shown = (f"{ratio:.4g}x" + (f" [{math.exp(lo):.4g}, {math.exp(hi):.4g}]" if lo is not None else " (no interval)")
-             if n else "no seeds")
-    return make_result(f"{quantity}_ratio", n, ratio, (None if lo is None else math.exp(lo),
-                                                       None if hi is None else math.exp(hi)),
-                       f"paired by seed; {_LOG_T}", None, f"{quantity} ratio {shown} over {n} seed(s)" if n else "no paired seeds",
+    r_lo, r_hi = (None if v is None else math.exp(v) for v in (lo, hi))
+    shown = f"{ratio:.4g}x" + (f" [{r_lo:.4g}, {r_hi:.4g}]" if r_lo is not None else "") if n else ""
+    reason = f"{quantity} ratio {shown} over {n} seed(s)" if n > 1 else too_few(f"{quantity} ratio {shown}", n)
+    return make_result(f"{quantity}_ratio", n, ratio, (r_lo, r_hi), f"paired by seed; {_LOG_T}", None, reason,
                        fold_fall=None if ratio is None else 1 / ratio, sd_log_ratio=sd)
 
 
@@ -111,7 +110,7 @@ def energy_change(energy_j_at_lambda: Sequence[float], energy_j_at_baseline: Seq
             mean_log_ratio=mean, sd_log_ratio=sd, sesoi=sesoi)
 
     if n < 2:
-        return result(INCONCLUSIVE, f"energy changed {shown} over {n} seed(s): no interval without 2 seeds" if n else "no paired seeds")
+        return result(INCONCLUSIVE, too_few(f"energy changed {shown}", n))
     if not proxy_fell:
         return result(INCONCLUSIVE, f"energy changed {shown}; E did not fall reliably, so whether energy "
                                     "follows it is not tested")
@@ -176,7 +175,7 @@ def accuracy_change(accuracy_pct_at_lambda: Sequence[float], accuracy_pct_at_bas
                            estimate_above_bound=bool(n) and mean > max_loss_pp)
 
     if lo is None or hi is None:
-        return result(INCONCLUSIVE, f"{shown} over {n} seed(s): no interval without 2 seeds" if n else "no paired seeds")
+        return result(INCONCLUSIVE, too_few(shown, n))
     if rose_beyond:
         return result(HOLDS, f"{shown}: no loss (accuracy rose by more than the {bound} bound)")
     if lo > 0:

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import stats as _sp
 
 from .stats_core import (FAILS, HOLDS, INCONCLUSIVE, INTERVAL_LEVEL, StatResult, finite_array, make_result,
-                         paired_log_differences, seeds_needed, t_interval)
+                         paired_log_differences, seeds_needed, t_interval, too_few)
 
 #: The paper's third claim: energy-first designs give 5-33% training-efficiency gains (gain = 1 - ratio).
 CLAIMED_GAIN_BAND = (0.05, 0.33)
@@ -131,7 +131,7 @@ def efficiency_gain(cost_at_lambda: Sequence[float], cost_at_baseline: Sequence[
                            claimed_band=list(claimed_band), above_band=above, sd_log_ratio=sd)
 
     if g_lo is None:
-        return result(INCONCLUSIVE, f"{shown} over {n} seed(s): no interval without 2 seeds" if n else "no paired seeds")
+        return result(INCONCLUSIVE, too_few(shown, n))
     if g_lo >= low_gain * 100:
         extra = f", more than the claimed {band}" if above else f", consistent with the claimed {band}"
         return result(HOLDS, f"{shown}: at least the claimed {low_gain:.0%} gain{extra}")
