@@ -193,7 +193,8 @@ def random_network(seed: int, *, widths: Sequence[int] | None = None, input_size
         vth = float(rng.randint(1, 4)) if kind == "integer" else rng.uniform(0.3, 2.0)
         du, dv = decay(), decay()
         if index == 0 and not input_size:
-            bias = torch.rand(width, generator=gen, dtype=torch.float64) * 0.4 * vth
+            # v settles at bias / dv without spiking: half the neurons get a bias above dv * vth
+            bias = torch.rand(width, generator=gen, dtype=torch.float64) * 2 * max(dv, 0.1) * vth
             layers.append(LavaLayer(du=du, dv=dv, vth=vth, bias=bias))
         else:
             scale = vth * 2.5 / max(fan_in, 1) ** 0.5
