@@ -70,7 +70,7 @@ def paired_ratio(after: Sequence[float], before: Sequence[float], quantity: str)
 
 
 def energy_change(energy_j_at_lambda: Sequence[float], energy_j_at_baseline: Sequence[float], *,
-                  proxy_fell: bool = True, sesoi: float = ENERGY_SESOI) -> StatResult:
+                  proxy_fell: bool = True, sesoi: float = ENERGY_SESOI, proxy: str = "E") -> StatResult:
     """Whether an energy follows a fall of the proxy, from energies paired by seed.
 
     Verdicts, with ``L = log(1 + sesoi)`` and ``[lo, hi]`` the 95% interval of the mean log ratio:
@@ -78,7 +78,8 @@ def energy_change(energy_j_at_lambda: Sequence[float], energy_j_at_baseline: Seq
     * ``tracks``: ``hi < -L`` (energy fell, by more than the SESOI).
     * ``does_not_track``: ``-L < lo`` and ``hi < L`` (two one-sided tests, each at alpha = 0.025: every change
       that matters is excluded), or ``lo > 0`` (energy rose while the proxy fell).
-    * ``inconclusive``: anything else, with ``seeds_needed`` for the decision the estimate is nearest to.
+    * ``inconclusive``: anything else, with ``seeds_needed``: the fewest seeds that would reach any of the
+      decisions open to the observed mean (see ``stats_core.seeds_needed``).
 
     Args:
         energy_j_at_lambda: Energy (J) of each seed's run at lambda > 0.
@@ -86,6 +87,7 @@ def energy_change(energy_j_at_lambda: Sequence[float], energy_j_at_baseline: Seq
         proxy_fell: Whether the proxy (E) fell reliably between the two; when it did not, tracking is not
             tested and the verdict is ``inconclusive``.
         sesoi: Smallest energy change of interest, as a fraction (0.10 = 10%).
+        proxy: The proxy's name in the reason.
 
     Returns:
         ``energy_change_pct`` with the ratio and log-scale figures in ``details``.
@@ -112,15 +114,15 @@ def energy_change(energy_j_at_lambda: Sequence[float], energy_j_at_baseline: Seq
     if n < 2:
         return result(INCONCLUSIVE, too_few(f"energy changed {shown}", n))
     if not proxy_fell:
-        return result(INCONCLUSIVE, f"energy changed {shown}; E did not fall reliably, so whether energy "
+        return result(INCONCLUSIVE, f"energy changed {shown}; {proxy} did not fall reliably, so whether energy "
                                     "follows it is not tested")
     if hi < -bound:
         return result(TRACKS, f"energy changed {shown}: a fall larger than the {band} that matters")
     if lo > 0:
-        return result(DOES_NOT_TRACK, f"energy changed {shown}: it rose while E fell")
+        return result(DOES_NOT_TRACK, f"energy changed {shown}: it rose while {proxy} fell")
     if -bound < lo and hi < bound:
         return result(DOES_NOT_TRACK, f"energy changed {shown}: the interval excludes every change of "
-                                      f"{band} or more, so energy did not follow E")
+                                      f"{band} or more, so energy did not follow {proxy}")
     candidates = []
     if mean < -bound:
         candidates.append(seeds_needed(sd, -bound - mean))
