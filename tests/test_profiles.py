@@ -1,0 +1,88 @@
+import json
+import time
+
+import pytest
+
+from energymeter.errors import ProfileError
+from energymeter.profiles import cpu_power, load_profile, model_words, names_model, power_limits
+
+
+def write(tmp_path, data):
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def cpu_profile(*models):
+    return {"schema_version": 2, "kind": "cpu", "default": {"tdp_w": 85.0, "source": "default"},
+            "models": list(models)}
+
+
+@pytest.mark.parametrize("cpuinfo, tdp_w", [
+    ("AMD EPYC 7763 64-Core Processor", 280.0),
+    ("Intel(R) Xeon(R) Platinum 8480+", 350.0),
+    ("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz", 270.0),
+    ("Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz", 150.0),
+    ("13th Gen Intel(R) Core(TM) i9-13900K", 125.0),
+    ("AMD Ryzen 9 7950X 16-Core Processor", 170.0),
+    ("Intel(R) Xeon(R) Platinum 8380H CPU @ 2.90GHz", 85.0),  # a different part: the default, not the 8380
+    ("AMD EPYC 77630", 85.0),
+])
+def test_bundled_cpu_profile_names_whole_model_words(cpuinfo, tdp_w):
+    assert cpu_power(cpuinfo, 8).tdp_w == tdp_w
+
+
+def test_trademark_marks_and_case_do_not_change_the_match():
+    assert model_words("Intel(R) Xeon(R) Gold 6248 CPU") == ["intel", "xeon", "gold", "6248", "cpu"]
+    assert names_model(model_words("Xeon Gold 6248"), model_words("INTEL® XEON™ GOLD 6248"))
+    assert not names_model(model_words("Xeon Gold"), model_words("Xeon Platinum Gold"))
+
+
+def test_a_pattern_that_backtracks_exponentially_as_a_regex_matches_in_linear_time(tmp_path):
+    path = write(tmp_path, cpu_profile({"model": "(a+)+$", "tdp_w": 1.0, "threads": 1, "source": "user"},
+                                       {"model": "a a a a a a a a b", "tdp_w": 2.0, "threads": 1, "source": "user"}))
+    hostile = "a" * 200_000 + "!"  # against the regex (a+)+$ this takes 2^200000 steps
+    words = " ".join(["a"] * 50_000) + " !"
+    start = time.perf_counter()
+    assert cpu_power(hostile, 4, path).source == "default"
+    assert cpu_power(words, 4, path).source == "default"
+    assert time.perf_counter() - start < 1.0
+
+
+def test_a_regular_expression_in_a_cpu_profile_is_refused_with_the_way_forward(tmp_path):
+    entry = {"match": "(a+)+$", "tdp_w": 1.0, "threads": 1, "source": "user"}
+    with pytest.raises(ProfileError, match="'match' .* is not accepted.*give 'model'"):
+        cpu_power("anything", 4, write(tmp_path, cpu_profile(entry)))
+    old = dict(cpu_profile(entry), schema_version=1)
+    with pytest.raises(ProfileError, match="expected 2.*regular expressions.*exponential"):
+        cpu_power("anything", 4, write(tmp_path, old))
+
+
+def test_a_cpu_profile_entry_without_model_words_is_an_error(tmp_path):
+    with pytest.raises(ProfileError, match="needs 'model'"):
+        cpu_power("x", 4, write(tmp_path, cpu_profile({"model": "  ", "tdp_w": 1.0, "threads": 1, "source": "s"})))
+
+
+def test_bundled_power_limits_give_every_rapl_and_gpu_kind_a_ceiling_with_its_source():
+    limits = power_limits()
+    for kind in ("package", "core", "uncore", "dram", "psys", "gpu"):
+        assert limits.for_kind(kind) > 0 and limits.sources[kind]
+    assert limits.for_kind("package") == 1500.0 and limits.for_kind("dram") == 1000.0
+    assert limits.for_kind("gpu") == 3000.0
+    assert limits.for_kind("never-heard-of") == limits.default_max_power_w == 5000.0
+    assert limits.step_allowance_s == 1.0 and "burst" in limits.sources["step_allowance_s"]
+
+
+@pytest.mark.parametrize("mutate, needle", [
+    (lambda d: d["domains"]["package"].update(max_power_w=0), "must be a positive number"),
+    (lambda d: d["domains"]["dram"].update(max_power_w=float("nan")), "must be a positive number"),
+    (lambda d: d["domains"]["gpu"].pop("source"), "needs 'max_power_w' and 'source'"),
+    (lambda d: d["step_allowance_s"].update(value=-1), "step_allowance_s"),
+    (lambda d: d.pop("default"), "needs a 'default' entry"),
+    (lambda d: d.update(kind="cpu"), "expected 'power-limits'"),
+])
+def test_a_malformed_power_limits_profile_is_a_clear_error(tmp_path, mutate, needle):
+    data = load_profile("power-limits", "power-limits")
+    mutate(data)
+    with pytest.raises(ProfileError, match=needle):
+        power_limits(write(tmp_path, data))
