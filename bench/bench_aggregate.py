@@ -86,7 +86,8 @@ def worker(rank: int, world: int, port: int, blocks: int, calls: int) -> None:
         q = statistics.quantiles(ratios, n=4)
         print(f"aggregate() over {world} ranks on {(world + 1) // 2} simulated host(s) (2 ranks each), "
               f"gloo on 127.0.0.1, torch {torch.__version__}, {os.cpu_count()} CPU(s); "
-              f"{blocks} paired blocks of {calls} calls:")
+              f"{blocks} paired blocks of {calls} calls; 1-min load average at the end "
+              f"{os.getloadavg()[0]:.1f}:")
         for label, samples in (("aggregate():                   ", agg_s),
                                ("all_gather_object, same payload:", bare_s)):
             low, _, high = statistics.quantiles(samples, n=4)
