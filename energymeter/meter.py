@@ -2,32 +2,69 @@
 
 A meter opens each backend's session once. Every window reads every session at its start and end,
 so windows may nest, overlap and run on several threads while sharing the same counters.
+
+The meter keeps its own work out of the joules it reports:
+
+* FLOPs are never counted inside an energy window. A window that names its module (``model=net``)
+  records the module's calls through one pre-hook and is counted on a shadow pass *after* the closing
+  energy reading (see ``energymeter.backends.flops``); a window without ``model=`` is counted only by
+  a meter that measures no energy. Where a shadow pass ran while another window of the meter was
+  open, that window's ``warnings`` say how many seconds of counting its joules contain.
+* ``measure()`` takes its windows on a meter shared by every ``measure()`` with the same backends and
+  options in the process (opened on first use, at most ``POOL_SIZE`` of them, closed at exit), so a
+  ``with measure(...)`` block costs one window, not a meter. Background pollers share one scheduler
+  thread (``energymeter.backends.base.Poller``): no thread is started per meter or per window.
+* What can be done once (option checks, each session's domains and provenance) is done when the meter
+  opens; a window reads the sessions and builds one ``Measurement``.
 """
 
 from __future__ import annotations
 
+import atexit
+import collections
 import contextlib
-import dataclasses
 import sys
 import threading
 import time
-import weakref
-from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Hashable, Iterator, Sequence
 
 from . import backends as registry
 from .backends.base import Backend, EnergySession, Reading
-from .backends.flops import FlopSession
+from .backends.flops import NOT_COUNTED_WITHOUT_MODEL, FlopSession
 from .errors import BackendUnavailable
 from .measurement import Measurement
 
-@dataclass(slots=True)
+#: ``missing=`` values: raise for a named backend that cannot run here, or leave it out and say so.
+MISSING_RAISE = "raise"
+MISSING_SKIP = "skip"
+#: Most meters the ``measure()`` pool keeps open at once (the least recently used idle one is closed).
+POOL_SIZE = 8
+
+_NO_WINDOW: Any = object()
+
+
 class _Window:
-    name: str
-    start_mono_s: float
-    start_wall_s: float
-    readings: dict[int, Reading]
-    flop_window: Any = None
+    __slots__ = ("name", "start_mono_s", "start_wall_s", "readings", "flop_window", "shadow_s")
+
+    def __init__(self, name: Any) -> None:
+        self.name = name
+        self.start_mono_s = 0.0  # 0.0 until the opening readings are taken
+        self.start_wall_s = 0.0
+        self.readings: list[Reading] = []
+        self.flop_window: Any = None
+        self.shadow_s = 0.0
+
+
+class _SessionPlan:
+    """What a window needs of one energy session, computed once when the meter opens."""
+
+    __slots__ = ("session", "domains", "provenance", "devices")
+
+    def __init__(self, session: EnergySession) -> None:
+        self.session = session
+        self.provenance = dict(session.provenance)
+        self.domains = tuple(self.provenance)
+        self.devices = dict(session.devices)
 
 
 def _cuda_sync() -> None:
@@ -51,7 +88,14 @@ def _check_options(options: dict[str, Any]) -> None:
         raise TypeError(f"unknown meter option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
 
 
-def _select(names: Sequence[str] | None, options: dict[str, Any]) -> list[Backend]:
+def _check_missing(missing: str) -> None:
+    if missing not in (MISSING_RAISE, MISSING_SKIP):
+        raise ValueError(f"missing must be {MISSING_RAISE!r} or {MISSING_SKIP!r}, got {missing!r}")
+
+
+def _select(names: Sequence[str] | None, options: dict[str, Any],
+            missing: str = MISSING_RAISE) -> tuple[list[Backend], dict[str, str]]:
+    """The backends to open, and (with ``missing="skip"``) the named ones left out, with why."""
     _check_options(options)
 
     def build(name: str) -> Backend:
@@ -61,17 +105,28 @@ def _select(names: Sequence[str] | None, options: dict[str, Any]) -> list[Backen
         return registry.default_backend(name)
 
     if names is not None:
-        chosen = []
+        chosen, skipped = [], {}
         for name in dict.fromkeys(names):
             backend = build(name)
             status = backend.probe()
             if not status.available:
+                if missing == MISSING_SKIP:
+                    skipped[name] = status.reason
+                    continue
                 raise BackendUnavailable(f"{name}: {status.reason}")
             chosen.append(backend)
-        return chosen
+        return chosen, skipped
     chosen = [b for b in (build(n) for n in registry.names()) if b.probe().available]
     kept = registry.default_selection([b.name for b in chosen])
-    return [b for b in chosen if b.name in kept]
+    return [b for b in chosen if b.name in kept], {}
+
+
+def _read(session: EnergySession, domains: tuple[str, ...]) -> Reading:
+    try:
+        return session.read()
+    except Exception as exc:  # recorded per domain, not swallowed: the other domains must survive
+        reason = f"{type(exc).__name__}: {exc}"
+        return Reading({}, {d: reason for d in domains})
 
 
 class Meter:
@@ -82,24 +137,34 @@ class Meter:
             selection (``energymeter.backends.default_selection``): every available hardware counter,
             a model only where no counter covers its device, the FLOP counter; never a simulator.
         sync: Synchronise CUDA at window edges when torch has initialised CUDA.
+        missing: For named backends that cannot run here: ``"raise"`` (BackendUnavailable) or
+            ``"skip"`` (left out; ``skipped`` and every window's ``warnings`` say which and why).
         **options: Backend options (``powercap_root``, ``nvml_module``, ``sample_period_s``, ...).
 
     Raises:
         UnknownBackend: a name that is not registered.
-        BackendUnavailable: a named backend that cannot run here (the message says why).
+        BackendUnavailable: a named backend that cannot run here (the message says why), unless
+            ``missing="skip"``.
         TypeError: an option no backend understands.
+        ValueError: ``missing`` is neither ``"raise"`` nor ``"skip"``.
     """
 
-    def __init__(self, backends: Sequence[str] | None = None, *, sync: bool = True, **options: Any) -> None:
+    def __init__(self, backends: Sequence[str] | None = None, *, sync: bool = True, missing: str = MISSING_RAISE,
+                 **options: Any) -> None:
         if isinstance(backends, str):
             backends = [backends]
+        _check_missing(missing)
         self.sync = sync
-        self.backends = _select(backends, options)
+        self.backends, self.skipped = _select(backends, options, missing)
         self._energy: list[EnergySession] = []
+        self._plans: list[_SessionPlan] = []
         self._flops: FlopSession | None = None
         self._lock = threading.Lock()
-        self._windows: dict[str, _Window] = {}
+        self._windows: dict[Hashable, _Window | None] = {}
+        self._open = 0  # windows open now, named or not
+        self._shadow_s = 0.0  # seconds of FLOP shadow passes so far (see the module docstring)
         self._closed = False
+        self._base_warnings = tuple(f"{name}: skipped: {reason}" for name, reason in self.skipped.items())
         try:
             for backend in self.backends:
                 session = backend.open()
@@ -107,6 +172,7 @@ class Meter:
                     self._flops = session
                 else:
                     self._energy.append(session)
+                    self._plans.append(_SessionPlan(session))
         except BaseException:
             self.close()
             raise
@@ -115,60 +181,130 @@ class Meter:
     def provenance(self) -> dict[str, str]:
         """Domain to provenance over every open energy session."""
         merged: dict[str, str] = {}
-        for session in self._energy:
-            merged.update(session.provenance)
+        for plan in self._plans:
+            merged.update(plan.provenance)
         return merged
 
-    def _read_all(self) -> dict[int, Reading]:
-        readings = {}
-        for i, session in enumerate(self._energy):
-            try:
-                readings[i] = session.read()
-            except Exception as exc:  # recorded per domain, not swallowed: the other domains must survive
-                reason = f"{type(exc).__name__}: {exc}"
-                readings[i] = Reading({}, {d: reason for d in session.provenance})
-        return readings
+    # -- the window path: _begin / _end; the named API and measure() sit on top ----------------
+    def _begin(self, name: Any, model: Any) -> _Window:
+        window = _Window(name)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this Meter is closed")
+            if self._open == 0:
+                for session in self._energy:
+                    session.activate()
+            self._open += 1
+            window.shadow_s = self._shadow_s
+        try:
+            if self.sync:
+                _cuda_sync()
+            window.readings = [_read(p.session, p.domains) for p in self._plans]
+            window.start_wall_s = time.time()
+            window.start_mono_s = time.monotonic()
+            if self._flops is not None and (model is not None or not self._plans):
+                window.flop_window = self._flops.begin(model)
+        except BaseException:
+            self._release()
+            raise
+        return window
+
+    def _release(self) -> None:
+        """One window fewer; stop background pollers once none is open."""
+        with self._lock:
+            self._open -= 1
+            if self._open == 0:
+                for session in self._energy:
+                    session.deactivate()
+
+    def _end(self, window: _Window, name: str) -> Measurement:
+        try:
+            if self.sync:
+                _cuda_sync()
+            end_mono_s = time.monotonic()
+            end = [_read(p.session, p.domains) for p in self._plans]
+        finally:
+            self._release()
+        duration_s = end_mono_s - window.start_mono_s
+        # FLOPs after the closing energy reading: a shadow pass here is outside this window's joules.
+        flop_result = self._flops.end(window.flop_window) if window.flop_window is not None else None
+        warnings = list(self._base_warnings)
+        if len(self._plans) == 1:  # the common case: no merging
+            plan = self._plans[0]
+            energy_j, provenance, failed = self._difference(plan, window.readings[0], end[0])
+            devices = plan.devices
+            warnings.extend(plan.session.window_warnings(duration_s))
+        else:
+            energy_j, provenance, failed, devices = {}, {}, {}, {}
+            for plan, before, after in zip(self._plans, window.readings, end):
+                e, p, f = self._difference(plan, before, after)
+                energy_j.update(e)
+                provenance.update(p)
+                failed.update(f)
+                devices.update(plan.devices)
+                warnings.extend(plan.session.window_warnings(duration_s))
+        flops, uncounted = None, {}
+        if flop_result is not None:
+            flops, uncounted = flop_result.flops, flop_result.uncounted_ops
+            warnings.extend(flop_result.warnings)
+        elif self._flops is not None:
+            warnings.append(NOT_COUNTED_WITHOUT_MODEL)
+        with self._lock:
+            inside_s = self._shadow_s - window.shadow_s
+            if flop_result is not None and flop_result.shadow_s:
+                self._shadow_s += flop_result.shadow_s
+        if inside_s > 0 and self._plans:
+            warnings.append(f"this window's joules include {inside_s:.3f} s of FLOP counting (shadow passes of "
+                            "windows that ended inside it)")
+        return Measurement(name=name, start_time_s=window.start_wall_s, duration_s=duration_s, energy_j=energy_j,
+                           provenance=provenance, flops=flops, uncounted_ops=uncounted, failed=failed,
+                           warnings=tuple(warnings), devices=devices)
+
+    @staticmethod
+    def _difference(plan: _SessionPlan, before: Reading, after: Reading
+                    ) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
+        """A session's joules, provenance and failures over a window, from its two readings."""
+        b, a = before.energy_j, after.energy_j
+        if not before.failed and not after.failed and before.epochs == after.epochs and len(a) == len(b) == len(
+                plan.domains):
+            # Nothing failed or recovered: every domain has both readings.
+            return {d: a[d] - b[d] for d in plan.domains}, plan.provenance, {}
+        energy, provenance, failed = {}, {}, {}
+        for domain, label in plan.provenance.items():
+            reason = after.failed.get(domain) or before.failed.get(domain)
+            if reason is None and (domain not in a or domain not in b):
+                reason = "no reading"
+            if reason is None and before.epochs.get(domain, 0) != after.epochs.get(domain, 0):
+                reason = "a read of this domain failed inside the window and recovered; its figure would be incomplete"
+            if reason is not None:
+                failed[domain] = reason
+                continue
+            energy[domain] = a[domain] - b[domain]
+            provenance[domain] = label
+        return energy, provenance, failed
 
     def begin_window(self, name: str, *, model: Any = None) -> None:
         """Open a window.
 
         Args:
             name: Unique among this meter's open windows.
-            model: The ``torch.nn.Module`` the window runs, for cached FLOP counting.
+            model: The ``torch.nn.Module`` the window runs, for FLOP counting outside the window's joules.
 
         Raises:
             ValueError: a window of that name is already open.
             RuntimeError: the meter is closed.
         """
         with self._lock:
-            if self._closed:
-                raise RuntimeError("this Meter is closed")
             if name in self._windows:
                 raise ValueError(f"window {name!r} is already open")
-            if not self._windows:
-                for session in self._energy:
-                    session.activate()
-            self._windows[name] = _Window(name, 0.0, 0.0, {})  # reserve the name
+            self._windows[name] = None  # reserve the name while the opening readings are taken
         try:
-            if self.sync:
-                _cuda_sync()
-            window = self._windows[name]
-            window.readings = self._read_all()
-            window.start_wall_s = time.time()
-            window.start_mono_s = time.monotonic()
-            if self._flops is not None:
-                window.flop_window = self._flops.begin(model)
+            window = self._begin(name, model)
         except BaseException:
             with self._lock:
                 self._windows.pop(name, None)
-                self._deactivate_if_idle()
             raise
-
-    def _deactivate_if_idle(self) -> None:
-        """Stop background pollers once no window is open (call with the lock held)."""
-        if not self._windows:
-            for session in self._energy:
-                session.deactivate()
+        self._windows[name] = window
 
     def end_window(self, name: str) -> Measurement:
         """Close a window and return what it measured.
@@ -178,45 +314,12 @@ class Meter:
         """
         with self._lock:
             # Claimed here, so two threads ending the same window cannot both read it.
-            window = self._windows.pop(name, None)
-            if window is None or window.start_mono_s == 0.0:
-                if window is not None:  # still opening in another thread: put it back
-                    self._windows[name] = window
+            window = self._windows.pop(name, _NO_WINDOW)
+            if window is None:  # still opening in another thread: put it back
+                self._windows[name] = None
+            if window is None or window is _NO_WINDOW:
                 raise KeyError(f"no open window named {name!r}")
-        try:
-            if self.sync:
-                _cuda_sync()
-            end_mono_s = time.monotonic()
-            flop_result = (self._flops.end(window.flop_window)
-                           if self._flops and window.flop_window is not None else None)
-            end = self._read_all()
-        finally:
-            with self._lock:
-                self._deactivate_if_idle()
-        duration_s = end_mono_s - window.start_mono_s
-        energy, provenance, failed, warnings, devices = {}, {}, {}, [], {}
-        for i, session in enumerate(self._energy):
-            before, after = window.readings[i], end[i]
-            devices.update(session.devices)
-            for domain, label in session.provenance.items():
-                reason = after.failed.get(domain) or before.failed.get(domain)
-                if reason is None and (domain not in after.energy_j or domain not in before.energy_j):
-                    reason = "no reading"
-                if reason is None and before.epochs.get(domain, 0) != after.epochs.get(domain, 0):
-                    reason = "a read of this domain failed inside the window and recovered; its figure would be incomplete"
-                if reason is not None:
-                    failed[domain] = reason
-                    continue
-                energy[domain] = after.energy_j[domain] - before.energy_j[domain]
-                provenance[domain] = label
-            warnings.extend(session.window_warnings(duration_s))
-        flops, uncounted = None, {}
-        if flop_result is not None:
-            flops, uncounted = flop_result.flops, flop_result.uncounted_ops
-            warnings.extend(flop_result.warnings)
-        return Measurement(name=name, start_time_s=window.start_wall_s, duration_s=duration_s, energy_j=energy,
-                           provenance=provenance, flops=flops, uncounted_ops=uncounted, failed=failed,
-                           warnings=tuple(warnings), devices=devices)
+        return self._end(window, name)
 
     @contextlib.contextmanager
     def window(self, name: str, *, model: Any = None) -> Iterator["WindowHandle"]:
@@ -230,6 +333,11 @@ class Meter:
             yield handle
         finally:
             handle.result = self.end_window(name)
+
+    @property
+    def idle(self) -> bool:
+        """True when no window is open."""
+        return self._open == 0
 
     def close(self) -> None:
         """Close every session. Open windows are abandoned."""
@@ -254,36 +362,97 @@ class WindowHandle:
     result: Measurement | None = None
 
 
+# -- the measure() pool -----------------------------------------------------------------------------
+_pool: "collections.OrderedDict[Hashable, tuple[Meter, dict[str, Any]]]" = collections.OrderedDict()
+_pool_lock = threading.Lock()
+_pool_atexit = False
+
+
+def _hashable(value: Any) -> Hashable:
+    try:
+        hash(value)
+        return value
+    except TypeError:
+        return ("id", id(value))  # the pool entry keeps the value alive, so the id stays its own
+
+
+def _pool_key(backends: Sequence[str] | None, sync: bool, missing: str, options: dict[str, Any]) -> Hashable:
+    names = None if backends is None else tuple(dict.fromkeys([backends] if isinstance(backends, str) else backends))
+    return (names, sync, missing, tuple(sorted((k, _hashable(v)) for k, v in options.items())))
+
+
+def shared_meter(backends: Sequence[str] | None = None, *, sync: bool = True, missing: str = MISSING_RAISE,
+                 **options: Any) -> Meter:
+    """The process-wide meter for these backends and options, opened on first use.
+
+    ``measure()`` takes its windows here. At most ``POOL_SIZE`` meters stay open: opening another
+    closes the least recently used one that has no open window. Every pooled meter is closed at exit.
+    """
+    global _pool_atexit
+    key = _pool_key(backends, sync, missing, options)
+    with _pool_lock:
+        entry = _pool.get(key)
+        if entry is not None and not entry[0]._closed:
+            _pool.move_to_end(key)
+            return entry[0]
+        meter = Meter(backends, sync=sync, missing=missing, **options)
+        _pool[key] = (meter, options)
+        if not _pool_atexit:
+            atexit.register(close_shared_meters)
+            _pool_atexit = True
+        for old_key, (old, _) in list(_pool.items()):
+            if len(_pool) <= POOL_SIZE:
+                break
+            if old is not meter and old.idle:
+                del _pool[old_key]
+                old.close()
+        return meter
+
+
+def close_shared_meters() -> None:
+    """Close every meter of the ``measure()`` pool (registered with atexit on first use)."""
+    with _pool_lock:
+        entries = list(_pool.values())
+        _pool.clear()
+    for meter, _ in entries:
+        meter.close()
+
+
 class measure(contextlib.ContextDecorator):
     """Measure a block or every call of a function.
 
     ``with measure() as m: step()`` then ``m.result``; or ``@measure()`` on a function, after which
-    ``f.result`` is not set but the measure object's ``result`` holds the latest call's Measurement and
-    ``results`` every call's (when ``keep=True``).
+    the measure object's ``result`` holds the latest call's Measurement and ``results`` every call's
+    (when ``keep=True``).
+
+    Windows are taken on the process-wide meter for the same backends and options
+    (``shared_meter``), opened on first use: building a ``measure()`` per block costs a window, and no
+    ``measure()`` holds a thread or a descriptor of its own.
 
     Args:
-        backends: Backend names, or None for every available backend.
+        backends: Backend names, or None for the default selection (see ``Meter``).
         sync: Synchronise CUDA at window edges.
         name: Window name recorded in the Measurement.
-        model: The module the block runs, for cached FLOP counting.
-        meter: Use this Meter instead of opening one.
+        model: The module the block runs: its FLOPs are counted outside the block's joules.
+        meter: Use this Meter instead of the shared one.
         keep: Keep every call's Measurement in ``results``.
+        missing: ``"raise"`` or ``"skip"`` for named backends that cannot run here (see ``Meter``).
         **options: Backend options, as for ``Meter``.
     """
 
     def __init__(self, backends: Sequence[str] | None = None, *, sync: bool = True, name: str = "measure",
-                 model: Any = None, meter: Meter | None = None, keep: bool = False, **options: Any) -> None:
+                 model: Any = None, meter: Meter | None = None, keep: bool = False, missing: str = MISSING_RAISE,
+                 **options: Any) -> None:
         self._backends = backends
         self._sync = sync
+        self._missing = missing
         self._options = options
         self.name = name
         self.model = model
         self._meter = meter
-        self._owns_meter = meter is None
         self.keep = keep
         self.result: Measurement | None = None
         self.results: list[Measurement] = []
-        self._count = 0
         self._lock = threading.Lock()
         self._local = threading.local()
         # Names are checked now, where the caller wrote them; hardware is opened on first use, so a
@@ -291,36 +460,36 @@ class measure(contextlib.ContextDecorator):
         for backend_name in [backends] if isinstance(backends, str) else (backends or ()):
             registry.backend_class(backend_name)
         _check_options(options)
+        _check_missing(missing)
 
     @property
     def meter(self) -> Meter:
-        """The meter windows are taken on (opened on first use when this object owns it)."""
-        with self._lock:
-            if self._meter is None:
-                self._meter = Meter(self._backends, sync=self._sync, **self._options)
-                weakref.finalize(self, self._meter.close)
-            return self._meter
+        """The meter windows are taken on (the shared one, opened on first use, unless one was given)."""
+        meter = self._meter
+        if meter is None:
+            with self._lock:
+                if self._meter is None:
+                    self._meter = shared_meter(self._backends, sync=self._sync, missing=self._missing,
+                                               **self._options)
+                meter = self._meter
+        return meter
 
     def __enter__(self) -> "measure":
-        with self._lock:
-            self._count += 1
-            key = f"{self.name}#{self._count}"
-        stack = self._local.__dict__.setdefault("stack", [])
-        self.meter.begin_window(key, model=self.model)
-        stack.append(key)
+        window = (self._meter or self.meter)._begin(self.name, self.model)
+        try:
+            self._local.stack.append(window)
+        except AttributeError:
+            self._local.stack = [window]
         return self
 
     def __exit__(self, *exc: Any) -> bool:
-        key = self._local.stack.pop()
-        result = self.meter.end_window(key)
-        result = dataclasses.replace(result, name=self.name)
-        with self._lock:
-            self.result = result
-            if self.keep:
+        window = self._local.stack.pop()
+        result = self._meter._end(window, self.name)  # type: ignore[union-attr]
+        self.result = result
+        if self.keep:
+            with self._lock:
                 self.results.append(result)
         return False
 
     def close(self) -> None:
-        """Close the meter if this object opened it."""
-        if self._owns_meter and self._meter is not None:
-            self._meter.close()
+        """Nothing to release: the shared meter is closed at exit (or by ``close_shared_meters()``)."""

@@ -1,3 +1,5 @@
+import threading
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -40,19 +42,14 @@ def test_operators_without_a_formula_are_listed_not_silently_zero():
 def test_repeated_windows_on_the_same_module_and_shapes_reuse_the_count_without_counting():
     net, x, y = mlp(), torch.randn(128, 784), torch.randint(0, 10, (128,))
     meter = Meter(["flops"])
-    session = meter._flops
-    counted = []
-    original = session._add
-    session._add = lambda flops, op: (counted.append(flops), original(flops, op))
-    results = []
+    results, passes = [], []
     for i in range(3):
         meter.begin_window(f"s{i}", model=net)
         train_step(net, x, y)
         results.append(meter.end_window(f"s{i}"))
-        if i == 0:
-            calls_after_first = len(counted)
+        passes.append(meter._flops.shadow_passes)
     assert [r.flops for r in results] == [FORWARD + BACKWARD] * 3
-    assert len(counted) == calls_after_first  # windows 2 and 3 dispatched nothing through the counter
+    assert passes == [1, 1, 1]  # windows 2 and 3 ran no shadow pass: the count was reused
 
 
 def test_cache_key_separates_shapes_grad_mode_and_backward():
@@ -66,12 +63,14 @@ def test_cache_key_separates_shapes_grad_mode_and_backward():
 
     x, y = torch.randn(128, 784), torch.randint(0, 10, (128,))
     assert window("train", lambda: train_step(net, x, y)) == FORWARD + BACKWARD
-    assert window("fwd", lambda: net(x)) is None  # same first call, no backward: unseen pattern
-    assert window("fwd2", lambda: net(x)) == FORWARD  # ...so it is counted next time
+    assert window("fwd", lambda: net(x)) == FORWARD  # same call, no backward: counted apart
+    assert window("fwd2", lambda: net(x)) == FORWARD
     with torch.no_grad():
         assert window("nograd", lambda: net(x)) == FORWARD
     small = torch.randn(16, 784)
     assert window("small", lambda: net(small)) == FORWARD // 8
+    assert window("both", lambda: (net(x), net(small))) == FORWARD + FORWARD // 8
+    assert meter._flops.shadow_passes == 4  # train, fwd, nograd, small: "fwd2" and "both" reused counts
 
 
 def test_window_that_never_calls_the_named_model_has_no_flops_and_says_why():
@@ -79,6 +78,119 @@ def test_window_that_never_calls_the_named_model_has_no_flops_and_says_why():
     meter.begin_window("w", model=mlp())
     m = meter.end_window("w")
     assert m.flops is None and "not called" in m.warnings[0]
+
+
+def test_the_shadow_pass_leaves_the_module_its_buffers_and_other_hooks_untouched():
+    from energymeter.models import ActivationEnergy
+
+    def net_with_batchnorm():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(784, 64), torch.nn.BatchNorm1d(64), torch.nn.ReLU(),
+                                   torch.nn.Linear(64, 10))
+
+    x, y = torch.randn(128, 784), torch.randint(0, 10, (128,))
+    measured, twin = net_with_batchnorm(), net_with_batchnorm()
+    act = ActivationEnergy(measured)
+    with measure(["flops"], model=measured) as m:
+        train_step(measured, x, y)
+    e_after = act.value
+    train_step(twin, x, y)
+    assert m.result.flops == 2 * 128 * (784 * 64 + 64 * 10) * 2 + 2 * 128 * 64 * 10
+    assert torch.equal(measured[1].running_mean, twin[1].running_mean)
+    assert int(measured[1].num_batches_tracked) == 1
+    assert torch.equal(measured[0].weight.grad, twin[0].weight.grad)
+    assert e_after.device.type == "cpu" and act.value is e_after  # E's hooks did not see the shadow pass
+
+
+def test_a_module_that_cannot_run_on_meta_is_counted_on_its_device():
+    class DataDependent(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(16, 16, bias=False)
+
+        def forward(self, x):
+            steps = int(x.abs().sum().item() > -1) + 1  # .item() cannot run on meta
+            for _ in range(steps):
+                x = self.linear(x)
+            return x
+
+    with measure(["flops"], model=DataDependent()) as m:
+        m.model(torch.randn(4, 16))
+    assert m.result.flops == 2 * (2 * 4 * 16 * 16)
+
+
+def test_inline_counts_of_concurrent_threads_do_not_leak_into_each_other():
+    small = torch.nn.Linear(16, 16, bias=False)  # 2 x 16 x 16 = 512 FLOPs on one sample
+    big = mlp()
+    meter = Meter(["flops"])
+    barrier = threading.Barrier(2)
+    results = {}
+
+    def run(name, fn, model=None):
+        barrier.wait()
+        meter.begin_window(name, model=model)
+        barrier.wait()  # both windows open before either runs its work
+        fn()
+        barrier.wait()  # both ran their work before either closes
+        results[name] = meter.end_window(name).flops
+
+    threads = [threading.Thread(target=run, args=("small", lambda: small(torch.randn(1, 16)))),
+               threading.Thread(target=run, args=("big", lambda: big(torch.randn(128, 784))))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {"small": 512, "big": FORWARD}
+
+
+def test_model_windows_of_concurrent_threads_count_only_their_own_calls():
+    small = torch.nn.Linear(16, 16, bias=False)
+    big = mlp()
+    meter = Meter(["flops"])
+    barrier = threading.Barrier(2)
+    results = {}
+
+    def run(name, model, x):
+        barrier.wait()
+        meter.begin_window(name, model=model)
+        barrier.wait()
+        model(x)
+        barrier.wait()
+        results[name] = meter.end_window(name).flops
+
+    threads = [threading.Thread(target=run, args=("small", small, torch.randn(1, 16))),
+               threading.Thread(target=run, args=("big", big, torch.randn(128, 784)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {"small": 512, "big": FORWARD}
+    # ...and the cache holds the right count for the next window too.
+    with measure(["flops"], model=small) as m:
+        small(torch.randn(1, 16))
+    assert m.result.flops == 512
+
+
+def test_a_meter_with_energy_backends_does_not_count_a_window_without_model_and_says_how(powercap):
+    powercap.add_package(0)
+    meter = Meter(["rapl", "flops"], powercap_root=powercap.root)
+    meter.begin_window("w")
+    mlp()(torch.randn(8, 784))
+    m = meter.end_window("w")
+    assert m.flops is None and any("model=" in w for w in m.warnings)
+    meter.close()
+
+
+def test_per_step_measure_with_model_installs_its_hooks_once():
+    net, x, y = mlp(), torch.randn(8, 784), torch.randint(0, 10, (8,))
+    hooks_before = len(net._forward_pre_hooks)
+    kept = []
+    for _ in range(50):
+        with measure(["flops"], model=net) as m:
+            train_step(net, x, y)
+        kept.append(m)
+    assert m.result.flops == (FORWARD + BACKWARD) // 16
+    assert len(net._forward_pre_hooks) == hooks_before + 1
 
 
 def test_fvcore_cross_check_reports_macs_and_names_the_convention():

@@ -144,66 +144,110 @@ class Backend(abc.ABC):
 
 
 class Poller:
-    """Calls ``fn`` every ``period_s`` seconds, but only while started (i.e. while a window is open).
+    """Calls ``fn`` about every ``period_s`` seconds, but only while started (i.e. while a window is open).
 
-    One daemon thread is created on the first ``start()`` and then parked on a condition while no
-    window is open, so opening and closing a window costs a notify, not a thread start and join.
-    ``close()`` ends the thread.
+    Every poller in the process shares one daemon scheduler thread, created on the first ``start()``:
+    a meter (or a ``measure()`` block) adds no thread of its own, and opening and closing a window costs
+    a flag under a lock. ``stop()`` only clears the flag; the scheduler drops a stopped poller when its
+    next poll falls due, so back-to-back windows never wake the scheduler. A poll may therefore come
+    earlier than ``period_s`` after a ``start()``, never later (give or take the scheduler's latency and
+    the other pollers' calls, which run one at a time). ``close()`` returns once no call of ``fn`` is
+    running.
     """
+
+    import time as _time  # a class attribute: the rest of base.py has no use for it
+
+    _monotonic = staticmethod(_time.monotonic)
+    #: The shared scheduler's state, guarded by ``_cond``.
+    _cond = threading.Condition()
+    _thread: "threading.Thread | None" = None
+    _due: "dict[Poller, float]" = {}  # scheduled pollers -> monotonic time of their next poll
+    _wake_s = float("inf")  # when the scheduler next wakes by itself (inf: only on a notify)
+    _calling: "Poller | None" = None  # the poller whose fn runs now
 
     def __init__(self, fn: Callable[[], None], period_s: float, name: str) -> None:
         self._fn = fn
         self.period_s = period_s
-        self._name = name
-        self._cond = threading.Condition()
+        self.name = name
         self._active = False
         self._closed = False
-        self._thread: threading.Thread | None = None
+        #: The exception ``fn`` raised, which stopped this poller; None while it has not.
+        self.error: BaseException | None = None
 
     @property
     def running(self) -> bool:
         """True while polling (between ``start()`` and ``stop()``)."""
-        return self._active and self._thread is not None and self._thread.is_alive()
+        thread = Poller._thread
+        return self._active and thread is not None and thread.is_alive()
 
     def start(self) -> None:
         """Begin polling (idempotent)."""
-        with self._cond:
+        cls = Poller
+        with cls._cond:
             if self._active or self._closed:
                 return
             self._active = True
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
-            self._cond.notify_all()
+            if self in cls._due:
+                return  # still scheduled since an earlier start: its next poll comes early, which is safe
+            due_s = cls._monotonic() + self.period_s
+            cls._due[self] = due_s
+            if cls._thread is None or not cls._thread.is_alive():
+                cls._thread = threading.Thread(target=cls._run, name="energymeter-poller", daemon=True)
+                cls._thread.start()
+            elif due_s < cls._wake_s:
+                cls._cond.notify_all()
 
     def stop(self) -> None:
-        """Stop polling; the thread parks until the next ``start()`` (idempotent)."""
-        with self._cond:
-            if self._active:
-                self._active = False
-                self._cond.notify_all()
+        """Stop polling (idempotent); nothing wakes the scheduler."""
+        with Poller._cond:
+            self._active = False
 
     def close(self) -> None:
-        """Stop polling and end the thread."""
-        with self._cond:
+        """Stop polling for good; waits for a call of ``fn`` that is running now (unless called from it)."""
+        cls = Poller
+        with cls._cond:
             self._active = False
             self._closed = True
-            self._cond.notify_all()
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
+            cls._due.pop(self, None)
+            while cls._calling is self and threading.current_thread() is not cls._thread:
+                cls._cond.wait()
 
-    def _run(self) -> None:
-        with self._cond:
-            while not self._closed:
-                if not self._active:
-                    self._cond.wait()
-                    continue
-                # A stop() or close() during the wait wakes us early and skips the call.
-                if self._cond.wait_for(lambda: not self._active or self._closed, timeout=self.period_s):
-                    continue
-                self._cond.release()
-                try:
-                    self._fn()
-                finally:
-                    self._cond.acquire()
+    @classmethod
+    def _run(cls) -> None:
+        cond = cls._cond
+        while True:
+            with cond:
+                while True:
+                    now_s = cls._monotonic()
+                    poller = None
+                    for candidate, due_s in list(cls._due.items()):
+                        if due_s > now_s:
+                            continue
+                        if candidate._active:
+                            poller = candidate
+                            break
+                        del cls._due[candidate]  # stopped since its last start: unschedule
+                    if poller is not None:
+                        break
+                    cls._wake_s = min(cls._due.values(), default=float("inf"))
+                    cond.wait(None if cls._wake_s == float("inf") else cls._wake_s - now_s)
+                cls._wake_s = float("-inf")  # busy: a start() need not notify
+                cls._due[poller] = now_s + poller.period_s
+                cls._calling = poller
+            try:
+                poller._fn()
+            except Exception as exc:  # noqa: BLE001 - reported, and only this poller stops
+                poller._fail(exc)
+            finally:
+                with cond:
+                    cls._calling = None
+                    cond.notify_all()
+
+    def _fail(self, exc: BaseException) -> None:
+        """Stop a poller whose ``fn`` raised, and report it as an uncaught thread exception would be."""
+        with Poller._cond:
+            self._active = False
+            self._closed = True
+            Poller._due.pop(self, None)
+        self.error = exc
+        threading.excepthook(threading.ExceptHookArgs((type(exc), exc, exc.__traceback__, Poller._thread)))

@@ -1,20 +1,44 @@
-"""Counted FLOPs of a window, through ``torch.utils.flop_counter.FlopCounterMode``.
+"""Counted FLOPs of a window, through torch's public ``torch.utils.flop_counter`` API.
 
 Convention: a multiply-add counts 2 FLOPs (torch's convention); forward and backward are both counted.
-Only operators with a formula in torch's registry are counted (matmuls, convolutions, attention);
-every other operator the window ran is listed in ``uncounted_ops`` rather than silently counted as 0.
+Only operators with a formula in torch's registry (``torch.utils.flop_counter.flop_registry``) are
+counted (matmuls, convolutions, attention); every other operator is listed in ``uncounted_ops`` rather
+than silently counted as 0.
 
-Counting dispatches every operator through Python, which is costly. A window that names its module
-(``measure(model=net)``) is counted once per (module, input shapes and dtypes, grad mode, whether
-backward ran), from the module's first call to the window's end; later windows with the same key
-reuse the count at the cost of two module hooks, which stay on the module until the meter closes.
+Counting dispatches every operator through Python, several times the cost of the work itself, so it
+never runs inside an energy window (the observer effect is a defect):
+
+* A window that names its module (``measure(model=net)``) does not count while it runs. A forward
+  pre-hook on the module, installed once per module and session, records each call's signature
+  (tensor shapes, dtypes, devices, requires_grad, other arguments, grad mode); one hook on a
+  parameter notes whether backward ran. When the window ends, *after* the meter has taken its
+  closing energy reading, every call signature not seen before is counted once on a **shadow pass**:
+  a hook-free copy of the module on the ``meta`` device (no memory, no arithmetic, no side effects on
+  the module, its buffers or other hooks) runs the same call, and backward from its outputs where
+  backward ran in the window. Counts are cached per (call signature, backward) for the session's
+  life, so later windows cost the hooks only. Where a module cannot run on ``meta`` (data-dependent
+  shapes, ``.item()``), the shadow pass runs a copy on the real device with the window's inputs.
+  The window's FLOPs are those of the module's calls: work outside the module (the loss, the
+  optimizer step) is not counted; in common training steps it has no FLOP formula anyway (it would
+  be listed as uncounted). Backward, where it ran, is counted for every grad-enabled call.
+  A shadow pass runs in a thread of its own, so no counting mode of the caller's thread sees it.
+  Windows of the same meter that are open during a shadow pass contain its cost: the meter says so
+  in their ``warnings``.
+* A window without ``model=`` is counted inline only by a meter that measures no energy (a meter of
+  ``["flops"]`` alone). A meter with energy backends gives it ``flops=None`` and a warning that says
+  how to count it (``model=``, or a separate ``Meter(["flops"])``).
+
+Inline counts are kept per thread (one ``FlopCounterMode`` per thread, its total read with the public
+``get_total_flops()``), so windows on other threads never leak into each other.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.util
 import threading
+import time
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +59,15 @@ _NO_ARITHMETIC = frozenset({
     "aten.new_zeros", "aten.new_ones", "aten.zeros", "aten.ones", "aten.full", "aten.scalar_tensor",
     "aten._local_scalar_dense", "aten.unbind", "aten.flatten", "aten.contiguous", "aten.to",
     "aten.set_", "aten.resize_", "aten.lift", "aten.is_same_size", "aten.item",
+    # Size and layout queries, which FlopCounterMode passes on untouched.
+    "aten.size", "aten.sym_size", "aten.stride", "aten.sym_stride", "aten.numel", "aten.sym_numel", "aten.dim",
+    "aten.storage_offset", "aten.sym_storage_offset", "aten.is_contiguous", "aten.sym_is_contiguous",
+    "aten.is_strides_like_format", "aten.is_non_overlapping_and_dense",
 })
+
+NOT_COUNTED_WITHOUT_MODEL = (
+    "flops: not counted: counting without model= would run inside this window and its joules (several times "
+    "the work); pass model=net to count on a shadow pass after the window, or count in a Meter(['flops'])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +78,13 @@ class FlopResult:
         flops: Counted FLOPs, or None when the window could not be counted.
         uncounted_ops: Operator to calls, for operators without a FLOP formula.
         warnings: Why ``flops`` is None, or other caveats.
+        shadow_s: Seconds spent on shadow passes when this window ended (outside its energy reading).
     """
 
     flops: int | None
     uncounted_ops: dict[str, int] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    shadow_s: float = 0.0
 
 
 class FlopsBackend(Backend):
@@ -72,43 +106,76 @@ class FlopsBackend(Backend):
         return FlopSession()
 
 
-def _make_counter_class() -> type:
-    from torch.utils.flop_counter import FlopCounterMode
+@functools.lru_cache(maxsize=None)
+def _modes() -> tuple[type, type, Any]:
+    """(FlopCounterMode, the recorder of operators without a formula, the formula registry)."""
+    from torch.utils._python_dispatch import TorchDispatchMode  # the documented base of dispatch modes
+    from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
-    class _RecordingCounter(FlopCounterMode):
-        """FlopCounterMode that adds to a shared total and records operators it has no formula for."""
+    class UncountedOps(TorchDispatchMode):
+        """Records the operators without a FLOP formula that reach it.
 
-        def __init__(self, session: "FlopSession") -> None:
-            super().__init__(display=False)
-            self._session = session
+        Entered *before* (outside) a ``FlopCounterMode``, it sees the operators that mode runs after its
+        own decompositions, so an operator it lists is one whose FLOPs the counter did not count.
+        """
 
-        def _count_flops(self, func_packet: Any, out: Any, args: Any, kwargs: Any) -> Any:
-            formula = self.flop_registry.get(func_packet)
-            if formula is None:
-                name = str(func_packet)
-                if name not in _NO_ARITHMETIC and not name.startswith("profiler."):
-                    self._session._add(0, name)
-                return out
-            self._session._add(int(formula(*args, **kwargs, out_val=out)), None)
-            return out
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: dict[str, int] = {}
 
-    return _RecordingCounter
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            packet = getattr(func, "overloadpacket", func)
+            if packet not in flop_registry:
+                name = str(packet)
+                if name not in _NO_ARITHMETIC and not name.startswith(("profiler.", "prim.")):
+                    self.calls[name] = self.calls.get(name, 0) + 1
+            return func(*args, **(kwargs or {}))
+
+    return FlopCounterMode, UncountedOps, flop_registry
 
 
-class _Window:
-    __slots__ = ("thread", "model", "counting", "start_total", "start_uncounted", "signatures", "grad_enabled",
-                 "backward_ran", "prefix")
+class _Counting:
+    """A FlopCounterMode and its uncounted-operator recorder, entered together in one thread."""
 
-    def __init__(self, model: Any) -> None:
+    __slots__ = ("counter", "recorder", "depth")
+
+    def __init__(self) -> None:
+        counter_cls, recorder_cls, _ = _modes()
+        self.recorder = recorder_cls()
+        self.counter = counter_cls(display=False)
+        self.depth = 0
+
+    def enter(self) -> None:
+        self.recorder.__enter__()
+        self.counter.__enter__()
+
+    def exit(self) -> None:
+        self.counter.__exit__(None, None, None)
+        self.recorder.__exit__(None, None, None)
+
+    def snapshot(self) -> tuple[int, dict[str, int]]:
+        return self.counter.get_total_flops(), dict(self.recorder.calls)
+
+
+class _InlineWindow:
+    __slots__ = ("thread", "counting", "start_total", "start_uncounted")
+
+    def __init__(self, counting: _Counting) -> None:
+        self.thread = threading.get_ident()
+        self.counting = counting
+        self.start_total, self.start_uncounted = counting.snapshot()
+
+
+class _ModelWindow:
+    __slots__ = ("thread", "model", "state", "calls", "inputs", "backward_ran")
+
+    def __init__(self, model: Any, state: "_ModuleState") -> None:
         self.thread = threading.get_ident()
         self.model = model
-        self.counting = False
-        self.start_total = 0
-        self.start_uncounted: dict[str, int] = {}
-        self.signatures: list[tuple[Any, ...]] = []
-        self.grad_enabled = False
+        self.state = state
+        self.calls: dict[tuple[Any, ...], int] = {}  # call signature -> calls
+        self.inputs: dict[tuple[Any, ...], tuple[Any, Any]] = {}  # signature -> (args, kwargs) of its first call
         self.backward_ran = False
-        self.prefix: tuple[Any, ...] | None = None
 
 
 def _describe(value: Any, tensor_type: type) -> Any:
@@ -116,26 +183,68 @@ def _describe(value: Any, tensor_type: type) -> Any:
         return (value.shape, value.dtype, value.device, value.requires_grad)
     if isinstance(value, (list, tuple)):
         return tuple(_describe(v, tensor_type) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _describe(v, tensor_type)) for k, v in value.items()))
     if isinstance(value, (int, float, str, bool, type(None))):
         return value
     return type(value).__name__
 
 
 class _ModuleState:
-    """The two hooks a module gets on its first counted window, and the windows open on it now."""
+    """The hooks a module gets on its first window, the windows open on it now, and its cached counts."""
 
-    __slots__ = ("windows", "handles", "cache", "seen")
+    __slots__ = ("windows", "handles", "cache", "__weakref__")
 
     def __init__(self) -> None:
-        self.windows: list[_Window] = []
+        self.windows: list[_ModelWindow] = []
         self.handles: list[Any] = []
-        # full key -> (flops, uncounted ops); first-call prefixes already counted.
-        self.cache: dict[tuple[Any, ...], tuple[int, dict[str, int]]] = {}
-        self.seen: set[tuple[Any, ...]] = set()
+        # (call signature, backward counted) -> (flops, uncounted ops), or a str: why it cannot be counted.
+        self.cache: dict[tuple[Any, ...], tuple[int, dict[str, int]] | str] = {}
+
+
+def _tensors(value: Any, tensor_type: type) -> list[Any]:
+    if isinstance(value, tensor_type):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors(v, tensor_type)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(v, tensor_type)]
+    return []
+
+
+def _convert(value: Any, fn: Any, tensor_type: type) -> Any:
+    if isinstance(value, tensor_type):
+        return fn(value)
+    if isinstance(value, (list, tuple)):
+        converted = [_convert(v, fn, tensor_type) for v in value]
+        return type(value)(converted) if type(value) in (list, tuple) else type(value)(*converted)
+    if isinstance(value, dict):
+        return {k: _convert(v, fn, tensor_type) for k, v in value.items()}
+    return value
+
+
+def _hook_free_copy(model: Any, tensor_fn: Any) -> Any:
+    """A deep copy of ``model`` without any hook, its parameters and buffers replaced by ``tensor_fn(t)``.
+
+    The memo maps every hook dictionary to an empty one, so no hook (ours, ActivationEnergy's, a user's)
+    and nothing a hook holds is copied or called.
+    """
+    import torch
+
+    memo: dict[int, Any] = {}
+    for module in model.modules():
+        for name, value in vars(module).items():
+            if "hook" in name and isinstance(value, dict):
+                memo[id(value)] = type(value)()
+    for param in model.parameters():
+        memo[id(param)] = torch.nn.Parameter(tensor_fn(param), requires_grad=param.requires_grad)
+    for buffer in model.buffers():
+        memo[id(buffer)] = tensor_fn(buffer)
+    return copy.deepcopy(model, memo)
 
 
 class FlopSession:
-    """Shares one counting mode per thread among that thread's open windows."""
+    """FLOP windows: per-thread inline counting, or shadow passes for windows that name their module."""
 
     provenance = {DOMAIN: COUNTED}
 
@@ -143,141 +252,180 @@ class FlopSession:
         import torch
 
         self._torch = torch
-        self._counter_cls = _make_counter_class()
-        self._lock = threading.Lock()
-        self._total = 0
-        self._uncounted: dict[str, int] = {}
         self._local = threading.local()
+        #: Shadow passes run so far (each counts one new call signature).
+        self.shadow_passes = 0
         # Hooks stay on a module between windows (registering them per window costs more than the
         # window itself); with no window open on it they return at once.
         self._modules: "weakref.WeakKeyDictionary[Any, _ModuleState]" = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
 
-    # -- shared counter -------------------------------------------------------------------------
-    def _add(self, flops: int, uncounted_op: str | None) -> None:
+    # -- windows ----------------------------------------------------------------------------------
+    def begin(self, model: Any = None) -> _InlineWindow | _ModelWindow:
+        """Start a window in the calling thread.
+
+        Args:
+            model: The ``torch.nn.Module`` the window runs: its calls are counted on a shadow pass when
+                the window ends. None counts every operator inline (only for meters measuring no energy).
+        """
+        if model is not None:
+            state = self._state(model)
+            window = _ModelWindow(model, state)
+            with self._lock:
+                state.windows = [*state.windows, window]  # copy on write: hooks iterate without a lock
+            return window
+        counting = getattr(self._local, "counting", None)
+        if counting is None:
+            counting = self._local.counting = _Counting()
+        if counting.depth == 0:
+            counting.enter()
+        counting.depth += 1
+        return _InlineWindow(counting)
+
+    def end(self, window: _InlineWindow | _ModelWindow) -> FlopResult:
+        """Close a window and return its FLOPs (a model window may run shadow passes here)."""
+        if type(window) is _ModelWindow:
+            return self._end_model(window)
+        if threading.get_ident() != window.thread:
+            return FlopResult(None, {}, ("flops: a FLOP-counting window must end in the thread that began it",))
+        counting = window.counting
+        total, uncounted = counting.snapshot()
+        counting.depth -= 1
+        if counting.depth == 0:
+            counting.exit()
+        ops = {k: n - window.start_uncounted.get(k, 0) for k, n in uncounted.items()
+               if n - window.start_uncounted.get(k, 0) > 0}
+        return FlopResult(total - window.start_total, ops)
+
+    def _end_model(self, window: _ModelWindow) -> FlopResult:
+        state = window.state
         with self._lock:
-            self._total += flops
-            if uncounted_op is not None:
-                self._uncounted[uncounted_op] = self._uncounted.get(uncounted_op, 0) + 1
+            state.windows = [w for w in state.windows if w is not window]
+        if not window.calls:
+            return FlopResult(None, {}, ("flops: the named model was not called in this window; nothing was counted",))
+        flops, ops, shadow_s = 0, {}, 0.0
+        for signature, calls in window.calls.items():
+            key = (signature, window.backward_ran and signature[-1])
+            counted = state.cache.get(key)
+            if counted is None:
+                start_s = time.perf_counter()
+                args, kwargs = window.inputs[signature]
+                counted = state.cache[key] = self._shadow(window.model, args, kwargs, signature[-1], key[1])
+                shadow_s += time.perf_counter() - start_s
+            if isinstance(counted, str):
+                return FlopResult(None, {}, (counted,), shadow_s)
+            flops += counted[0] * calls
+            for op, n in counted[1].items():
+                ops[op] = ops.get(op, 0) + n * calls
+        return FlopResult(flops, ops, (), shadow_s)
 
-    def _snapshot(self) -> tuple[int, dict[str, int]]:
+    # -- shadow passes ----------------------------------------------------------------------------
+    def _shadow(self, model: Any, args: Any, kwargs: Any, grad_enabled: bool,
+                backward: bool) -> tuple[int, dict[str, int]] | str:
+        """Count one call of ``model`` (and backward from its outputs) on a hook-free copy, in a new thread."""
+        torch = self._torch
+        outcome: list[Any] = []
+
+        def on_meta(t: Any) -> Any:
+            return torch.empty_like(t, device="meta").requires_grad_(t.requires_grad)
+
+        def on_device(t: Any) -> Any:
+            return t.detach().clone().requires_grad_(t.requires_grad)
+
+        def run() -> None:
+            errors = []
+            for tensor_fn in (on_meta, on_device):
+                try:
+                    outcome.append(self._count_call(_hook_free_copy(model, tensor_fn), args, kwargs, tensor_fn,
+                                                    grad_enabled, backward))
+                    return
+                except Exception as exc:  # noqa: BLE001 - reported in the window's warnings below
+                    errors.append(f"{type(exc).__name__}: {exc}")
+            outcome.append("flops: the shadow pass could not run this module's call (on meta: "
+                           f"{errors[0]}; on its device: {errors[1]}); nothing was counted")
+
+        # A thread of its own: dispatch modes and grad mode are per thread, so no counting mode the caller
+        # has entered sees the shadow pass, and the shadow's modes see nothing of the caller's.
+        thread = threading.Thread(target=run, name="energymeter-flops-shadow")
+        thread.start()
+        thread.join()
         with self._lock:
-            return self._total, dict(self._uncounted)
+            self.shadow_passes += 1
+        return outcome[0]
 
-    def _start_counting(self, window: _Window) -> None:
-        depth = getattr(self._local, "depth", 0)
-        if depth == 0:
-            self._local.mode = self._counter_cls(self)
-            self._local.mode.__enter__()
-        self._local.depth = depth + 1
-        window.counting = True
-        window.start_total, window.start_uncounted = self._snapshot()
-
-    def _stop_counting(self) -> None:
-        self._local.depth -= 1
-        if self._local.depth == 0:
-            self._local.mode.__exit__(None, None, None)
-            self._local.mode = None
+    def _count_call(self, twin: Any, args: Any, kwargs: Any, tensor_fn: Any, grad_enabled: bool,
+                    backward: bool) -> tuple[int, dict[str, int]]:
+        torch = self._torch
+        tensor_type = torch.Tensor
+        args = _convert(args, tensor_fn, tensor_type)
+        kwargs = _convert(kwargs, tensor_fn, tensor_type)
+        counting = _Counting()
+        with torch.set_grad_enabled(grad_enabled):
+            counting.enter()
+            try:
+                out = twin(*args, **kwargs)
+                if backward:
+                    roots = [t for t in _tensors(out, tensor_type) if t.requires_grad]
+                    if roots:
+                        torch.autograd.backward(roots, [torch.ones_like(t) for t in roots])
+            finally:
+                counting.exit()
+        return counting.snapshot()
 
     # -- module hooks -------------------------------------------------------------------------------
     def _state(self, model: Any) -> _ModuleState:
-        state = self._modules.get(model)
-        if state is None:
+        with self._lock:
+            state = self._modules.get(model)
+            if state is not None:
+                return state
             state = self._modules[model] = _ModuleState()
-            # The hooks carry their state: no per-call lookup (a weak-dict get allocates a weakref).
-            state.handles = [model.register_forward_pre_hook(functools.partial(self._pre_hook, state),
-                                                             with_kwargs=True)]
-            first = next((p for p in model.parameters() if p.requires_grad), None)
-            if first is not None and hasattr(first, "register_post_accumulate_grad_hook"):
-                # One call per backward on one parameter: cheaper than a tensor hook per forward.
-                state.handles.append(first.register_post_accumulate_grad_hook(
-                    lambda param, state=state: self._mark_backward(state)))
-            else:
-                state.handles.append(model.register_forward_hook(functools.partial(self._post_hook, state)))
+        # The hooks carry their state: no per-call lookup (a weak-dict get allocates a weakref).
+        state.handles = [model.register_forward_pre_hook(functools.partial(self._pre_hook, state), with_kwargs=True)]
+        first = next((p for p in model.parameters() if p.requires_grad), None)
+        if first is not None and hasattr(first, "register_post_accumulate_grad_hook"):
+            # One call per backward on one parameter: cheaper than a tensor hook per forward.
+            state.handles.append(first.register_post_accumulate_grad_hook(
+                functools.partial(self._mark_backward, state)))
+        else:
+            state.handles.append(model.register_forward_hook(functools.partial(self._post_hook, state)))
         return state
 
     @staticmethod
-    def _mark_backward(state: _ModuleState) -> None:
-        for w in tuple(state.windows):  # backward may run on an autograd worker thread: mark every open window
+    def _mark_backward(state: _ModuleState, param: Any = None) -> None:
+        for w in state.windows:  # backward may run on an autograd worker thread: mark every open window
             w.backward_ran = True
 
     def _pre_hook(self, state: _ModuleState, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        if not state.windows:
+        windows = state.windows
+        if not windows:
             return
-        thread = threading.get_ident()
-        tensor_type = self._torch.Tensor
+        torch = self._torch
+        tensor_type = torch.Tensor
         if len(args) == 1 and not kwargs and type(args[0]) is tensor_type:
             a = args[0]
-            signature: tuple[Any, ...] = (a.shape, a.dtype, a.device, a.requires_grad)
+            signature: tuple[Any, ...] = (a.shape, a.dtype, a.device, a.requires_grad, torch.is_grad_enabled())
         else:
-            signature = (_describe(args, tensor_type), tuple(sorted((k, _describe(v, tensor_type))
-                                                                    for k, v in kwargs.items())) if kwargs else ())
-        for w in tuple(state.windows):  # a snapshot: other threads may open or close windows meanwhile
-            if w.thread != thread:
-                continue
-            w.signatures.append(signature)
-            if w.prefix is None:
-                w.grad_enabled = self._torch.is_grad_enabled()
-                w.prefix = (signature, w.grad_enabled)
-                if w.prefix not in state.seen:
-                    self._start_counting(w)
+            signature = (_describe(args, tensor_type), _describe(kwargs, tensor_type), torch.is_grad_enabled())
+        thread = threading.get_ident()
+        for w in windows:  # a snapshot: begin/end replace the list rather than change it
+            if w.thread == thread:
+                calls = w.calls
+                if signature in calls:
+                    calls[signature] += 1
+                else:
+                    calls[signature] = 1
+                    w.inputs[signature] = (args, kwargs)
 
     def _post_hook(self, state: _ModuleState, module: Any, args: Any, output: Any) -> None:
-        if not state.windows:
-            return
         pending = [w for w in state.windows if not w.backward_ran]
         if not pending:
             return
         tensor = output[0] if isinstance(output, (tuple, list)) and output else output
         if isinstance(tensor, self._torch.Tensor) and tensor.requires_grad:
-            def mark(grad: Any, windows: tuple[_Window, ...] = tuple(pending)) -> None:
+            def mark(grad: Any, windows: tuple[_ModelWindow, ...] = tuple(pending)) -> None:
                 for w in windows:
                     w.backward_ran = True
             tensor.register_hook(mark)
-
-    # -- windows ----------------------------------------------------------------------------------
-    def begin(self, model: Any = None) -> _Window:
-        """Start counting for a window in the calling thread.
-
-        Args:
-            model: The ``torch.nn.Module`` the window runs; enables the per-shape cache.
-        """
-        window = _Window(model)
-        if model is None:
-            self._start_counting(window)
-        else:
-            self._state(model).windows.append(window)
-        return window
-
-    def end(self, window: _Window) -> FlopResult:
-        """Stop counting for a window and return its FLOPs."""
-        state = self._modules.get(window.model) if window.model is not None else None
-        if state is not None:
-            state.windows.remove(window)
-        if threading.get_ident() != window.thread and window.counting:
-            return FlopResult(None, {}, ("flops: a FLOP-counting window must end in the thread that began it",))
-        if window.counting:
-            self._stop_counting()
-            total, uncounted = self._snapshot()
-            flops = total - window.start_total
-            ops = {k: v - window.start_uncounted.get(k, 0) for k, v in uncounted.items()
-                   if v - window.start_uncounted.get(k, 0) > 0}
-            if state is not None:
-                state.cache[self._key(window)] = (flops, ops)
-                state.seen.add(window.prefix)
-            return FlopResult(flops, ops)
-        if not window.signatures:
-            return FlopResult(None, {}, ("flops: the named model was not called in this window; nothing was counted",))
-        cached = state.cache.get(self._key(window)) if state is not None else None
-        if cached is None:
-            if state is not None:
-                state.seen.discard(window.prefix)
-            return FlopResult(None, {}, ("flops: this window called the model in a pattern not seen before "
-                                         "(other calls or shapes after the first); the next such window is counted",))
-        return FlopResult(cached[0], dict(cached[1]))
-
-    @staticmethod
-    def _key(window: _Window) -> tuple[Any, ...]:
-        return (tuple(window.signatures), window.grad_enabled, window.backward_ran)
 
     def close(self) -> None:
         """Remove the hooks this session put on modules."""
