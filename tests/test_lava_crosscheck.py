@@ -90,10 +90,12 @@ def test_independent_float64_reimplementation_agrees_with_lava(comparison):
 
 def test_near_threshold_networks_come_within_1e7_and_float32_would_get_them_wrong(comparison):
     cases, runs, ours = comparison
-    near = [(net, steps, run, sim) for (label, net, _, steps), run, sim in zip(cases, runs, ours) if label == "near-tie"]
+    near = [(net, steps, run, sim)
+            for (label, net, _, steps), run, sim in zip(cases, runs, ours) if label == "near-tie"]
     assert near, f"seed {SEED}: no near-threshold network in the comparison"
     for net, steps, run, sim in near:
-        (ref64,), (ref32,) = reference_spikes(net, None, steps, np.float64), reference_spikes(net, None, steps, np.float32)
+        (ref64,) = reference_spikes(net, None, steps, np.float64)
+        (ref32,) = reference_spikes(net, None, steps, np.float32)
         gap, layer, step, neuron = ref64.closest_to_threshold()
         assert gap < 1e-7, f"seed {SEED}: closest approach {gap:g} is not a near tie"
         lava_trains = [run.neuron_spikes[name][0].numpy() for name in net.names]

@@ -6,7 +6,8 @@ torch = pytest.importorskip("torch")
 np = pytest.importorskip("numpy")
 from torch import nn  # noqa: E402
 
-from energymeter.loihi import LavaLayer, LavaLif, LavaNetwork, SpikingLayer, SpikingNetwork, convert, simulate  # noqa: E402
+from energymeter.loihi import (LavaLayer, LavaLif, LavaNetwork, SpikingLayer, SpikingNetwork, convert,  # noqa: E402
+                               simulate)
 from energymeter.loihi.lava_check import random_network, random_spikes  # noqa: E402
 from energymeter.loihi.lava_reference import run_reference  # noqa: E402
 
@@ -24,10 +25,9 @@ def test_each_layer_keeps_its_own_lif_parameters():
     one = torch.ones(1, 1, dtype=torch.float64)
     # Layer 0 spikes every second step from step 1; each spike reaches layer 1 one step later (Dense delay).
     # Layer 1 (vth 0.5, no decay of v, du = 1) fires on every arrival; with vth 1.5 it would need two.
-    low = simulate(LavaNetwork([LavaLayer(du=0, dv=0, vth=1.0, bias=bias), LavaLayer(du=1, dv=0, vth=0.5, weights=one)]),
-                   None, 8)
-    high = simulate(LavaNetwork([LavaLayer(du=0, dv=0, vth=1.0, bias=bias), LavaLayer(du=1, dv=0, vth=1.5, weights=one)]),
-                    None, 8)
+    source = LavaLayer(du=0, dv=0, vth=1.0, bias=bias)
+    low = simulate(LavaNetwork([source, LavaLayer(du=1, dv=0, vth=0.5, weights=one)]), None, 8)
+    high = simulate(LavaNetwork([source, LavaLayer(du=1, dv=0, vth=1.5, weights=one)]), None, 8)
     assert low.spikes_per_timestep["0"] == [0, 1, 0, 1, 0, 1, 0, 1]
     assert low.spikes_per_timestep["1"] == [0, 0, 1, 0, 1, 0, 1, 0]
     assert high.spikes_per_timestep["1"] == [0, 0, 0, 0, 1, 0, 0, 0]
@@ -84,14 +84,16 @@ def test_batched_samples_equal_samples_run_alone():
 def test_spiking_network_in_lava_mode_equals_the_lava_network_with_one_lif():
     lif = LavaLif(du=0.3, dv=0.05, vth=1.0)
     drawn = random_network(11, widths=[30, 20, 10], input_size=15)
-    net = LavaNetwork([LavaLayer(du=lif.du, dv=lif.dv, vth=lif.vth, weights=l.weights, bias=l.bias) for l in drawn.layers])
+    net = LavaNetwork([LavaLayer(du=lif.du, dv=lif.dv, vth=lif.vth, weights=layer.weights, bias=layer.bias)
+                       for layer in drawn.layers])
     layers = []
     for i, layer in enumerate(net.layers):
         op = nn.Linear(*reversed(layer.weights.shape)).double()
         with torch.no_grad():
             op.weight.copy_(layer.weights)
             op.bias.copy_(layer.bias)
-        spiking = SpikingLayer(str(i), "linear", op, False, True, in_shape=(op.in_features,), out_shape=(op.out_features,))
+        spiking = SpikingLayer(str(i), "linear", op, False, True, in_shape=(op.in_features,),
+                               out_shape=(op.out_features,))
         spiking.fanout = (layer.weights != 0).sum(0).double()
         layers.append(spiking)
     snn = SpikingNetwork(layers, (15,), reset="zero")
@@ -143,12 +145,15 @@ def test_lava_network_refuses_what_it_would_ignore_or_cannot_run():
     (lambda: LavaNetwork([]), "at least one layer"),
     (lambda: LavaLayer(du=0, dv=0, vth=1), "needs a bias per neuron"),
     (lambda: LavaLayer(du=0, dv=0, vth=1, weights=torch.ones(3)), r"\(neurons, inputs\)"),
-    (lambda: LavaLayer(du=0, dv=0, vth=1, weights=torch.ones(2, 3), bias=torch.ones(3)), r"bias must have shape \(2,\)"),
+    (lambda: LavaLayer(du=0, dv=0, vth=1, weights=torch.ones(2, 3), bias=torch.ones(3)),
+     r"bias must have shape \(2,\)"),
     (lambda: LavaLayer(du=0, dv=0, vth=float("nan"), bias=torch.ones(2)), "vth must be finite"),
     (lambda: LavaNetwork([LavaLayer(du=0, dv=0, vth=1, bias=torch.ones(2)),
-                          LavaLayer(du=0, dv=0, vth=1, bias=torch.ones(2))]), "only the first layer may be bias-driven"),
+                          LavaLayer(du=0, dv=0, vth=1, bias=torch.ones(2))]),
+     "only the first layer may be bias-driven"),
     (lambda: LavaNetwork([LavaLayer(du=0, dv=0, vth=1, bias=torch.ones(2)),
-                          LavaLayer(du=0, dv=0, vth=1, weights=torch.ones(4, 3))]), "take 3 inputs but layer 0 has 2"),
+                          LavaLayer(du=0, dv=0, vth=1, weights=torch.ones(4, 3))]),
+     "take 3 inputs but layer 0 has 2"),
 ])
 def test_malformed_lava_networks_are_one_clear_error(build, needle):
     with pytest.raises(ValueError, match=needle):

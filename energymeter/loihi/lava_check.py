@@ -141,8 +141,9 @@ def run_lava(cases: Sequence[tuple[LavaNetwork, torch.Tensor | None, int]], *, r
     for (network, _, _), result in zip(cases, data["results"]):
         neurons = None
         if record == "neurons":
-            neurons = {name: torch.tensor([[[c == "1" for c in row] for row in sample[i]] for sample in result["neurons"]],
-                                          dtype=torch.bool).view(len(result["neurons"]), -1, layer.neurons)
+            samples = result["neurons"]
+            neurons = {name: torch.tensor([[[c == "1" for c in row] for row in sample[i]] for sample in samples],
+                                          dtype=torch.bool).view(len(samples), -1, layer.neurons)
                        for i, (name, layer) in enumerate(zip(network.names, network.layers))}
         runs.append(LavaRun(result["spikes"], neurons, tuple(result["build_s"]), tuple(result["run_s"]),
                             tuple(result["readout_s"])))
@@ -166,9 +167,10 @@ def random_network(seed: int, *, widths: Sequence[int] | None = None, input_size
 
     A bias-driven first LIF layer (or, with ``input_size``, a Dense layer from that many input neurons),
     then 2-4 Dense+LIF layers; widths 3-200; weights signed normal, sparse (70-95% zeros), heavy-tailed
-    (Student-t, 1.5 degrees of freedom) or small integers; du and dv each 0, small (0.001-0.1), 1 or
-    uniform in (0, 1); a threshold per layer (integers with integer weights). Weight scales keep most
-    layers spiking.
+    (Pareto tails of index 1.5, random signs) or small integers; du and dv each 0, small (0.001-0.1), 1 or
+    uniform in (0, 1); a threshold per layer (integers with integer weights). A bias-driven layer's
+    biases reach 2 x max(dv, 0.1) x vth, so about half its neurons spike; weight scales keep most later
+    layers spiking. The same seed gives the same network.
 
     Args:
         seed: Seeds every draw.
@@ -202,9 +204,10 @@ def random_network(seed: int, *, widths: Sequence[int] | None = None, input_size
             if kind == "integer":
                 weights = torch.randint(-2, 4, shape, generator=gen).to(torch.float64)
             elif kind == "heavy-tailed":
-                normal = torch.randn(shape, generator=gen, dtype=torch.float64)
-                chi = torch.distributions.Chi2(torch.tensor(1.5, dtype=torch.float64)).sample(shape)
-                weights = (normal / (chi / 1.5).sqrt() * scale * 0.5).clamp(-20 * vth, 20 * vth)
+                # Pareto tails (index 1.5: infinite variance) with random signs, from the seeded generator
+                uniform = torch.rand(shape, generator=gen, dtype=torch.float64).clamp(min=1e-12)
+                sign = torch.where(torch.rand(shape, generator=gen, dtype=torch.float64) < 0.4, -1.0, 1.0)
+                weights = (sign * (uniform ** (-1 / 1.5) - 1) * scale).clamp(-20 * vth, 20 * vth)
             else:
                 weights = torch.randn(shape, generator=gen, dtype=torch.float64) * scale + 0.3 * scale
                 if kind == "sparse":
@@ -220,3 +223,64 @@ def random_spikes(samples: int, timesteps: int, inputs: int, rate: float, seed: 
     """Bernoulli input spikes of shape (samples, timesteps, inputs)."""
     gen = torch.Generator().manual_seed(seed)
     return (torch.rand(samples, timesteps, inputs, generator=gen) < rate).to(torch.float32)
+
+
+def compare_random_networks(networks: int, seed: int, *, near_ties: int = 0, chunk: int = 25,
+                            python: str | None = None) -> dict[str, Any]:
+    """Compare the simulator with lava-nc, neuron by neuron, on ``networks`` random bias-driven networks.
+
+    ``near_ties`` of them get a threshold planted within 1e-7 of a potential they reach
+    (``lava_reference.plant_near_tie``); the rest are left as drawn. Returns a summary: how many were
+    compared, how many came within 1e-7 of a threshold (float64 reference), the widest and longest,
+    and the seeds of any that differ.
+    """
+    import numpy as np
+
+    from .lava_reference import plant_near_tie, run_reference
+
+    rng = random.Random(seed)
+    cases: list[tuple[int, LavaNetwork, int]] = []
+    while len(cases) < networks:
+        net_seed, timesteps = rng.randrange(2**31), rng.randint(20, 120)
+        network = random_network(net_seed)
+        if len(cases) < near_ties:
+            planted = plant_near_tie(network, timesteps, net_seed)
+            if planted is None:
+                continue
+            network = planted[0]
+        cases.append((net_seed, network, timesteps))
+    python = python or find_lava_python()
+    mismatches, near, widest, longest = [], 0, 0, 0
+    for start in range(0, len(cases), chunk):
+        part = cases[start:start + chunk]
+        runs = run_lava([(net, None, steps) for _, net, steps in part], record="neurons", python=python, timeout_s=1800)
+        for (net_seed, net, steps), run in zip(part, runs):
+            sim = simulate(net, None, steps, record="neurons")
+            assert sim.neuron_spikes is not None and run.neuron_spikes is not None
+            if not all(torch.equal(sim.neuron_spikes[n], run.neuron_spikes[n]) for n in net.names):
+                mismatches.append(net_seed)
+            near += run_reference(net, None, steps, np.float64).closest_to_threshold()[0] < 1e-7
+            widest, longest = max(widest, max(net.sizes)), max(longest, steps)
+    return {"networks": len(cases), "planted_near_ties": near_ties, "within_1e-7_of_threshold": int(near),
+            "widest_layer": widest, "longest_timesteps": longest, "mismatched_seeds": mismatches, "seed": seed}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m energymeter.loihi.lava_check --networks N [--near-ties K] [--seed S]``: print the summary as JSON."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=compare_random_networks.__doc__.splitlines()[0])
+    parser.add_argument("--networks", type=int, default=100)
+    parser.add_argument("--near-ties", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        summary = compare_random_networks(args.networks, args.seed, near_ties=args.near_ties)
+    except LavaUnavailable as exc:
+        parser.exit(2, f"{exc}\n")
+    print(json.dumps(summary))
+    return 1 if summary["mismatched_seeds"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -105,9 +105,10 @@ class LavaNetwork:
                 raise TypeError(f"layer {index} must be a LavaLayer, got {type(layer).__name__}")
             if index and layer.weights is None:
                 raise ValueError(f"layer {index} has no weights: only the first layer may be bias-driven")
-            if index and layer.weights.shape[1] != layers[index - 1].neurons:  # type: ignore[union-attr]
-                raise ValueError(f"layer {index} weights take {layer.weights.shape[1]} inputs but layer "  # type: ignore[union-attr]
-                                 f"{index - 1} has {layers[index - 1].neurons} neurons")
+            inputs = 0 if layer.weights is None else int(layer.weights.shape[1])
+            if index and inputs != layers[index - 1].neurons:
+                raise ValueError(f"layer {index} weights take {inputs} inputs but layer {index - 1} has "
+                                 f"{layers[index - 1].neurons} neurons")
         object.__setattr__(self, "layers", layers)
 
     @property

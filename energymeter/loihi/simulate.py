@@ -282,7 +282,8 @@ def _count_neurons(name: str, current: torch.Tensor, fired: torch.Tensor | None,
             trains[name].append(fired.clone())
 
 
-def _count_input(spikes: torch.Tensor, totals: _Totals, step: int, trains: dict[str, list[torch.Tensor]] | None) -> None:
+def _count_input(spikes: torch.Tensor, totals: _Totals, step: int,
+                 trains: dict[str, list[torch.Tensor]] | None) -> None:
     n_in = int(spikes.sum())
     totals.spikes["input"] += n_in
     totals.per_step["input"][step] += n_in
