@@ -10,7 +10,9 @@ How the windows are combined:
 
 * **Host identity.** ``host_id()``: ``$ENERGYMETER_HOST_ID`` when set, else the hostname plus the first
   8 hex digits of the kernel's boot id (two machines cloned from one image can share a hostname, never
-  a boot id). Domains in the aggregate carry it as a prefix: ``"<host>/cpu:0:package"``.
+  a boot id). Domains in the aggregate carry it as a prefix: ``"<host>/cpu:0:package"``. Containers on one
+  machine share its boot id but may have their own hostnames: give their ranks one ``$ENERGYMETER_HOST_ID``,
+  or they count the machine's sockets once per container.
 * **Host-wide counters** (RAPL ``cpu:N:package|dram|psys|core|uncore``) count once per host. Two ranks
   read the same counter over windows that start and end a few microseconds to milliseconds apart. The
   aggregate takes the **largest** reading: each rank's reading is the counter's increase over a
@@ -48,7 +50,7 @@ the process group's timeout, as with any collective.
 Recipe (DDP, under torchrun): every rank measures its own window around the training step, then every
 rank calls ``aggregate()`` at the same point (it is a collective)::
 
-    meter = energymeter.Meter()            # every counter this rank can read, opened once
+    meter = energymeter.Meter(["rapl", "nvml"])   # this rank's counters, opened once
     with meter.window("train") as w:       # CUDA is synchronised at both edges
         for _ in range(steps_per_window):   # GPU counters update every ~0.1 s: keep windows longer
             train_step(ddp_model, optimizer, next(batches))
