@@ -247,9 +247,10 @@ class RaplBackend(Backend):
 class RaplSession(EnergySession):
     """Unwraps each zone's counter into a cumulative total in microjoules (converted to J on read).
 
-    The per-zone state is kept in parallel lists of ints so that a read is one ``pread`` per zone, an
-    integer parse, a subtraction and three comparisons; only a step that fails those comparisons takes
-    the careful path that explains it (a wrap, a fault, the first read).
+    The per-zone state is kept in parallel lists of ints so that a read is one clock call, one ``pread``
+    per zone, an integer parse, a subtraction and three integer comparisons; only a step that fails
+    those comparisons takes the careful path that explains it (a wrap, a large step, a fault, the
+    first read), which reads the clock again to judge the step against the elapsed time.
 
     Args:
         zones: The zones to read, each with its ``max_power_w`` ceiling set.
@@ -283,6 +284,7 @@ class RaplSession(EnergySession):
         self._fds: list[int] = []
         self._range_uj: list[int] = []  # -1 where the range is unusable
         self._ceiling_uj_per_s: list[float] = []
+        self._quick_uj: list[int] = []  # ceiling x allowance: a step this small needs no clock
         self._last_uj: list[int] = []
         self._total_uj: list[int] = []
         for zone in zones:
@@ -300,6 +302,7 @@ class RaplSession(EnergySession):
             self._fds.append(fd)
             self._range_uj.append(zone.max_range_uj if zone.max_range_uj is not None else -1)
             self._ceiling_uj_per_s.append(zone.max_power_w * 1e6)
+            self._quick_uj.append(int(zone.max_power_w * 1e6 * step_allowance_s))
             self._last_uj.append(_REBASE)
             self._total_uj.append(0)
         self._prev_start_s = clock()
@@ -339,12 +342,8 @@ class RaplSession(EnergySession):
                 raws = self._read_each()
         else:
             raws = self._read_each()
-        # The two reads of a zone lie within [previous read's start, this read's end]: an upper bound
-        # on the time a step covers, so a slow read can only loosen the check, never fail a good step.
-        budget_s = clock() - self._prev_start_s + self._allowance_s
-        self._prev_start_s = start_s
-        last, total, ranges, ceilings = self._last_uj, self._total_uj, self._range_uj, self._ceiling_uj_per_s
-        faults = None
+        last, total, ranges, quick = self._last_uj, self._total_uj, self._range_uj, self._quick_uj
+        faults = careful = None
         for i, data in enumerate(raws):
             try:
                 raw = int(data)
@@ -353,13 +352,23 @@ class RaplSession(EnergySession):
                 faults = self._fault(i, self._unreadable(i, data), faults)
                 continue
             delta = raw - last[i]
-            if 0 <= delta <= ceilings[i] * budget_s and raw <= ranges[i]:
+            # A step of at most ceiling x allowance is plausible however little time passed: no clock needed.
+            if 0 <= delta <= quick[i] and raw <= ranges[i]:
                 total[i] += delta
                 last[i] = raw
+            elif careful is None:
+                careful = [(i, raw)]
             else:
+                careful.append((i, raw))
+        if careful is not None:
+            # The two reads of a zone lie within [previous read's start, now]: an upper bound on the
+            # time a step covers, so a slow read can only loosen the check, never fail a good step.
+            budget_s = clock() - self._prev_start_s + self._allowance_s
+            for i, raw in careful:
                 reason = self._careful_step(i, raw, budget_s)
                 if reason is not None:
                     faults = self._fault(i, reason, faults)
+        self._prev_start_s = start_s
         if self._stuck_pending:
             self._drop_stuck()
         return faults
@@ -422,7 +431,8 @@ class RaplSession(EnergySession):
         for i, fd in enumerate(self._fds):
             if i not in keep and fd >= 0:
                 os.close(fd)
-        for name in ("_domains", "_paths", "_fds", "_range_uj", "_ceiling_uj_per_s", "_last_uj", "_total_uj"):
+        for name in ("_domains", "_paths", "_fds", "_range_uj", "_ceiling_uj_per_s", "_quick_uj", "_last_uj",
+                     "_total_uj"):
             values = getattr(self, name)
             setattr(self, name, [values[i] for i in keep])
 
