@@ -1,7 +1,8 @@
 """Modeled CPU energy: CPU seconds this process (and its waited-for children) used x power per busy thread.
 
 Power per thread is the CPU's TDP divided over its hardware threads, from ``hardware_profiles/cpu.json``
-matched on the model string in ``/proc/cpuinfo``. Equivalently: TDP x utilisation x wall time, with
+matched on the words of the model string in ``/proc/cpuinfo`` (no regular expressions, so a profile
+cannot make matching slow). Equivalently: TDP x utilisation x wall time, with
 utilisation = CPU seconds / (wall seconds x threads). Provenance ``modeled``: it is an estimate of the
 share of a TDP, never a measurement, and a meter only adds it where no measured CPU domain exists.
 """

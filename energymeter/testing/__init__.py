@@ -1,8 +1,10 @@
 """Fakes of the hardware interfaces, for energymeter's tests and for users' own.
 
 ``FakeNVML`` implements the subset of nvidia-ml-py's ``pynvml`` module that energymeter calls, with the
-same names, arguments, units (mJ, mW) and error classes. ``FakePowercap`` builds a powercap sysfs tree
-under a directory of your choice. Neither touches real hardware.
+same names, arguments, units (mJ, mW) and error classes, and injects the faults a real driver shows
+(``FakeGpu(lost=True)``, ``accessible=False``, ``errors=[NVML_ERROR_TIMEOUT]`` for one transient
+error). ``FakePowercap`` builds a powercap sysfs tree under a directory of your choice; write any text
+into its files to reproduce a broken counter or range. Neither touches real hardware.
 """
 
 from .fake_nvml import FakeGpu, FakeNVML
