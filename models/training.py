@@ -26,6 +26,9 @@ class EpochStats:
         ce: Mean cross-entropy.
         activation_energy: Mean activation energy E per sample (arbitrary units, not joules).
         accuracy: Training accuracy over the epoch (0..1).
+        duration_s: Training seconds from the start of the loop to this epoch's end.
+        measurement: With a meter and ``per_epoch=True``: the energy from the start of the loop to
+            this epoch's end (a window opened with the loop and closed at the epoch's end).
     """
 
     epoch: int
@@ -33,6 +36,8 @@ class EpochStats:
     ce: float
     activation_energy: float
     accuracy: float
+    duration_s: float = field(default=0.0, compare=False)  # wall time varies run to run; the results do not
+    measurement: Measurement | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -44,12 +49,14 @@ class Evaluation:
         activation_energy: Mean E per sample (same definition as the loss term).
         activation_sparsity: Fraction of hooked activation outputs that are exactly zero.
         samples: Samples evaluated.
+        activation_energy_per_layer: Each hooked layer's share of the mean E per sample.
     """
 
     accuracy: float
     activation_energy: float
     activation_sparsity: float
     samples: int
+    activation_energy_per_layer: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,8 @@ class TrainResult:
         activation_energy_kind: The E definition (``l2``, ``l1``, ``l0`` or a callable's name) and its reduction.
         seed: The seed.
         measurement: The meter's Measurement of the training loop, when a meter was given.
+        epoch_states: With ``keep_epoch_states=True``: the model's parameters after each epoch (CPU
+            copies), to evaluate per-epoch accuracy afterwards, outside any energy window.
     """
 
     test_accuracy: float
@@ -77,11 +86,14 @@ class TrainResult:
     activation_energy_kind: str
     seed: int
     measurement: Measurement | None = field(default=None, compare=False)
+    epoch_states: tuple[dict[str, torch.Tensor], ...] = field(default=(), compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict."""
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        data["history"] = [asdict(h) for h in self.history]
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "epoch_states"}
+        data["history"] = [{**{k: v for k, v in asdict(h).items() if k != "measurement"},
+                            "measurement": None if h.measurement is None else h.measurement.to_dict()}
+                           for h in self.history]
         data["measurement"] = None if self.measurement is None else self.measurement.to_dict()
         return data
 
@@ -92,6 +104,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, activation_e
     """Accuracy, mean E per sample and activation sparsity of ``model`` on (x, y), without gradients."""
     model.eval()
     correct, e_sum, zeros, units_total = 0, 0.0, 0.0, 0.0
+    per_layer_sum: dict[str, float] = {}
     with ActivationEnergy(model, activation_energy, reduction) as e_hooks, ActivationEnergy(model, "l0") as active:
         with torch.no_grad():
             for start in range(0, len(x), batch_size):
@@ -99,17 +112,21 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, activation_e
                 logits = model(xb)
                 correct += int((logits.argmax(1) == yb).sum())
                 e_sum += float(e_hooks.per_sample.sum())
+                for name, value in e_hooks.per_layer.items():
+                    per_layer_sum[name] = per_layer_sum.get(name, 0.0) + value * len(xb)
                 units = sum(active.units.values())
                 zeros += float((units - active.per_sample).sum())
                 units_total += units * len(xb)
     model.train()
     n = len(x)
-    return Evaluation(correct / n, e_sum / n, zeros / units_total if units_total else 0.0, n)
+    return Evaluation(correct / n, e_sum / n, zeros / units_total if units_total else 0.0, n,
+                      {name: total / n for name, total in per_layer_sum.items()})
 
 
 def train(model: nn.Module, dataset: Dataset, *, lam: float, epochs: int, batch_size: int = 128, lr: float = 1e-3,
           seed: int = 0, device: str | torch.device = "cpu", activation_energy: Kind = "l2", reduction: str = "sum",
-          meter: Any = None, progress: bool | Callable[[EpochStats], None] = False) -> TrainResult:
+          meter: Any = None, progress: bool | Callable[[EpochStats], None] = False, per_epoch: bool = False,
+          keep_epoch_states: bool = False) -> TrainResult:
     """Train with Adam on ``CE + lam * E``, then evaluate on the test split.
 
     Args:
@@ -125,6 +142,9 @@ def train(model: nn.Module, dataset: Dataset, *, lam: float, epochs: int, batch_
         reduction: ``sum`` or ``mean`` over units.
         meter: An ``energymeter.Meter``; the training loop is measured as one window.
         progress: True prints one line per epoch; a callable receives each ``EpochStats``.
+        per_epoch: With a meter, also measure the energy from the start to each epoch's end (one window
+            per epoch, all opened with the loop: no per-step cost).
+        keep_epoch_states: Keep a CPU copy of the parameters after each epoch (``TrainResult.epoch_states``).
 
     Raises:
         ValueError: negative lambda, epochs < 1, or a non-differentiable E with lam > 0.
@@ -143,10 +163,14 @@ def train(model: nn.Module, dataset: Dataset, *, lam: float, epochs: int, batch_
     history: list[EpochStats] = []
     report = progress if callable(progress) else (print if progress else None)
     window = f"train-{id(model)}-{time.monotonic_ns()}"
+    upto = [f"{window}-upto-{k}" for k in range(1, epochs + 1)] if meter is not None and per_epoch else []
+    states: list[dict[str, torch.Tensor]] = []
     with ActivationEnergy(model, activation_energy, reduction) as act:
         start = time.perf_counter()
         if meter is not None:
             meter.begin_window(window, model=model)
+            for name in upto:
+                meter.begin_window(name)
         try:
             for epoch in range(1, epochs + 1):
                 order = torch.randperm(len(x), generator=generator).to(device)
@@ -165,13 +189,20 @@ def train(model: nn.Module, dataset: Dataset, *, lam: float, epochs: int, batch_
                     n = len(idx)
                     sums += torch.stack([loss.detach() * n, ce.detach() * n, e.detach() * n,
                                          (logits.argmax(1) == yb).sum()]).to(torch.float64)
-                stats = EpochStats(epoch, *(float(v) / len(x) for v in sums.cpu()))
+                means = [float(v) / len(x) for v in sums.cpu()]
+                epoch_m = meter.end_window(upto[epoch - 1]) if upto else None
+                stats = EpochStats(epoch, *means, duration_s=time.perf_counter() - start, measurement=epoch_m)
                 history.append(stats)
+                if keep_epoch_states:
+                    states.append({k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
                 if report is not None:
                     report(stats if callable(progress) else
                            f"epoch {epoch}/{epochs}: loss {stats.loss:.4f} ce {stats.ce:.4f} "
                            f"E {stats.activation_energy:.4g} acc {stats.accuracy:.4f}")
         finally:
+            if meter is not None:
+                for name in upto[len(history):]:  # the loop ended early (an exception): close what is open
+                    meter.end_window(name)
             measurement = dataclasses.replace(meter.end_window(window), name="train") if meter is not None else None
         duration_s = time.perf_counter() - start
     result = evaluate(model, dataset.x_test, dataset.y_test, activation_energy=activation_energy, reduction=reduction,
@@ -179,4 +210,4 @@ def train(model: nn.Module, dataset: Dataset, *, lam: float, epochs: int, batch_
     kind_name = activation_energy if isinstance(activation_energy, str) else getattr(activation_energy, "__name__",
                                                                                         "custom")
     return TrainResult(result.accuracy, result.activation_energy, result.activation_sparsity, tuple(history),
-                       duration_s, float(lam), f"{kind_name}/{reduction}", seed, measurement)
+                       duration_s, float(lam), f"{kind_name}/{reduction}", seed, measurement, tuple(states))

@@ -1,341 +1,262 @@
-"""Statistics of a sweep: proxy-vs-energy correlations, per-lambda changes, ANOVA, and the claims as sentences.
+"""One ``Analysis`` of a sweep, computed from its run records: every figure a report shows, and the claims.
 
-Every interval is a 95% interval: bootstrap percentile intervals (2,000 resamples, seed 0) for
-correlations, Student-t intervals over seeds for per-lambda means. The sentences in ``claims`` are
-computed from these numbers with the thresholds below; none is typed by hand.
+``analyse(records, ...)`` is the only place figures are computed; every report format renders the
+``Analysis`` and nothing else.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any, Mapping
 
-import numpy as np
-from scipy import stats
+from . import claims as paper
+from .claims import Claim
+from .figures import csv_row, proxies, targets
+from .intervals import anova
+from .machine_load import is_busy
+from .record import RunRecord
+from .stats import (ENERGY_SESOI, NEGLIGIBLE_R, TRACKS_R, StatResult, cost_to_target, drift_correction_factors,
+                    efficiency_gain, reference_drift, within_group_correlation)
+from .tables import CarbonRow, LambdaRow, LoihiRow, carbon_rows, groups, lambda_rows, loihi_rows
 
-#: An energy change is "no change" when its 95% interval includes 0 or its mean is under this (percent).
-MIN_ENERGY_CHANGE_PCT = 5.0
-#: E "fell about 1000x" (the paper's claim) when the mean ratio is at least this.
-PAPER_E_RATIO = 500.0
-#: The paper's accuracy claim: under this many percentage points lost.
-PAPER_MAX_ACC_LOSS_PP = 0.5
-#: A proxy "tracks" an energy when the lower end of Spearman's rho interval is above this.
-TRACKS_RHO = 0.5
-BOOTSTRAP_RESAMPLES = 2000
 PROXIES = ("E", "FLOPs", "synops", "spikes")
 
 
 @dataclass(frozen=True)
-class Interval:
-    """A point estimate with its 95% interval and how it was computed.
-
-    Attributes:
-        n: Observations.
-        mean: Point estimate.
-        low, high: 95% interval (None when it cannot be computed, e.g. n < 2).
-        method: How the interval was computed.
-    """
-
-    n: int
-    mean: float
-    low: float | None
-    high: float | None
-    method: str
-
-    def fmt(self, spec: str = ".2f", suffix: str = "") -> str:
-        """``mean [low, high]`` with a format spec."""
-        if self.low is None or self.high is None:
-            return f"{self.mean:{spec}}{suffix} (n={self.n}, no interval)"
-        return f"{self.mean:{spec}}{suffix} [{self.low:{spec}}, {self.high:{spec}}]"
-
-
-def t_interval(values: Iterable[float]) -> Interval:
-    """Mean with a Student-t 95% interval."""
-    data = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    n = len(data)
-    if n == 0:
-        return Interval(0, float("nan"), None, None, "t")
-    mean = float(data.mean())
-    if n < 2:
-        return Interval(n, mean, None, None, "t")
-    sem = float(data.std(ddof=1)) / math.sqrt(n)
-    half = float(stats.t.ppf(0.975, n - 1)) * sem
-    return Interval(n, mean, mean - half, mean + half, "Student t, 95%")
-
-
-@dataclass(frozen=True)
-class Correlation:
-    """How one proxy relates to one energy figure across runs.
-
-    Attributes:
-        proxy, target: What was correlated.
-        provenance: The energy figure's provenance.
-        n: Runs.
-        pearson, spearman: Coefficients with bootstrap 95% intervals (None when undefined).
-        loglog_slope: OLS slope of log(energy) on log(proxy) (None when a value is not positive).
-        partial_r_duration: Pearson r of the two after removing the linear effect of duration (None if n/a).
-        note: Why something is undefined.
-    """
-
-    proxy: str
-    target: str
-    provenance: str
-    n: int
-    pearson: Interval | None
-    spearman: Interval | None
-    loglog_slope: float | None
-    partial_r_duration: float | None
-    note: str = ""
-
-
-def _bootstrap(x: np.ndarray, y: np.ndarray, fn: Any) -> tuple[float | None, float | None]:
-    rng = np.random.RandomState(0)
-    values = []
-    n = len(x)
-    for _ in range(BOOTSTRAP_RESAMPLES):
-        idx = rng.randint(0, n, n)
-        xs, ys = x[idx], y[idx]
-        if np.ptp(xs) == 0 or np.ptp(ys) == 0:
-            continue
-        values.append(fn(xs, ys))
-    if len(values) < BOOTSTRAP_RESAMPLES // 2:
-        return None, None
-    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
-
-
-def correlate(proxy: str, target: str, provenance: str, x: list[float], y: list[float],
-              duration: list[float] | None = None) -> Correlation:
-    """Pearson and Spearman with bootstrap intervals, log-log slope and partial r controlling for duration."""
-    pairs = [(a, b, d) for a, b, d in zip(x, y, duration or [None] * len(x))
-             if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)]
-    n = len(pairs)
-    xa = np.array([p[0] for p in pairs], dtype=float)
-    ya = np.array([p[1] for p in pairs], dtype=float)
-    if n < 3:
-        return Correlation(proxy, target, provenance, n, None, None, None, None, "fewer than 3 runs")
-    if np.ptp(xa) == 0:
-        return Correlation(proxy, target, provenance, n, None, None, None, None,
-                           f"{proxy} is the same in every run (it does not depend on lambda)")
-    if np.ptp(ya) == 0:
-        return Correlation(proxy, target, provenance, n, None, None, None, None, "energy is the same in every run")
-    pearson_r = float(stats.pearsonr(xa, ya)[0])
-    spearman_r = float(stats.spearmanr(xa, ya)[0])
-    p_lo, p_hi = _bootstrap(xa, ya, lambda a, b: np.corrcoef(a, b)[0, 1])
-    s_lo, s_hi = _bootstrap(xa, ya, lambda a, b: stats.spearmanr(a, b)[0])
-    slope = None
-    if (xa > 0).all() and (ya > 0).all():
-        slope = float(np.polyfit(np.log(xa), np.log(ya), 1)[0])
-    partial = None
-    if duration is not None and all(p[2] is not None for p in pairs):
-        d = np.array([p[2] for p in pairs], dtype=float)
-        if np.ptp(d) > 0:
-            rx = xa - np.polyval(np.polyfit(d, xa, 1), d)
-            ry = ya - np.polyval(np.polyfit(d, ya, 1), d)
-            if np.ptp(rx) > 0 and np.ptp(ry) > 0:
-                partial = float(np.corrcoef(rx, ry)[0, 1])
-    method = f"bootstrap percentile, {BOOTSTRAP_RESAMPLES} resamples"
-    return Correlation(proxy, target, provenance, n, Interval(n, pearson_r, p_lo, p_hi, method),
-                       Interval(n, spearman_r, s_lo, s_hi, method), slope, partial)
-
-
-def energy_targets(record: dict[str, Any]) -> dict[str, tuple[float, float | None, str]]:
-    """Energy figures of one run: name -> (joules, duration s or None, provenance from the run's own record)."""
-    out: dict[str, tuple[float, float | None, str]] = {}
-    inference = record["inference"]
-    for domain, joules in inference["net_energy_j_per_workload"].items():
-        out[f"inference {domain}"] = (joules, inference["duration_s_per_workload"],
-                                      inference["measurement"]["provenance"].get(domain, "?"))
-    train = record["train"]
-    if train.get("measurement"):
-        for domain, joules in train["net_energy_j"].items():
-            out[f"training {domain}"] = (joules, train["measurement"]["duration_s"],
-                                         train["measurement"]["provenance"][domain])
-    loihi = record.get("loihi") or {}
-    for profile, joules in (loihi.get("energy_j_per_sample") or {}).items():
-        out[f"loihi:sim ({profile}) per sample"] = (joules, None, "modeled")
-    return out
-
-
-def proxies(record: dict[str, Any]) -> dict[str, float | None]:
-    """The proxy values of one run."""
-    loihi = record.get("loihi") or {}
-    return {"E": record["activation_energy"], "FLOPs": record.get("inference_flops_per_sample"),
-            "synops": loihi.get("synops_per_sample"), "spikes": loihi.get("spikes_per_sample")}
-
-
-@dataclass(frozen=True)
-class LambdaRow:
-    """One lambda of one (model, dataset), relative to lambda = 0 with the same seed.
-
-    Attributes:
-        model, dataset, lam: Which row.
-        accuracy: Test accuracy in percent.
-        energy: E per test sample.
-        e_ratio: E(lambda=0) / E(lambda): how many times lower E is.
-        accuracy_change_pp: Accuracy change in percentage points.
-        energy_change_pct: Energy target -> percent change.
-        energy_j: Energy target -> joules.
-        provenance: Energy target -> its provenance label.
-    """
-
-    model: str
-    dataset: str
-    lam: float
-    accuracy: Interval
-    energy: Interval
-    e_ratio: Interval
-    accuracy_change_pp: Interval
-    energy_change_pct: dict[str, Interval]
-    energy_j: dict[str, Interval]
-    provenance: dict[str, str] = field(default_factory=dict)
-
-
-def lambda_table(records: list[dict[str, Any]]) -> list[LambdaRow]:
-    """Per (model, dataset, lambda) statistics over seeds, paired with lambda = 0."""
-    targets_of = {id(r): energy_targets(r) for r in records}
-    groups: dict[tuple[str, str], dict[float, dict[int, dict[str, Any]]]] = {}
-    for r in records:
-        groups.setdefault((r["model"], r["dataset"]), {}).setdefault(r["lambda"], {})[r["seed"]] = r
-    rows = []
-    for (model, dataset), by_lam in sorted(groups.items()):
-        base = by_lam.get(0.0, {})
-        for lam in sorted(by_lam):
-            runs = by_lam[lam]
-            seeds = [s for s in sorted(runs) if s in base]
-            labels = {t: v[2] for r in runs.values() for t, v in targets_of[id(r)].items()}
-            change, joules = {}, {}
-            for t in sorted(labels):
-                pairs = [(targets_of[id(runs[s])].get(t), targets_of[id(base[s])].get(t)) for s in seeds]
-                change[t] = t_interval([(a[0] / b[0] - 1) * 100 for a, b in pairs if a and b and b[0] > 0])
-                joules[t] = t_interval([targets_of[id(r)][t][0] for r in runs.values() if t in targets_of[id(r)]])
-            rows.append(LambdaRow(
-                model, dataset, lam,
-                t_interval(runs[s]["test_accuracy"] * 100 for s in runs),
-                t_interval(runs[s]["activation_energy"] for s in runs),
-                t_interval(base[s]["activation_energy"] / runs[s]["activation_energy"] for s in seeds
-                           if runs[s]["activation_energy"] > 0),
-                t_interval((runs[s]["test_accuracy"] - base[s]["test_accuracy"]) * 100 for s in seeds),
-                change, joules, labels))
-    return rows
-
-
-def _energy_verdict(e_ratio: Interval, change: Interval, target: str, provenance: str) -> str:
-    label = f"{provenance} {target} energy" if provenance != "modeled" else f"{target} energy (modeled, not measured)"
-    where = "on simulated Loihi" if target.startswith("loihi") else "on this device"
-    if e_ratio.low is None or change.low is None or change.high is None:
-        return f"{label}: too few seeds for an interval, no verdict"
-    if e_ratio.low <= 1.0:
-        return f"E did not fall reliably (ratio {e_ratio.fmt('.2f', 'x')}), so whether {label} follows it is not tested"
-    no_change = (change.low <= 0.0 <= change.high) or abs(change.mean) < MIN_ENERGY_CHANGE_PCT
-    if no_change:
-        return f"{label} changed {change.fmt('+.1f', '%')}: {where} E does not track this energy"
-    if change.high < 0:
-        return f"{label} changed {change.fmt('+.1f', '%')}: {where} this energy falls with E"
-    return f"{label} changed {change.fmt('+.1f', '%')}: it rose while E fell, so E does not track this energy"
-
-
-def claims(rows: list[LambdaRow], correlations: list[Correlation]) -> list[str]:
-    """The paper's claims evaluated as sentences computed from the numbers."""
-    out = []
-    by_group: dict[tuple[str, str], list[LambdaRow]] = {}
-    for row in rows:
-        by_group.setdefault((row.model, row.dataset), []).append(row)
-    for (model, dataset), group in sorted(by_group.items()):
-        top = max(group, key=lambda r: r.lam)
-        if top.lam == 0:
-            continue
-        ratio, acc = top.e_ratio, top.accuracy_change_pp
-        paper_e = ("consistent with the paper's ~1000x" if ratio.mean >= PAPER_E_RATIO
-                   else "short of the paper's ~1000x")
-        paper_acc = (f"within the paper's {PAPER_MAX_ACC_LOSS_PP} pp" if acc.mean > -PAPER_MAX_ACC_LOSS_PP
-                     else f"more than the paper's {PAPER_MAX_ACC_LOSS_PP} pp lost")
-        out.append(f"{model} on {dataset}, lambda={top.lam:g} vs 0: E fell {ratio.fmt(',.1f', 'x')} ({paper_e}); "
-                   f"accuracy changed {acc.fmt('+.2f', ' pp')} ({paper_acc}).")
-        for target, change in sorted(top.energy_change_pct.items()):
-            provenance = top.provenance.get(target, "modeled")
-            out.append(f"{model} on {dataset}, lambda={top.lam:g}: {_energy_verdict(ratio, change, target, provenance)}.")
-    for c in correlations:
-        if c.proxy != "E":
-            continue
-        if c.spearman is None:
-            out.append(f"E vs {c.target}: not computable ({c.note}).")
-            continue
-        tracks = c.spearman.low is not None and c.spearman.low > TRACKS_RHO
-        out.append(f"E vs {c.target} ({c.provenance}) over {c.n} runs: Spearman rho {c.spearman.fmt('+.2f')}, "
-                   f"Pearson r {c.pearson.fmt('+.2f') if c.pearson else 'n/a'}: E "
-                   f"{'tracks' if tracks else 'does not reliably track'} it (threshold: interval above {TRACKS_RHO}).")
-    return out
-
-
-def anova(records: list[dict[str, Any]], values: list[float]) -> list[dict[str, Any]] | None:
-    """Two-way ANOVA of ``values`` (one per record) on architecture and dataset (one-way when only one
-    varies), with partial eta^2. Returns None when neither factor has two levels.
-    """
-    import pandas as pd
-    import statsmodels.formula.api as smf
-    from statsmodels.stats.anova import anova_lm
-
-    frame = pd.DataFrame({"model": [r["model"] for r in records], "dataset": [r["dataset"] for r in records],
-                          "y": values})
-    factors = [f for f in ("model", "dataset") if frame[f].nunique() >= 2]
-    if not factors or frame["y"].nunique() < 2:
-        return None
-    formula = "y ~ " + " * ".join(f"C({f})" for f in factors)
-    fit = smf.ols(formula, data=frame).fit()
-    table = anova_lm(fit, typ=2)
-    residual = float(table.loc["Residual", "sum_sq"])
-    out = []
-    for term, row in table.iterrows():
-        if term == "Residual":
-            continue
-        ss = float(row["sum_sq"])
-        out.append({"term": term.replace("C(", "").replace(")", ""), "df": float(row["df"]), "F": float(row["F"]),
-                    "p": float(row["PR(>F)"]), "partial_eta_sq": ss / (ss + residual) if ss + residual > 0 else None})
-    return out
-
-
-@dataclass
 class Analysis:
-    """Everything a report shows."""
+    """Everything a report shows.
 
-    records: list[dict[str, Any]]
-    rows: list[LambdaRow]
-    correlations: list[Correlation]
-    claims: list[str]
-    anova_accuracy: list[dict[str, Any]] | None
-    anova_energy: list[dict[str, Any]] | None
-    measured_domains: list[str]
-    problems: list[str] = field(default_factory=list)
+    Attributes:
+        runs: Runs analysed.
+        measured_domains: Energy targets read from hardware (measured or integrated).
+        lambda_rows, loihi_rows, carbon_rows: The tables.
+        carbon_source: The carbon intensity used (None without ``--country``).
+        correlations: Proxy x target correlations within groups (cluster bootstrap).
+        claims: Every claim with its verdict and sentence.
+        anova_accuracy, anova_energy: ANOVA tables (None with one level of each factor).
+        drift: The reference workload's drift over the sweep (None without references).
+        drift_corrected: Whether energies were divided by the reference factors.
+        busy_runs: Keys of runs that shared the machine with other work.
+        warnings: Plain-language warnings (busy machine, negative net energies, drift).
+        problems: Lines of results.jsonl that could not be read.
+        points: Target -> (E, joules, lambda, model/dataset) per run, for plots.
+        rows: report.csv's rows.
+        sweep: sweep.json (settings and metadata).
+    """
+
+    runs: int
+    measured_domains: tuple[str, ...]
+    lambda_rows: tuple[LambdaRow, ...]
+    loihi_rows: tuple[LoihiRow, ...]
+    carbon_rows: tuple[CarbonRow, ...]
+    carbon_source: str | None
+    correlations: tuple[tuple[str, str, str, StatResult], ...]
+    claims: tuple[Claim, ...]
+    anova_accuracy: tuple[dict[str, Any], ...] | None
+    anova_energy: tuple[dict[str, Any], ...] | None
+    drift: StatResult | None
+    drift_corrected: bool
+    busy_runs: tuple[str, ...]
+    warnings: tuple[str, ...]
+    problems: tuple[str, ...]
+    points: Mapping[str, tuple[tuple[float, float, float, str], ...]] = field(default_factory=dict)
+    rows: tuple[Mapping[str, Any], ...] = ()
+    sweep: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def headline(self) -> str:
+        """The first thing a report says: whether any figure was read from hardware."""
+        if self.measured_domains:
+            return f"Energy read from hardware (measured or integrated): {', '.join(self.measured_domains)}."
+        return ("No measured energy domain exists on this machine (no RAPL counters, no NVIDIA GPU): every energy "
+                "figure below is modeled (CPU time x TDP share, Loihi pJ-per-operation tables) or counted (FLOPs, "
+                "spikes, synaptic operations). They show what the models predict, not what the hardware drew.")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe summary (records excluded)."""
-        return {"lambda_table": [asdict(r) for r in self.rows], "correlations": [asdict(c) for c in self.correlations],
-                "claims": self.claims, "anova_accuracy": self.anova_accuracy, "anova_energy": self.anova_energy,
-                "measured_domains": self.measured_domains, "problems": self.problems, "runs": len(self.records),
-                "thresholds": {"min_energy_change_pct": MIN_ENERGY_CHANGE_PCT, "paper_e_ratio": PAPER_E_RATIO,
-                               "paper_max_acc_loss_pp": PAPER_MAX_ACC_LOSS_PP, "tracks_rho": TRACKS_RHO}}
+        """JSON-safe summary (``report.json``)."""
+        def row(r: Any) -> dict[str, Any]:
+            out = {}
+            for key, value in asdict(r).items():
+                out[key] = value
+            for name in ("e_ratio", "accuracy_change_pp"):
+                if hasattr(r, name):
+                    out[name] = None if getattr(r, name) is None else getattr(r, name).to_dict()
+            for name in ("energy_change", "elasticity"):
+                if hasattr(r, name):
+                    out[name] = {k: v.to_dict() for k, v in getattr(r, name).items()}
+            return out
+        return _json_safe({
+            "headline": self.headline, "runs": self.runs, "measured_domains": list(self.measured_domains),
+            "claims": [c.to_dict() for c in self.claims], "lambda_table": [row(r) for r in self.lambda_rows],
+            "loihi_table": [asdict(r) for r in self.loihi_rows], "carbon": [asdict(r) for r in self.carbon_rows],
+            "carbon_source": self.carbon_source,
+            "correlations": [{"proxy": p, "target": t, "provenance": v, **s.to_dict()} for p, t, v, s in self.correlations],
+            "anova_accuracy": self.anova_accuracy, "anova_energy": self.anova_energy,
+            "drift": None if self.drift is None else self.drift.to_dict(), "drift_corrected": self.drift_corrected,
+            "busy_runs": list(self.busy_runs), "warnings": list(self.warnings), "problems": list(self.problems),
+            "thresholds": {"energy_sesoi": ENERGY_SESOI, "tracks_r": TRACKS_R, "negligible_r": NEGLIGIBLE_R,
+                           "paper_e_ratio_v2": paper.PAPER_E_RATIO_V2, "paper_e_ratio_v1": paper.PAPER_E_RATIO_V1,
+                           "paper_max_acc_loss_pp": paper.PAPER_MAX_ACC_LOSS_PP,
+                           "paper_efficiency_gain": list(paper.PAPER_EFFICIENCY_GAIN), "paper_eta2": paper.PAPER_ETA2},
+            "sweep": dict(self.sweep),
+        })
 
 
-def analyse(records: list[dict[str, Any]], problems: list[str] | None = None) -> Analysis:
-    """Run every analysis on a sweep's records."""
-    targets_of = [energy_targets(r) for r in records]
-    proxies_of = [proxies(r) for r in records]
-    targets = {t: v[2] for per_run in targets_of for t, v in per_run.items()}
-    correlations = []
-    for target, prov in sorted(targets.items()):
-        values = [per_run.get(target) for per_run in targets_of]
-        ys = [v[0] if v else None for v in values]
-        durations = [v[1] if v else None for v in values]
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _correlations(records: list[RunRecord], factors: Mapping[str, float]) -> list[tuple[str, str, str, StatResult]]:
+    per_run = [(r, targets(r, factors.get(r.key, 1.0)), proxies(r)) for r in records]
+    names = sorted({(t.name, t.provenance) for _, ts, _ in per_run for t in ts.values()})
+    out = []
+    for name, provenance in names:
         for proxy in PROXIES:
-            correlations.append(correlate(proxy, target, prov, [p[proxy] for p in proxies_of], ys,
-                                          durations if all(d is not None for d in durations) else None))
-    rows = lambda_table(records)
-    measured = sorted({t for t, p in targets.items() if p in ("measured", "integrated")})
-    # The ANOVA of energy uses each run's first inference domain.
-    first = [(r, next(iter(r["inference"]["net_energy_j_per_workload"].values()), None)) for r in records]
-    first = [(r, j) for r, j in first if j is not None]
-    return Analysis(records, rows, correlations, claims(rows, correlations),
-                    anova(records, [r["test_accuracy"] for r in records]),
-                    anova([r for r, _ in first], [j for _, j in first]) if first else None,
-                    measured, list(problems or []))
+            rows = [(p[proxy], ts[name].energy_j, r.group, r.seed) for r, ts, p in per_run
+                    if name in ts and p[proxy] is not None and math.isfinite(p[proxy]) and not ts[name].negative]
+            if len(rows) < 3 or len({x for x, *_ in rows}) < 2:
+                continue  # a proxy constant over the sweep (FLOPs do not depend on lambda) has no correlation
+            result = within_group_correlation([x for x, *_ in rows], [y for _, y, *_ in rows],
+                                              [g for *_, g, _ in rows], [s for *_, s in rows])
+            out.append((proxy, name, provenance, result))
+    return out
+
+
+def _efficiency(records: list[RunRecord]) -> list[Claim]:
+    """The paper's third claim: cost (raw training joules, FLOPs, seconds) to the lambda = 0 run's final accuracy
+    minus 0.5 pp (same seed), lambda > 0 against lambda = 0."""
+    out = []
+    for (model, dataset, kind), by_lam in groups(records).items():
+        base = by_lam.get(0.0, {})
+        for lam in sorted(by_lam):
+            if lam == 0.0:
+                continue
+            runs = by_lam[lam]
+            seeds = [s for s in sorted(runs) if s in base and base[s].history and runs[s].history]
+            for quantity in ("energy", "flops", "time"):
+                costs_lam, costs_base, never = [], [], 0
+                for s in seeds:
+                    target = base[s].history[-1].test_accuracy
+                    if target is None:
+                        continue
+                    target -= paper.PAPER_MAX_ACC_LOSS_PP / 100
+                    pair = [_cost(r, quantity, target) for r in (runs[s], base[s])]
+                    if pair[0] is None or pair[1] is None:
+                        never += pair[0] is None
+                        continue
+                    costs_lam.append(pair[0])
+                    costs_base.append(pair[1])
+                if not costs_lam:
+                    continue
+                gain = efficiency_gain(costs_lam, costs_base, quantity=quantity)
+                out.append(paper.training_efficiency({"model": model, "dataset": dataset,
+                                                      "activation_energy_kind": kind, "lambda": lam},
+                                                     quantity, gain, never))
+    return out
+
+
+def _cost(record: RunRecord, quantity: str, target: float) -> float | None:
+    history = record.history
+    accuracy = [h.test_accuracy for h in history]
+    if any(a is None for a in accuracy):
+        return None
+    if quantity == "time":
+        series = [h.duration_s for h in history]
+    elif quantity == "flops":
+        series = [h.flops for h in history]
+    else:
+        if record.train is None or not history[0].energy_j:
+            return None
+        # Gross (raw) joules to the target, as energy-to-accuracy is usually reported: the idle share is
+        # a constant rate, so it scales both sides alike.
+        domain = sorted(history[0].energy_j)[0]
+        series = [h.energy_j.get(domain, math.nan) for h in history]
+    if any(v is None or not math.isfinite(v) for v in series) or any(b < a for a, b in zip(series, series[1:])):
+        return None  # a failed or non-monotonic epoch window: no cost to target for this run
+    return cost_to_target(series, accuracy, target).cost
+
+
+def analyse(records: list[RunRecord], sweep: Mapping[str, Any] | None = None, problems: list[str] | None = None,
+            country: str | None = None, drift_correction: bool = False) -> Analysis:
+    """Every figure and claim of a sweep's records."""
+    records = sorted(records, key=lambda r: (r.run_index if r.run_index is not None else 1 << 30, r.key))
+    referenced = [r for r in records if r.reference is not None and r.reference.measurement.energy_j]
+    drift = None
+    factors: dict[str, float] = {}
+    if len(referenced) >= 3:
+        domain = sorted(referenced[0].reference.measurement.energy_j)[0]
+        energies = [r.reference.raw_energy_j_per_workload.get(domain, math.nan) for r in referenced]
+        if all(e > 0 and math.isfinite(e) for e in energies):
+            drift = reference_drift(energies)
+            if drift_correction:
+                factors = dict(zip((r.key for r in referenced), drift_correction_factors(energies)))
+    rows = lambda_rows(records, factors)
+    claim_list: list[Claim] = []
+    for row in rows:
+        subject = {"model": row.model, "dataset": row.dataset, "activation_energy_kind": row.activation_energy_kind,
+                   "lambda": row.lam}
+        if row.lam == 0.0:
+            continue
+        if row.e_ratio is not None:
+            claim_list.append(paper.e_reduction(subject, row.e_ratio))
+        if row.accuracy_change_pp is not None:
+            claim_list.append(paper.accuracy(subject, row.accuracy_change_pp))
+        for target, change in sorted(row.energy_change.items()):
+            claim_list.append(paper.energy_tracking(subject, target, row.provenance[target], change,
+                                                    row.elasticity.get(target)))
+    correlations = _correlations(records, factors)
+    n_groups = len(groups(records))
+    for proxy, target, provenance, result in correlations:
+        if proxy == "E":
+            claim_list.append(paper.correlation({"groups": n_groups}, proxy, target, provenance, result))
+    claim_list += _efficiency(records)
+    anova_acc = anova_energy = None
+    if len({r.model for r in records}) > 1 or len({r.dataset for r in records}) > 1:
+        anova_acc = anova([r.model for r in records], [r.dataset for r in records], [r.test_accuracy for r in records])
+        hardware = [(r, t) for r in records for t in targets(r).values()
+                    if t.name.startswith("inference") and t.energy_j > 0]
+        first = sorted({t.name for _, t in hardware})[:1]
+        chosen = [(r, t) for r, t in hardware if t.name in first]
+        if chosen:
+            anova_energy = anova([r.model for r, _ in chosen], [r.dataset for r, _ in chosen],
+                                 [math.log(t.energy_j) for _, t in chosen])
+            if anova_energy:
+                for row_ in anova_energy:
+                    row_["n"] = len(chosen)
+                claim_list += paper.architecture_anova(f"log {first[0]}", anova_energy)
+    busy = tuple(r.key for r in records if is_busy(r.load))
+    warnings = []
+    if busy:
+        warnings.append(f"The machine was busy during {len(busy)} of {len(records)} runs (other processes used "
+                        "CPU time or the load average was high): their energy includes contention; the verdicts "
+                        "below are weaker for it.")
+    negatives = sorted({(row.model, row.dataset, t) for row in rows for t in row.negative_net})
+    for model, dataset, target in negatives:
+        warnings.append(f"{model} on {dataset}: {target} came out negative in some runs (the idle baseline exceeded "
+                        "the loaded window); those runs are left out of that target's change and flagged, not dropped "
+                        "in silence.")
+    if drift is not None and drift.verdict != "holds":
+        warnings.append(f"The reference workload's energy drifted over the sweep ({drift.reason}).")
+    measured = sorted({t.name for r in records for t in targets(r).values()
+                       if t.provenance in ("measured", "integrated")})
+    carbon: list[CarbonRow] = []
+    carbon_source = None
+    if country:
+        carbon, carbon_source = carbon_rows(records, country)
+    points = {}
+    for r in records:
+        for t in targets(r, factors.get(r.key, 1.0)).values():
+            points.setdefault(t.name, []).append((r.activation_energy, t.energy_j, r.lam, f"{r.model}/{r.dataset}"))
+    return Analysis(len(records), tuple(measured), tuple(rows), tuple(loihi_rows(records)), tuple(carbon),
+                    carbon_source, tuple(correlations), tuple(claim_list),
+                    None if anova_acc is None else tuple(anova_acc),
+                    None if anova_energy is None else tuple(anova_energy), drift, bool(factors), busy,
+                    tuple(warnings), tuple(problems or ()), {k: tuple(v) for k, v in points.items()},
+                    tuple(csv_row(r) for r in records), dict(sweep or {}))

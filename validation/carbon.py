@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
-from importlib import resources
+from pathlib import Path
 
 from energymeter.errors import EnergymeterError
 
@@ -20,9 +21,15 @@ def intensity_g_per_kwh(country_iso3: str) -> tuple[float, str]:
     Raises:
         CarbonError: codecarbon is not installed, or the code is not in its table.
     """
+    # The data file is read where the package lies, without importing codecarbon (its import logs warnings
+    # about the machine's GPUs on stderr).
+    spec = importlib.util.find_spec("codecarbon")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
     try:
-        text = resources.files("codecarbon").joinpath("data/private_infra/global_energy_mix.json").read_text()
-    except (ModuleNotFoundError, OSError) as exc:
+        if not locations:
+            raise FileNotFoundError("codecarbon")
+        text = Path(locations[0], "data", "private_infra", "global_energy_mix.json").read_text(encoding="utf-8")
+    except OSError as exc:
         raise CarbonError("--country needs codecarbon's offline data: pip install 'energymeter[carbon]'") from exc
     table = json.loads(text)
     code = country_iso3.upper()

@@ -1,4 +1,4 @@
-"""``energymeter validate`` (run the lambda sweep, then write every report) and ``energymeter report DIR``."""
+"""``energymeter validate`` (run the lambda sweep, write every report, print the claims) and ``energymeter report``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from energymeter.cliargs import EXIT_INTERRUPTED, UsageError, positive_int
+from energymeter.cliargs import EXIT_INTERRUPTED, UsageError, nonempty_path, nonnegative, positive, positive_int
 
 DEFAULT_OUT = "energymeter-report"
 
@@ -21,6 +21,8 @@ def _lambdas(text: str) -> tuple[float, ...]:
                                          "e.g. 0,1e-5,1e-4") from None
     if any(not math.isfinite(v) or v < 0 for v in values):
         raise argparse.ArgumentTypeError(f"malformed lambda list {text!r}: every lambda must be a finite number >= 0")
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"lambda list {text!r} repeats a value: each lambda is run once")
     return values
 
 
@@ -28,31 +30,41 @@ def _names(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     if not names:
         raise argparse.ArgumentTypeError("empty list")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"{text!r} repeats a name")
     return names
 
 
 def configure_validate(v: argparse.ArgumentParser) -> None:
     """Arguments of ``validate``."""
+    v.add_argument("--preset", default="default", choices=["default", "paper"],
+                   help="default: mlp on digits; paper: mlp, cnn, kwta-mlp on every available dataset (the paper's "
+                        "architecture x dataset claim)")
+    v.add_argument("--quick", action="store_true",
+                   help="a small version of the preset for smoke tests; explicit flags still win")
     v.add_argument("--device", default="cpu", help="cpu or cuda:N (default cpu)")
-    v.add_argument("--models", type=_names, default=("mlp",), help="comma-separated (default mlp)")
-    v.add_argument("--datasets", type=_names, default=("digits",), help="comma-separated (default digits)")
-    v.add_argument("--lambdas", type=_lambdas, default=None,
-                   help="comma-separated (default 0,1e-5,1e-4,1e-3,1e-2)")
-    v.add_argument("--seeds", type=positive_int, default=None, help="seeds per lambda (default 3)")
-    v.add_argument("--epochs", type=positive_int, default=None, help="training epochs (default 10)")
+    v.add_argument("--models", type=_names, help="comma-separated (default from the preset)")
+    v.add_argument("--datasets", type=_names, help="comma-separated (default from the preset)")
+    v.add_argument("--lambdas", type=_lambdas, help="comma-separated (default 0,1e-5,1e-4,1e-3,1e-2)")
+    v.add_argument("--activation-energy", type=_names, dest="activation_energies",
+                   help="E definitions to run as a factor, from l2,l1,l0 (default l2)")
+    v.add_argument("--seeds", type=positive_int, help="seeds per lambda (default 3)")
+    v.add_argument("--epochs", type=positive_int, help="training epochs (default 10)")
     v.add_argument("--backends", type=_names, default=None, help="energy backends (default: every available one)")
     v.add_argument("--root", help="directory with IDX files for mnist / fashion-mnist")
-    v.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default ./{DEFAULT_OUT})")
-    v.add_argument("--resume", action="store_true", help="skip runs already in DIR/results.jsonl")
-    v.add_argument("--quick", action="store_true",
-                   help="a small sweep for smoke tests (lambdas 0,1e-2, 2 seeds, 2 epochs, short windows); "
-                        "explicit flags still win")
+    v.add_argument("--download", action="store_true", help="fetch missing mnist / fashion-mnist files (network)")
+    v.add_argument("--out", type=nonempty_path, default=DEFAULT_OUT, help=f"output directory (default ./{DEFAULT_OUT})")
+    v.add_argument("--resume", action="store_true", help="continue a sweep in DIR (its sweep.json must match)")
     v.add_argument("--country", help="also convert joules to CO2e with codecarbon's offline data for this ISO "
                                      "3166-1 alpha-3 country (modeled)")
-    v.add_argument("--min-window-s", type=float, default=1.0, help="shortest inference window (s, default 1)")
+    v.add_argument("--min-window-s", type=positive, help="shortest inference window (s, default 1)")
+    v.add_argument("--idle-s", type=nonnegative, help="idle-baseline window before and after each run (s, default 0.5)")
+    v.add_argument("--reference-s", type=nonnegative, help="reference workload before each run (s, default 0.2; 0: none)")
+    v.add_argument("--order-seed", type=int, help="seed of the random run order (default 0)")
+    v.add_argument("--drift-correction", action="store_true",
+                   help="divide each run's energies by its reference workload's drift factor in the reports")
     v.add_argument("--quiet", action="store_true", help="no progress bar")
     v.set_defaults(func=_validate)
-
 
 
 def configure_report(r: argparse.ArgumentParser) -> None:
@@ -60,40 +72,78 @@ def configure_report(r: argparse.ArgumentParser) -> None:
     r.add_argument("dir", help="a directory written by `energymeter validate`")
     r.add_argument("--format", action="append", choices=["html", "md", "csv", "json"],
                    help="format(s) to write (default: all four)")
+    r.add_argument("--out", type=nonempty_path, help="write the reports here instead of DIR (e.g. a read-only sweep)")
+    r.add_argument("--country", help="CO2e for this ISO 3166-1 alpha-3 country (default: the sweep's own --country)")
+    r.add_argument("--drift-correction", action="store_true", help="correct energies by the reference workload")
     r.set_defaults(func=_report)
 
 
-def _validate(args: argparse.Namespace) -> int:
-    from .carbon import CarbonError, intensity_g_per_kwh
-    from .report import write_reports
-    from .sweep import SweepConfig, SweepError, run_sweep
+def _available_datasets(root: str | None) -> tuple[str, ...]:
+    names = ["digits", "mnist-5k"]
+    if root:
+        from energymeter.models import DatasetError, load_dataset
 
-    if args.country:
-        try:
-            intensity_g_per_kwh(args.country)
-        except CarbonError as exc:
-            raise UsageError(f"energymeter validate: {exc}") from exc
-    if not args.min_window_s > 0:
-        raise UsageError("energymeter validate: --min-window-s must be positive")
-    quick = args.quick
-    settings: dict[str, Any] = dict(
-        models=args.models, datasets=args.datasets, device=args.device, backends=args.backends, root=args.root,
-        country=args.country,
-        lambdas=args.lambdas or ((0.0, 1e-2) if quick else (0.0, 1e-5, 1e-4, 1e-3, 1e-2)),
-        seeds=args.seeds or (2 if quick else 3), epochs=args.epochs or (2 if quick else 10),
-        min_window_s=min(args.min_window_s, 0.2) if quick else args.min_window_s)
-    if quick:
-        settings.update(snn_samples=50, snn_timesteps=20, inference_samples=64)
+        for name in ("mnist", "fashion-mnist"):
+            try:
+                load_dataset(name, root=root)
+                names.append(name)
+            except DatasetError:
+                pass
+    return tuple(names)
+
+
+def config_from(args: argparse.Namespace) -> Any:
+    """The SweepConfig the flags describe (preset first, explicit flags over it)."""
+    from .config import SweepConfig, preset, with_overrides
+
+    settings = preset(args.preset, args.quick, _available_datasets(args.root) if args.preset == "paper" else ())
     config = SweepConfig(**settings)
-    out = Path(args.out)
+    return with_overrides(config, models=args.models, datasets=args.datasets, lambdas=args.lambdas,
+                          activation_energies=args.activation_energies, seeds=args.seeds, epochs=args.epochs,
+                          device=args.device, backends=args.backends, root=args.root, download=args.download or None,
+                          country=args.country, min_window_s=args.min_window_s, idle_s=args.idle_s,
+                          reference_s=args.reference_s, order_seed=args.order_seed)
+
+
+def _check_country(country: str | None, command: str) -> None:
+    from .carbon import CarbonError, intensity_g_per_kwh
+
+    if country:
+        try:
+            intensity_g_per_kwh(country)
+        except CarbonError as exc:
+            raise UsageError(f"energymeter {command}: {exc}") from exc
+
+
+def print_claims(analysis: Any) -> None:
+    """The claims with their verdicts, one per line, on stderr."""
+    print("\nclaims:", file=sys.stderr)
+    for claim in analysis.claims:
+        print(f"  [{claim.verdict}] {claim.sentence}", file=sys.stderr)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .config import SweepError
+    from .report import ReportError, write_reports
+    from .sweep import run_sweep
+
+    _check_country(args.country, "validate")
     try:
+        config = config_from(args)
+        out = Path(args.out)
         outcome = run_sweep(config, out, resume=args.resume, quiet=args.quiet)
     except SweepError as exc:
         raise UsageError(f"energymeter validate: {exc}") from exc
     if outcome.ran + outcome.skipped:
-        paths = write_reports(out, country=args.country)
+        try:
+            analysis, paths = write_reports(out, country=args.country, drift_correction=args.drift_correction)
+        except ReportError as exc:
+            raise UsageError(f"energymeter validate: {exc}") from exc
+        for problem in analysis.problems:
+            print(f"energymeter validate: {problem}", file=sys.stderr)
         print(f"{outcome.ran} run(s) finished, {outcome.skipped} already done; reports: "
               f"{', '.join(str(p) for p in paths)}", file=sys.stderr)
+        print_claims(analysis)
     if outcome.interrupted:
         print("energymeter validate: interrupted; every finished run is kept (continue with --resume)", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -106,10 +156,15 @@ def _report(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     if not directory.is_dir():
         raise UsageError(f"energymeter report: no such directory: {directory}")
+    _check_country(args.country, "report")
     try:
-        paths = write_reports(directory, tuple(args.format or ("html", "md", "csv", "json")))
+        analysis, paths = write_reports(directory, tuple(args.format or ("html", "md", "csv", "json")),
+                                        out=Path(args.out) if args.out else None, country=args.country,
+                                        drift_correction=args.drift_correction)
     except ReportError as exc:
         raise UsageError(f"energymeter report: {exc}") from exc
+    for problem in analysis.problems:
+        print(f"energymeter report: {problem}", file=sys.stderr)
     for path in paths:
         print(path)
     return 0

@@ -1,21 +1,37 @@
-"""``results.jsonl``: one JSON record per finished run, appended atomically enough that a kill loses no finished run.
+"""A sweep's output directory: ``results.jsonl`` (one ``RunRecord`` per line), ``sweep.json``, and a lock.
 
-Each record is one line, written with a single ``write`` of the whole line, then flushed and
-fsynced. A run killed mid-way has written nothing. On reading, a corrupt or partial line is
-reported by line number and skipped; it is never silently dropped.
+* Each record is one line, written with a single ``write`` of the whole line, then fsynced: a killed
+  run has written nothing. A line missing only its newline is still a whole record; the next append
+  starts a fresh line, so nothing is recorded twice.
+* On reading, a line that is not a record is reported by line number and skipped, never silently dropped.
+* Nothing is written through a symbolic link: files are opened with ``O_NOFOLLOW`` or written beside
+  their target under a unique name and renamed over it, so a link planted in the directory is replaced,
+  never followed. A failed write (disk full) leaves the previous file intact and raises ``StoreError``.
+* ``lock(directory)`` takes an exclusive lock for the length of a sweep; a second sweep gets ``StoreError``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
-RECORD_SCHEMA_VERSION = 1
+from energymeter.errors import EnergymeterError
+
+from .record import RecordError, RunRecord
+
 RESULTS_FILE = "results.jsonl"
 SWEEP_FILE = "sweep.json"
+LOCK_FILE = ".energymeter.lock"
+
+
+class StoreError(EnergymeterError):
+    """An output directory that cannot be used (locked, not writable, a link in the way, disk full)."""
 
 
 @dataclass(frozen=True)
@@ -23,7 +39,7 @@ class Problem:
     """A line of results.jsonl that could not be read.
 
     Attributes:
-        line: 1-based line number.
+        line: 1-based line number (0: not a line of results.jsonl).
         reason: What is wrong with it.
     """
 
@@ -31,93 +47,176 @@ class Problem:
     reason: str
 
     def __str__(self) -> str:
-        return f"{RESULTS_FILE} line {self.line}: {self.reason}; skipped"
+        return f"{RESULTS_FILE} line {self.line}: {self.reason}; skipped" if self.line else self.reason
 
 
-def append_record(directory: Path, record: dict[str, Any]) -> None:
-    """Append one record as a line, flushed and fsynced."""
-    line = json.dumps({"schema_version": RECORD_SCHEMA_VERSION, **record}, sort_keys=True) + "\n"
-    fd = os.open(directory / RESULTS_FILE, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+def _describe(exc: OSError, path: Path) -> str:
+    if exc.errno == errno.ELOOP:
+        return f"{path} is a symbolic link; energymeter does not write through links"
+    if exc.errno == errno.ENOSPC:
+        return f"no space left on the device holding {path}"
+    return f"cannot write {path}: {exc.strerror or exc}"
+
+
+def append_record(directory: Path, record: RunRecord) -> None:
+    """Append one record as a line, fsynced.
+
+    Raises:
+        StoreError: the file is a link, or the write failed (nothing partial is left behind).
+    """
+    path = directory / RESULTS_FILE
+    data = (json.dumps(record.to_dict(), sort_keys=True) + "\n").encode("utf-8")
     try:
-        data = line.encode("utf-8")
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise StoreError(_describe(exc, path)) from exc
+    try:
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
-            # A run killed while writing left half a line: start on a fresh line so only it is lost.
+            # The last line has no newline (a whole record, or half a line from a kill): start a fresh line.
             data = b"\n" + data
         written = os.write(fd, data)
-        if written != len(data):  # a short write would leave half a line: finish it
-            os.write(fd, data[written:])
+        if written != len(data):
+            os.ftruncate(fd, size)  # a short write would leave half a line: take it back
+            raise StoreError(f"short write to {path} ({written} of {len(data)} bytes); the record was not kept")
         os.fsync(fd)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+        raise StoreError(_describe(exc, path)) from exc
     finally:
         os.close(fd)
 
 
-def read_records(directory: Path) -> tuple[list[dict[str, Any]], list[Problem]]:
-    """Every valid record, and the problems of the lines that were not."""
+def read_records(directory: Path) -> tuple[list[RunRecord], list[Problem]]:
+    """Every readable record (first occurrence per key), and the problems of the lines that were not."""
     path = directory / RESULTS_FILE
-    records, problems = [], []
+    records: list[RunRecord] = []
+    problems: list[Problem] = []
     if not path.exists():
         return records, problems
+    seen: set[str] = set()
     with open(path, encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                data = json.loads(line)
             except json.JSONDecodeError as exc:
-                problems.append(Problem(number, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+                tail = "; the run was interrupted while writing it" if not line.endswith("\n") else ""
+                problems.append(Problem(number, f"not valid JSON ({exc.msg} at column {exc.colno}){tail}"))
                 continue
-            if not isinstance(record, dict) or "key" not in record:
-                problems.append(Problem(number, "not a run record (no 'key')"))
+            try:
+                record = RunRecord.from_dict(data)
+            except RecordError as exc:
+                problems.append(Problem(number, str(exc)))
                 continue
-            if record.get("schema_version") != RECORD_SCHEMA_VERSION:
-                problems.append(Problem(number, f"schema_version {record.get('schema_version')!r}, "
-                                                f"expected {RECORD_SCHEMA_VERSION}"))
+            if record.key in seen:
+                problems.append(Problem(number, f"a second record of run {record.key} (the first is kept)"))
                 continue
-            if not line.endswith("\n"):
-                problems.append(Problem(number, "incomplete last line (the run was interrupted while writing)"))
-                continue
-            missing = _missing_fields(record)
-            if missing:
-                problems.append(Problem(number, f"run record without {', '.join(missing)}"))
-                continue
+            seen.add(record.key)
             records.append(record)
     return records, problems
 
 
-#: Fields every run record must have for the analysis (dotted paths).
-REQUIRED_FIELDS = ("model", "dataset", "lambda", "seed", "test_accuracy", "activation_energy",
-                   "inference.net_energy_j_per_workload", "inference.duration_s_per_workload",
-                   "inference.measurement.provenance", "train")
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write a file beside ``path`` under a unique name, fsync it, and rename it over ``path``.
 
+    A link at ``path`` is replaced, not followed. On failure the previous file is left as it was.
 
-def _missing_fields(record: dict[str, Any]) -> list[str]:
-    missing = []
-    for path in REQUIRED_FIELDS:
-        node: Any = record
-        for part in path.split("."):
-            if not isinstance(node, dict) or part not in node:
-                missing.append(path)
-                break
-            node = node[part]
-    return missing
-
-
-def unique_by_key(records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Records with their first occurrence per run key."""
-    seen = set()
-    for record in records:
-        if record["key"] not in seen:
-            seen.add(record["key"])
-            yield record
+    Raises:
+        StoreError: the write failed (the message names the file and the cause, e.g. disk full).
+    """
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{id(raw):x}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise StoreError(_describe(exc, tmp)) from exc
+    try:
+        view = memoryview(raw)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, path)
+    except OSError as exc:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise StoreError(_describe(exc, path)) from exc
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary file and rename it into place."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    """``write_atomic`` of indented, key-sorted JSON."""
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_sweep(directory: Path) -> dict[str, Any] | None:
+    """The directory's sweep.json, or None when there is none.
+
+    Raises:
+        StoreError: it exists but is not a JSON object.
+    """
+    path = directory / SWEEP_FILE
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"{path} is unreadable ({exc})") from exc
+    if not isinstance(data, dict):
+        raise StoreError(f"{path} is not a JSON object")
+    return data
+
+
+def check_writable(directory: Path) -> None:
+    """Create ``directory`` if needed and prove a file can be created in it (without following links).
+
+    Raises:
+        StoreError: it cannot be created or written.
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"output directory {directory} cannot be created: {exc.strerror or exc}") from exc
+    probe = directory / f".energymeter-write-test.{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise StoreError(f"output directory {directory} is not writable: {exc.strerror or exc}") from exc
+
+
+@contextlib.contextmanager
+def lock(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory`` for the block (one sweep per directory at a time).
+
+    Raises:
+        StoreError: another process holds it.
+    """
+    path = directory / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise StoreError(_describe(exc, path)) from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "another process"
+            raise StoreError(f"{directory} is in use by another sweep (pid {holder}); wait for it to finish "
+                             "or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def keys(records: Iterable[RunRecord]) -> set[str]:
+    """The run keys of ``records``."""
+    return {r.key for r in records}

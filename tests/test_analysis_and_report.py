@@ -1,0 +1,188 @@
+"""The analysis on a small fixture of records (no sweep), and the reports that render it."""
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("scipy")
+
+from energymeter import Measurement  # noqa: E402
+from energymeter.cli import main  # noqa: E402
+from energymeter.validation import store  # noqa: E402
+from energymeter.validation.analysis import analyse  # noqa: E402
+from energymeter.validation.record import EpochRecord, LoihiRecord, RunRecord, WindowRecord  # noqa: E402
+from energymeter.validation.report import write_reports  # noqa: E402
+
+
+def fixture(energy_of, n_seeds=4, lambdas=(0.0, 1e-3, 1e-2), provenance="measured", models=("mlp",), seed=0,
+            full=True):
+    """Records shaped like a sweep's, with inference energy a chosen function of E (and a random generator)."""
+    rng = np.random.RandomState(seed)
+    out = []
+    for model in models:
+        for lam in lambdas:
+            for s in range(n_seeds):
+                e = 100.0 / (1 + 1000 * lam) * (1 + 0.02 * rng.randn())
+                joules = energy_of(e, rng)
+                m = Measurement(name="inference", duration_s=1.0, energy_j={"gpu:0": joules * 10},
+                                provenance={"gpu:0": provenance})
+                history = tuple(EpochRecord(k, 1.0, 1.0, e, 0.5 + 0.1 * k, 0.5 + 0.1 * k + (0.02 if lam else 0), 1.0 * k,
+                                            {"gpu:0": 10.0 * k * (1 - 5 * lam)}, 1e6 * k) for k in range(1, 5))
+                out.append(RunRecord(
+                    model=model, dataset="digits", lam=lam, seed=s, test_accuracy=0.95 + 0.001 * rng.randn(),
+                    activation_energy=e, inference=WindowRecord(m, {}, 10, 32), epochs=4, history=history,
+                    inference_flops_per_sample=1e6, train=WindowRecord(
+                        Measurement(name="train", duration_s=4.0, energy_j={"gpu:0": 40.0}, provenance={"gpu:0": provenance}))
+                    if full else None,
+                    loihi=LoihiRecord(10, 20, 0.9, 0.92, e * 3, e * 50, 1e5, 0.5, {"loihi1": e * 1e-9}) if full else None,
+                    run_index=len(out)))
+    return out
+
+
+def claims_of(analysis, kind, target_prefix=""):
+    return [c for c in analysis.claims if c.kind == kind and c.figure.startswith(target_prefix)]
+
+
+def test_energy_that_follows_e_is_tracks_with_the_log_ratio_it_should_have():
+    a = analyse(fixture(lambda e, rng: 2.0 * e))
+    claim = next(c for c in claims_of(a, "energy_tracking", "inference gpu:0") if c.subject["lambda"] == 1e-2)
+    assert claim.verdict == "tracks"
+    # E at 1e-2 is 1/11 of E at 0, so the energy changed by about (1/11 - 1) = -90.9%.
+    assert claim.estimate == pytest.approx(-90.9, abs=1.5)
+    assert claim.low > -100.0 and claim.high < -10.0
+    assert claim.details["elasticity"]["estimate"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_constant_energy_is_does_not_track():
+    a = analyse(fixture(lambda e, rng: 50.0 * (1 + 0.001 * rng.randn())))
+    claim = next(c for c in claims_of(a, "energy_tracking", "inference gpu:0") if c.subject["lambda"] == 1e-2)
+    assert claim.verdict == "does_not_track"
+    assert abs(claim.estimate) < 1.0
+
+
+def test_noise_energy_is_inconclusive_and_says_how_many_seeds_would_resolve_it():
+    # Pure noise (energy independent of E, lognormal SD 0.5) over 40 simulated 3-seed sweeps: a verdict
+    # other than inconclusive is a false positive, which the 95% interval allows about 5% of the time
+    # (2.5% a false fall, 2.5% a false rise); 35 of 40 leaves room for chance, 30 would not be noise.
+    verdicts = []
+    for sweep in range(40):
+        a = analyse(fixture(lambda e, rng: 50.0 * math.exp(0.5 * rng.randn()), n_seeds=3, lambdas=(0.0, 1e-2),
+                            seed=sweep, full=False))
+        claim = next(c for c in claims_of(a, "energy_tracking", "inference gpu:0"))
+        verdicts.append(claim.verdict)
+        assert claim.low is None or claim.low > -100.0  # log scale: an energy change can never pass -100%
+        if claim.verdict == "inconclusive":
+            assert claim.seeds_needed is None or claim.seeds_needed > 3
+    assert verdicts.count("inconclusive") >= 35, verdicts
+
+
+def test_accuracy_claim_never_calls_a_rise_beyond_the_bound_within_it():
+    records = fixture(lambda e, rng: e)
+    records = [r if r.lam == 0 else RunRecord.from_dict({**r.to_dict(), "test_accuracy": r.test_accuracy + 0.0195})
+               for r in records]
+    claim = next(c for c in claims_of(analyse(records), "accuracy_change") if c.subject["lambda"] == 1e-2)
+    assert claim.estimate == pytest.approx(1.95, abs=0.3)
+    assert "within" not in claim.sentence and "rose by more than the 0.5 pp bound" in claim.sentence
+
+
+def test_e_reduction_is_judged_against_the_paper_with_the_ratio_computed_on_the_log_scale():
+    claim = next(c for c in claims_of(analyse(fixture(lambda e, rng: e)), "e_reduction") if c.subject["lambda"] == 1e-2)
+    assert claim.estimate == pytest.approx(11.0, rel=0.05)
+    assert claim.verdict == "fails"  # 11x is far from about 1000x
+    assert "1,000x" in claim.sentence and "17x" in claim.sentence
+
+
+def test_correlations_are_within_groups_so_architecture_differences_do_not_make_one():
+    # Two architectures whose energies differ 10x, each with energy independent of E: pooled, E and energy
+    # would correlate only because the architectures differ.
+    def build(model, level, offset):
+        return [RunRecord.from_dict({**r.to_dict(), "model": model, "activation_energy": r.activation_energy * offset})
+                for r in fixture(lambda e, rng, level=level: level * (1 + 0.05 * rng.randn()), seed=offset)]
+    records = build("mlp", 1.0, 1) + build("cnn", 10.0, 10)
+    a = analyse(records)
+    e_corr = next(s for p, t, _, s in a.correlations if p == "E" and t.startswith("inference"))
+    assert abs(e_corr.estimate) < 0.5
+    assert e_corr.verdict != "tracks"
+
+
+def test_negative_net_energy_is_flagged_not_dropped():
+    records = fixture(lambda e, rng: 5.0)
+    records = [RunRecord.from_dict({**r.to_dict(), "inference": {**r.inference.to_dict(), "idle_power_w": {"gpu:0": 60.0}}})
+               for r in records]
+    a = analyse(records)
+    assert any("negative" in w for w in a.warnings)
+    claim = next(c for c in claims_of(a, "energy_tracking", "inference gpu:0") if c.subject["lambda"] == 1e-2)
+    assert claim.verdict == "inconclusive" and "negative net energy" in claim.sentence
+
+
+def test_efficiency_claim_uses_cost_to_the_baseline_accuracy_minus_half_a_point():
+    a = analyse(fixture(lambda e, rng: e))
+    energy = next(c for c in claims_of(a, "training_efficiency") if c.subject["quantity"] == "energy"
+                  and c.subject["lambda"] == 1e-2)
+    # lambda = 1e-2 runs draw 5% less per epoch and reach each accuracy 0.02 earlier: a gain above 5%.
+    assert energy.estimate is not None and energy.estimate > 5.0
+
+
+def test_report_renders_the_analysis_in_every_format(tmp_path, capsys):
+    for r in fixture(lambda e, rng: 2.0 * e):
+        store.append_record(tmp_path, r)
+    analysis, paths = write_reports(tmp_path)
+    assert sorted(p.name for p in paths) == ["report.csv", "report.html", "report.json", "report.md"]
+    summary = json.loads((tmp_path / "report.json").read_text())
+    kinds = {c["kind"] for c in summary["claims"]}
+    assert {"e_reduction", "accuracy_change", "energy_tracking", "correlation", "training_efficiency"} <= kinds
+    tracking = [c for c in summary["claims"] if c["kind"] == "energy_tracking"]
+    assert all(c["verdict"] in ("tracks", "does_not_track", "inconclusive") and c["provenance"] for c in tracking)
+    html = (tmp_path / "report.html").read_text()
+    assert "class='v v-tracks'" in html and "data:image/png;base64," in html
+    md = (tmp_path / "report.md").read_text()
+    assert "**TRACKS**" in md
+    header = (tmp_path / "report.csv").read_text().splitlines()[0]
+    assert "inference gpu:0 net J per workload of 32 samples" in header and "train_duration_s" in header
+    assert "training gpu:0 raw J" in header
+
+
+def test_report_of_a_read_only_sweep_goes_to_another_directory(tmp_path, capsys, monkeypatch):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    for r in fixture(lambda e, rng: e, n_seeds=2):
+        store.append_record(sweep, r)
+    before = sorted(os.listdir(sweep))
+    real_open = os.open
+
+    def read_only(path, flags, *args, **kwargs):  # the sweep directory refuses new files, even to root
+        if os.path.dirname(os.fspath(path)) == str(sweep) and flags & os.O_CREAT:
+            raise PermissionError(13, "Read-only file system", os.fspath(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    assert main(["report", str(sweep)]) == 2
+    err = capsys.readouterr().err
+    assert "not writable" in err and "--out" in err and len(err.strip().splitlines()) == 1
+    assert main(["report", str(sweep), "--out", str(tmp_path / "elsewhere")]) == 0
+    assert (tmp_path / "elsewhere" / "report.html").exists()
+    assert sorted(os.listdir(sweep)) == before
+
+
+def test_report_keeps_the_sweeps_co2e_country(tmp_path):
+    pytest.importorskip("codecarbon")
+    for r in fixture(lambda e, rng: e, n_seeds=2):
+        store.append_record(tmp_path, r)
+    store.write_json_atomic(tmp_path / store.SWEEP_FILE, {"config": {"country": "FRA"}})
+    assert main(["report", str(tmp_path), "--format", "md"]) == 0
+    assert "CO2e (modeled: joules x FRA" in (tmp_path / "report.md").read_text()
+
+
+def test_report_lists_unreadable_lines_on_stderr(tmp_path, capsys):
+    for r in fixture(lambda e, rng: e, n_seeds=2):
+        store.append_record(tmp_path, r)
+    with open(tmp_path / store.RESULTS_FILE, "a") as handle:
+        handle.write("garbage\n")
+    assert main(["report", str(tmp_path), "--format", "json"]) == 0
+    assert "results.jsonl line 7: not valid JSON" in capsys.readouterr().err
+
+
+

@@ -1,0 +1,209 @@
+"""The paper's claims, its figures in one place, and each claim as a machine-readable verdict with its sentence.
+
+The paper (an energy-regularised loss ``L = L_CE + lambda E``) claims:
+
+1. architecture alone explains almost nothing of the variance (partial eta^2 = 0.001) while
+   architecture x dataset explains much (0.44);
+2. E falls about 1000x (v2: "about three orders of magnitude" over lambda in {0 .. 1e-2}; v1: "to 6% of
+   baseline at moderate lambda", about 17x) with under 0.5 pp of accuracy lost;
+3. energy-first designs give 5-33% training-efficiency gains.
+
+Its untested premise, that E tracks physical energy, is the ``energy_tracking`` and ``correlation``
+claims. Every verdict is ``tracks`` / ``does_not_track`` / ``inconclusive`` (or ``holds`` / ``fails`` /
+``inconclusive`` for the paper's own figures), read from the interval by the rules in ``stats``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .stats import ACCURACY_MAX_LOSS_PP, CLAIMED_GAIN_BAND, FAILS, HOLDS, INCONCLUSIVE, StatResult
+
+#: v2 abstract: E falls "about three orders of magnitude" at lambda = 1e-2.
+PAPER_E_RATIO_V2 = 1000.0
+#: v1 abstract: E falls "to 6% of baseline at moderate lambda" (1 / 0.06, about 17x).
+PAPER_E_RATIO_V1 = 1 / 0.06
+#: "About" N x: within this factor of N either way.
+PAPER_E_RATIO_FACTOR = 2.0
+#: The paper's accuracy bound (pp lost), and its efficiency band (gain = 1 - cost ratio).
+PAPER_MAX_ACC_LOSS_PP = ACCURACY_MAX_LOSS_PP
+PAPER_EFFICIENCY_GAIN = CLAIMED_GAIN_BAND
+#: The paper's ANOVA figures (partial eta^2).
+PAPER_ETA2 = {"model": 0.001, "model:dataset": 0.44}
+#: An ANOVA term "matters" at a partial eta^2 of at least this (Cohen's medium effect) with p < ANOVA_ALPHA.
+ETA2_MEDIUM = 0.06
+ANOVA_ALPHA = 0.05
+
+KINDS = ("e_reduction", "accuracy_change", "energy_tracking", "correlation", "training_efficiency",
+         "architecture_anova")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim evaluated on a sweep.
+
+    Attributes:
+        kind: One of ``KINDS``.
+        subject: What it is about: model, dataset, lambda, E definition, energy target (as present).
+        figure: The figure the verdict reads (e.g. ``"inference cpu:model (net J per workload)"``).
+        provenance: That figure's provenance (``measured``, ``integrated``, ``modeled``, ``counted``), if energy.
+        estimate, low, high: The estimate and its interval (None where undefined).
+        level: The interval's level.
+        n: Independent units (seeds or clusters).
+        method: How the interval was computed.
+        verdict: ``tracks`` / ``does_not_track`` / ``inconclusive`` or ``holds`` / ``fails`` / ``inconclusive``.
+        seeds_needed: For ``inconclusive``: seeds that would resolve it at the observed noise (None if unknown).
+        sentence: The claim in words, computed from the numbers.
+        paper: What the paper says, where it says something.
+    """
+
+    kind: str
+    subject: Mapping[str, Any]
+    figure: str
+    provenance: str | None
+    estimate: float | None
+    low: float | None
+    high: float | None
+    level: float
+    n: int
+    method: str
+    verdict: str
+    sentence: str
+    seeds_needed: int | None = None
+    paper: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        def safe(v: Any) -> Any:
+            return None if isinstance(v, float) and not math.isfinite(v) else v
+        return {"kind": self.kind, "subject": dict(self.subject), "figure": self.figure, "provenance": self.provenance,
+                "estimate": safe(self.estimate), "low": safe(self.low), "high": safe(self.high), "level": self.level,
+                "n": self.n, "method": self.method, "verdict": self.verdict, "seeds_needed": self.seeds_needed,
+                "sentence": self.sentence, "paper": self.paper, "details": dict(self.details)}
+
+
+def _interval(s: StatResult, spec: str, suffix: str = "") -> str:
+    if s.estimate is None:
+        return "n/a"
+    if s.low is None or s.high is None:
+        return f"{s.estimate:{spec}}{suffix} (n={s.n}, no interval)"
+    return f"{s.estimate:{spec}}{suffix} [{s.low:{spec}}, {s.high:{spec}}]"
+
+
+def _subject_text(subject: Mapping[str, Any]) -> str:
+    parts = [f"{subject['model']} on {subject['dataset']}"]
+    if "activation_energy_kind" in subject:
+        parts.append(f"E={subject['activation_energy_kind']}")
+    if "lambda" in subject:
+        parts.append(f"lambda={subject['lambda']:g} vs 0")
+    return ", ".join(parts)
+
+
+def _claim(kind: str, subject: Mapping[str, Any], figure: str, provenance: str | None, s: StatResult, verdict: str,
+           sentence: str, paper: str | None = None, **details: Any) -> Claim:
+    return Claim(kind, dict(subject), figure, provenance, s.estimate, s.low, s.high, s.level, s.n, s.method, verdict,
+                 sentence, s.seeds_needed if verdict == INCONCLUSIVE else None, paper, details)
+
+
+def e_reduction(subject: Mapping[str, Any], ratio: StatResult) -> Claim:
+    """E fell N x: against the paper's v2 "about 1000x" (within a factor of 2), with v1's 17x beside it."""
+    lo_band, hi_band = PAPER_E_RATIO_V2 / PAPER_E_RATIO_FACTOR, PAPER_E_RATIO_V2 * PAPER_E_RATIO_FACTOR
+    if ratio.low is None or ratio.high is None:
+        verdict = INCONCLUSIVE
+    elif ratio.low >= lo_band and ratio.high <= hi_band:
+        verdict = HOLDS
+    elif ratio.high < lo_band or ratio.low > hi_band:
+        verdict = FAILS
+    else:
+        verdict = INCONCLUSIVE
+    text = (f"{_subject_text(subject)}: E fell {_interval(ratio, ',.1f', 'x')} (paper v2: about "
+            f"{PAPER_E_RATIO_V2:,.0f}x, i.e. {lo_band:,.0f}-{hi_band:,.0f}x; v1: to 6% of baseline, about "
+            f"{PAPER_E_RATIO_V1:.0f}x): {verdict}")
+    return _claim("e_reduction", subject, "activation energy E per test sample", "counted", ratio, verdict, text,
+                  f"about {PAPER_E_RATIO_V2:,.0f}x (v2), about {PAPER_E_RATIO_V1:.0f}x (v1)")
+
+
+def accuracy(subject: Mapping[str, Any], change: StatResult) -> Claim:
+    """The paper's "under 0.5 pp lost", with a rise beyond the bound said as such."""
+    detail = dict(change.details)
+    text = f"{_subject_text(subject)}: accuracy changed {_interval(change, '+.2f', ' pp')}: "
+    if detail.get("rose_beyond_bound"):
+        text += f"no loss (accuracy rose by more than the {PAPER_MAX_ACC_LOSS_PP} pp bound)"
+    elif change.verdict == HOLDS:
+        text += f"under {PAPER_MAX_ACC_LOSS_PP} pp lost (holds)"
+    elif change.verdict == FAILS:
+        text += f"more than {PAPER_MAX_ACC_LOSS_PP} pp lost (fails)"
+    else:
+        text += f"cannot tell whether under {PAPER_MAX_ACC_LOSS_PP} pp was lost (inconclusive: {change.reason})"
+    return _claim("accuracy_change", subject, "test accuracy (pp)", None, change, change.verdict or INCONCLUSIVE, text,
+                  f"under {PAPER_MAX_ACC_LOSS_PP} pp lost")
+
+
+def energy_tracking(subject: Mapping[str, Any], target: str, provenance: str, change: StatResult,
+                    slope: StatResult | None) -> Claim:
+    """Whether an energy falls with E: the paired energy ratio read against the smallest change that matters."""
+    estimate, low, high = change.estimate, change.low, change.high  # percent change (energy_change_pct)
+    where = "on simulated Loihi" if target.startswith("loihi") else "on this device"
+    label = f"{provenance} {target}" if provenance != "modeled" else f"{target} (modeled, not measured)"
+    if estimate is None:
+        text = f"{_subject_text(subject)}: {label}: {change.reason or 'no figure'}: inconclusive"
+    else:
+        interval = (f"{estimate:+.1f}% [{low:+.1f}, {high:+.1f}]" if low is not None and high is not None
+                    else f"{estimate:+.1f}% (no interval)")
+        verdict_words = {"tracks": f"{where} this energy falls with E (tracks)",
+                         "does_not_track": f"{where} E does not track this energy (does_not_track)"}
+        text = (f"{_subject_text(subject)}: {label} changed {interval}"
+                + (f", elasticity {_interval(slope, '+.2f')}" if slope is not None and slope.estimate is not None else "")
+                + ": " + verdict_words.get(change.verdict or "", f"inconclusive ({change.reason})"))
+    return _claim("energy_tracking", {**subject, "target": target}, target, provenance, change,
+                  change.verdict or INCONCLUSIVE, text, None,
+                  **({} if slope is None else {"elasticity": slope.to_dict()}))
+
+
+def correlation(subject: Mapping[str, Any], proxy: str, target: str, provenance: str, result: StatResult) -> Claim:
+    """A proxy's correlation with an energy, within groups, with a cluster-bootstrap interval."""
+    text = (f"{proxy} vs {target} ({provenance}) within {subject.get('groups', 1)} group(s), {result.n} clusters: "
+            f"{result.quantity} {_interval(result, '+.2f')}: "
+            + {"tracks": f"{proxy} tracks it", "does_not_track": f"{proxy} does not track it"}.get(
+                result.verdict or "", f"inconclusive ({result.reason})"))
+    return _claim("correlation", {**subject, "proxy": proxy, "target": target}, target, provenance, result,
+                  result.verdict or INCONCLUSIVE, text)
+
+
+def training_efficiency(subject: Mapping[str, Any], quantity: str, gain: StatResult, never: int) -> Claim:
+    """Cost to the target accuracy, lambda vs 0: against the paper's 5-33% gains."""
+    lo, hi = PAPER_EFFICIENCY_GAIN
+    pct = (lambda v: "n/a" if v is None else f"{v:+.1f}%")  # gain in percent (..._to_target_gain_pct)
+    interval = f"{pct(gain.estimate)} [{pct(gain.low)}, {pct(gain.high)}]" if gain.estimate is not None else "n/a"
+    text = (f"{_subject_text(subject)}: {quantity}-to-target gain {interval} (paper: {lo:.0%}-{hi:.0%}): "
+            + {"holds": "holds", "fails": "fails"}.get(gain.verdict or "", f"inconclusive ({gain.reason})"))
+    if never:
+        text += f"; {never} run(s) never reached the target"
+    return _claim("training_efficiency", {**subject, "quantity": quantity}, f"{quantity} to target accuracy", None,
+                  gain, gain.verdict or INCONCLUSIVE, text, f"{lo:.0%}-{hi:.0%} gains", never_reached=never)
+
+
+def architecture_anova(response: str, table: list[dict[str, Any]]) -> list[Claim]:
+    """ANOVA terms beside the paper's partial eta^2; a term "matters" only with p < 0.05 and eta^2 >= medium."""
+    out = []
+    for row in table:
+        term = row["term"]
+        eta = row.get("partial_eta_sq")
+        p = row.get("p")
+        paper = PAPER_ETA2.get(term)
+        matters = eta is not None and p is not None and p < ANOVA_ALPHA and eta >= ETA2_MEDIUM
+        if paper is None:
+            verdict = INCONCLUSIVE
+        elif paper < ETA2_MEDIUM:  # the paper says this term explains almost nothing
+            verdict = FAILS if matters else INCONCLUSIVE  # absence of evidence is not evidence of absence
+        else:
+            verdict = HOLDS if matters else INCONCLUSIVE
+        s = StatResult("partial eta^2", int(row.get("n", 0)), eta, None, None, 0.95,
+                       f"two-way ANOVA (type II) of {response}, F = {row['F']:.3g}, p = {p:.3g}", verdict)
+        text = (f"ANOVA of {response}: {term} partial eta^2 = {eta:.3f} (p = {p:.3g})"
+                + (f" beside the paper's {paper}" if paper is not None else "") + f": {verdict}")
+        out.append(_claim("architecture_anova", {"term": term, "response": response}, response, None, s, verdict, text,
+                          None if paper is None else f"partial eta^2 = {paper}"))
+    return out

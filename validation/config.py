@@ -1,0 +1,190 @@
+"""What a sweep runs: the grid, the training and measuring settings, presets, and the run order.
+
+The run order is a seeded random permutation of the grid (``order_seed``, recorded in sweep.json), so
+drift of the machine over a sweep is not confounded with lambda; the same settings give the same order,
+so ``--resume`` continues it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from energymeter.errors import EnergymeterError
+
+from .record import run_key
+
+DEFAULT_LAMBDAS = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
+#: E definitions a sweep may run as a factor (``--activation-energy l2,l1,l0``): kinds of ``ActivationEnergy``.
+ACTIVATION_ENERGY_KINDS = ("l2", "l1", "l0")
+PRESETS = ("default", "paper")
+
+
+class SweepError(EnergymeterError):
+    """A sweep that cannot start: bad settings or an output directory that does not fit."""
+
+
+def describe_activation_energy(kind: str) -> str:
+    """The formula of one E definition, for reports (B samples, a_l the output of activation layer l)."""
+    formulas = {
+        "l2": "E = 1/B sum_x sum_l sum_i a_{l,i}(x)^2 (sum of squared activations)",
+        "l1": "E = 1/B sum_x sum_l sum_i |a_{l,i}(x)| (sum of absolute activations)",
+        "l0": "E = 1/B sum_x sum_l #{i : a_{l,i}(x) != 0} (active units; counted, no gradient)",
+    }
+    return formulas[kind.split("/")[0]] + ", on the test split"
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What a sweep runs. Everything that changes results is part of its fingerprint.
+
+    Attributes:
+        models, datasets, lambdas: The grid.
+        activation_energies: E definitions (kinds ``l2``, ``l1``, ``l0``), each trained and measured as
+            its own factor. ``l0`` has no gradient: it is run at lambda = 0 only and reported as a measure.
+        seeds: Seeds 0..seeds-1.
+        epochs, batch_size, lr: Training settings.
+        device: ``cpu`` or ``cuda:N``.
+        backends: Energy backends (None: every available one).
+        inference_samples: Test samples in the fixed inference workload.
+        min_window_s: The inference workload repeats until its window is at least this long (s).
+        idle_s: Length of each idle-baseline window, measured before and after every run (s).
+        reference_s: Length of the fixed reference workload measured before every run (s; 0: none).
+        snn_samples, snn_timesteps: Loihi simulation size (0 samples: skipped).
+        order_seed: Seed of the random run order.
+        root: Directory with IDX files for mnist / fashion-mnist.
+        download: Fetch missing mnist / fashion-mnist files (network; only when asked).
+        country: ISO 3166-1 alpha-3 code for codecarbon's cross-check and CO2e (None: not asked).
+    """
+
+    models: tuple[str, ...] = ("mlp",)
+    datasets: tuple[str, ...] = ("digits",)
+    lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
+    activation_energies: tuple[str, ...] = ("l2",)
+    seeds: int = 3
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    device: str = "cpu"
+    backends: tuple[str, ...] | None = None
+    inference_samples: int = 256
+    min_window_s: float = 1.0
+    idle_s: float = 0.5
+    reference_s: float = 0.2
+    snn_samples: int = 100
+    snn_timesteps: int = 50
+    order_seed: int = 0
+    root: str | None = None
+    download: bool = False
+    country: str | None = None
+
+    def fingerprint(self) -> str:
+        """Hash of the settings that define the sweep (where the data lies and the CO2e country do not count)."""
+        data = asdict(self)
+        for unrelated in ("root", "download", "country"):
+            data.pop(unrelated)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def grid(self) -> list[tuple[str, str, float, int, str]]:
+        """Every (model, dataset, lambda, seed, E kind) in a fixed, readable order."""
+        return [(m, d, lam, s, e) for d in self.datasets for m in self.models for e in self.activation_energies
+                for s in range(self.seeds) for lam in self.lambdas if e != "l0" or lam == 0.0]
+
+    def runs(self) -> list[tuple[str, str, float, int, str]]:
+        """The grid in the order it runs: a random permutation seeded by ``order_seed``."""
+        order = self.grid()
+        random.Random(self.order_seed).shuffle(order)
+        return order
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe settings."""
+        return asdict(self)
+
+
+def key_of(run: tuple[str, str, float, int, str]) -> str:
+    """The record key of a grid entry."""
+    model, dataset, lam, seed, kind = run
+    return run_key(model, dataset, lam, seed, f"{kind}/sum")
+
+
+def preset(name: str, quick: bool, available_datasets: tuple[str, ...] = ("digits", "mnist-5k")) -> dict[str, Any]:
+    """Settings of a named preset (explicit flags override them).
+
+    ``default``: mlp on digits, the paper's five lambdas, 3 seeds, 10 epochs. ``paper``: the paper's
+    first claim (architecture x dataset): mlp, cnn and kwta-mlp on every dataset available (digits and
+    mnist-5k always; mnist and fashion-mnist when their files are given), five lambdas. ``quick`` shrinks
+    either to a smoke test (``paper --quick`` finishes in under 10 minutes on 2 cores).
+    """
+    if name not in PRESETS:
+        raise SweepError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}")
+    if name == "default":
+        settings: dict[str, Any] = {}
+        if quick:
+            settings = dict(lambdas=(0.0, 1e-2), seeds=2, epochs=2, min_window_s=0.2, idle_s=0.1, reference_s=0.05,
+                            snn_samples=50, snn_timesteps=20, inference_samples=64)
+        return settings
+    settings = dict(models=("mlp", "cnn", "kwta-mlp"), datasets=available_datasets)
+    if quick:
+        settings.update(lambdas=(0.0, 1e-2), seeds=2, epochs=1, min_window_s=0.1, idle_s=0.05, reference_s=0.03,
+                        snn_samples=0, inference_samples=64)
+    return settings
+
+
+def check_config(config: SweepConfig) -> None:
+    """Reject unknown models, datasets and backends and impossible settings before anything runs.
+
+    Raises:
+        SweepError: with one line naming the problem.
+    """
+    from energymeter import backends
+    from energymeter.models import DATASETS, MODELS
+
+    for name in config.models:
+        if name not in MODELS:
+            raise SweepError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
+    for name in config.datasets:
+        if name not in DATASETS:
+            raise SweepError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    for name in config.activation_energies:
+        if name not in ACTIVATION_ENERGY_KINDS:
+            raise SweepError(f"unknown activation energy definition {name!r}; known: "
+                             f"{', '.join(ACTIVATION_ENERGY_KINDS)}")
+    for name in config.backends or ():
+        if name not in backends.names():
+            raise SweepError(f"unknown backend {name!r}; known backends: {', '.join(backends.names())}")
+    if not config.lambdas or any(not (lam >= 0 and math.isfinite(lam)) for lam in config.lambdas):
+        raise SweepError("lambdas must be finite numbers >= 0")
+    if len(set(config.lambdas)) != len(config.lambdas):
+        raise SweepError(f"lambdas repeat a value ({', '.join(f'{v:g}' for v in config.lambdas)}): each is run once")
+    if 0.0 not in config.lambdas:
+        raise SweepError("lambdas must include 0 (the baseline every other lambda is compared with)")
+    for name in ("models", "datasets", "activation_energies"):
+        values = getattr(config, name)
+        if len(set(values)) != len(values):
+            raise SweepError(f"{name.replace('_', ' ')} repeat a value: {', '.join(values)}")
+    if config.seeds < 1 or config.epochs < 1 or config.inference_samples < 1 or config.batch_size < 1:
+        raise SweepError("seeds, epochs, batch size and inference samples must be at least 1")
+    for name in ("min_window_s", "lr"):
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value > 0):
+            raise SweepError(f"{name.replace('_', '-')} must be a finite number > 0, got {value!r}")
+    for name in ("idle_s", "reference_s"):
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise SweepError(f"{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
+    if not config.device == "cpu" and not config.device.startswith("cuda"):
+        raise SweepError(f"device must be cpu or cuda:N, got {config.device!r}")
+    if config.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SweepError(f"device {config.device} asked for, but this torch sees no CUDA device")
+
+
+def with_overrides(config: SweepConfig, **settings: Any) -> SweepConfig:
+    """``config`` with the given settings replaced (None values are ignored)."""
+    return replace(config, **{k: v for k, v in settings.items() if v is not None})

@@ -1,0 +1,44 @@
+"""A one-line progress bar with ETA on stderr; silent when stderr is not a terminal or when asked."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class Progress:
+    """Progress over ``total`` runs.
+
+    Args:
+        total: Runs to do.
+        quiet: Print nothing.
+    """
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.total = total
+        self.done = 0
+        self.enabled = not quiet and sys.stderr.isatty()
+        self.start = time.monotonic()
+        if self.enabled and total:
+            sys.stderr.write(f"[{'.' * 24}] 0/{total} ETA    ? s")
+            sys.stderr.flush()
+
+    def update(self, label: str) -> None:
+        """Advance by one finished run."""
+        self.done += 1
+        if not self.enabled:
+            return
+        elapsed = time.monotonic() - self.start
+        eta = elapsed / self.done * (self.total - self.done)
+        width = 24
+        filled = int(width * self.done / max(self.total, 1))
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
+                         f"ETA {eta:4.0f} s  {label[:40]:<40}")
+        sys.stderr.flush()
+        if self.done == self.total:
+            sys.stderr.write("\n")
+
+    def interrupted(self) -> None:
+        """End the bar's line after Ctrl-C."""
+        if self.enabled:
+            sys.stderr.write("\n")

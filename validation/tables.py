@@ -1,0 +1,190 @@
+"""Tables of a sweep, computed once from its records: the lambda table, Loihi, CO2e, efficiency, drift.
+
+Everything is paired by seed within a group (model, dataset, E definition): a lambda's run is compared
+with the lambda = 0 run of the same seed. Ratios and energy changes are on the log scale (see ``stats_paired``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from .figures import Target, targets
+from .intervals import Interval, t_interval
+from .record import RunRecord
+from .stats import INCONCLUSIVE, StatResult, accuracy_change, elasticity, energy_change, make_result
+from .stats_paired import paired_ratio
+
+Group = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class LambdaRow:
+    """One lambda of one group, relative to lambda = 0 with the same seed.
+
+    Attributes:
+        model, dataset, activation_energy_kind, lam: Which row.
+        seeds: Seeds paired with lambda = 0.
+        accuracy_pct: Test accuracy (percent) over seeds.
+        activation_energy: E per test sample over seeds (arbitrary units).
+        e_ratio: E(lambda = 0) / E(lambda), geometric mean over seeds with its interval (log scale).
+        accuracy_change_pp: Accuracy change (pp) with the verdict against the paper's bound.
+        energy_change: Target -> ratio of energy at lambda to lambda = 0 with its tracking verdict.
+        elasticity: Target -> log-log slope of energy on E (lambda and 0, within seed).
+        energy_j: Target -> joules over seeds.
+        provenance: Target -> provenance.
+        negative_net: Targets with a negative net figure in some run (left out of that target's change).
+    """
+
+    model: str
+    dataset: str
+    activation_energy_kind: str
+    lam: float
+    seeds: int
+    accuracy_pct: Interval
+    activation_energy: Interval
+    e_ratio: StatResult | None
+    accuracy_change_pp: StatResult | None
+    energy_change: Mapping[str, StatResult] = field(default_factory=dict)
+    elasticity: Mapping[str, StatResult] = field(default_factory=dict)
+    energy_j: Mapping[str, Interval] = field(default_factory=dict)
+    provenance: Mapping[str, str] = field(default_factory=dict)
+    negative_net: tuple[str, ...] = ()
+
+
+def groups(records: Iterable[RunRecord]) -> dict[Group, dict[float, dict[int, RunRecord]]]:
+    """Records by group, then lambda, then seed."""
+    out: dict[Group, dict[float, dict[int, RunRecord]]] = {}
+    for r in records:
+        out.setdefault(r.group, {}).setdefault(r.lam, {})[r.seed] = r
+    return dict(sorted(out.items()))
+
+
+def e_ratio(at_lambda: list[float], at_baseline: list[float]) -> StatResult | None:
+    """E(0) / E(lambda) paired by seed: geometric mean with its interval (log scale)."""
+    pairs = [(a, b) for a, b in zip(at_lambda, at_baseline) if a > 0 and b > 0]
+    if not pairs:
+        return None
+    return paired_ratio([b for _, b in pairs], [a for a, _ in pairs], "E(lambda=0) / E(lambda), times")
+
+
+def _unusable(reason: str, n: int) -> StatResult:
+    return make_result("energy ratio, lambda vs 0", n, None, (None, None), "not computed", INCONCLUSIVE, reason)
+
+
+def lambda_rows(records: list[RunRecord], factors: Mapping[str, float] | None = None) -> list[LambdaRow]:
+    """The lambda table (with ``factors``: each run's energies divided by its drift-correction factor)."""
+    factors = factors or {}
+    per_run = {r.key: targets(r, factors.get(r.key, 1.0)) for r in records}
+    rows = []
+    for (model, dataset, kind), by_lam in groups(records).items():
+        base = by_lam.get(0.0, {})
+        for lam in sorted(by_lam):
+            runs = by_lam[lam]
+            seeds = [s for s in sorted(runs) if s in base]
+            names = sorted({t for r in runs.values() for t in per_run[r.key]})
+            ratio = e_ratio([runs[s].activation_energy for s in seeds], [base[s].activation_energy for s in seeds])
+            proxy_fell = ratio is not None and ratio.low is not None and ratio.low > 1.0
+            change: dict[str, StatResult] = {}
+            slopes: dict[str, StatResult] = {}
+            joules: dict[str, Interval] = {}
+            provenance: dict[str, str] = {}
+            negative: list[str] = []
+            for name in names:
+                pairs: list[tuple[Target, Target, int]] = [
+                    (per_run[runs[s].key][name], per_run[base[s].key][name], s) for s in seeds
+                    if name in per_run[runs[s].key] and name in per_run[base[s].key]]
+                provenance[name] = next(per_run[r.key][name].provenance for r in runs.values() if name in per_run[r.key])
+                joules[name] = t_interval(per_run[r.key][name].energy_j for r in runs.values() if name in per_run[r.key])
+                if any(a.negative or b.negative for a, b, _ in pairs):
+                    negative.append(name)
+                    bad = sum(a.negative or b.negative for a, b, _ in pairs)
+                    change[name] = _unusable(f"{bad} of {len(pairs)} seed pairs have a negative net energy (the idle "
+                                             "baseline exceeded the loaded window): no net change computed; see the "
+                                             "raw figures", len(pairs))
+                    continue
+                if lam == 0.0 or len(pairs) < 1:
+                    continue
+                change[name] = energy_change([a.energy_j for a, _, _ in pairs], [b.energy_j for _, b, _ in pairs],
+                                             proxy_fell=proxy_fell)
+                if len(pairs) >= 2 and all(a.energy_j > 0 and b.energy_j > 0 for a, b, _ in pairs):
+                    es = [runs[s].activation_energy for _, _, s in pairs] + [base[s].activation_energy for _, _, s in pairs]
+                    js = [a.energy_j for a, _, _ in pairs] + [b.energy_j for _, b, _ in pairs]
+                    if all(e > 0 for e in es):
+                        slopes[name] = elasticity(js, es, [s for _, _, s in pairs] * 2)
+            rows.append(LambdaRow(
+                model, dataset, kind, lam, len(seeds),
+                t_interval(r.test_accuracy * 100 for r in runs.values()),
+                t_interval(r.activation_energy for r in runs.values()),
+                ratio if lam != 0.0 else None,
+                accuracy_change([runs[s].test_accuracy * 100 for s in seeds],
+                                [base[s].test_accuracy * 100 for s in seeds]) if lam != 0.0 and seeds else None,
+                change, slopes, joules, provenance, tuple(negative)))
+    return rows
+
+
+@dataclass(frozen=True)
+class LoihiRow:
+    """Simulated Loihi of one group and lambda, over seeds (energies modeled, counts counted)."""
+
+    model: str
+    dataset: str
+    activation_energy_kind: str
+    lam: float
+    samples: int
+    timesteps: int
+    accuracy_pct: Interval
+    source_accuracy_pct: Interval
+    spikes_per_sample: Interval
+    synops_per_sample: Interval
+    energy_j_per_sample: Mapping[str, Interval]
+
+
+def loihi_rows(records: list[RunRecord]) -> list[LoihiRow]:
+    """Means with t intervals over seeds of the spiking simulations."""
+    rows = []
+    for (model, dataset, kind), by_lam in groups(records).items():
+        for lam in sorted(by_lam):
+            sims = [r.loihi for r in by_lam[lam].values() if r.loihi is not None and r.loihi.error is None]
+            if not sims:
+                continue
+            pct = (lambda xs: (100 * x for x in xs if x is not None))
+            profiles = sorted({p for s in sims for p in s.energy_j_per_sample})
+            rows.append(LoihiRow(model, dataset, kind, lam, sims[0].samples, sims[0].timesteps,
+                                 t_interval(pct(s.accuracy for s in sims)),
+                                 t_interval(pct(s.source_accuracy for s in sims)),
+                                 t_interval(s.spikes_per_sample for s in sims),
+                                 t_interval(s.synops_per_sample for s in sims),
+                                 {p: t_interval(s.energy_j_per_sample.get(p) for s in sims) for p in profiles}))
+    return rows
+
+
+@dataclass(frozen=True)
+class CarbonRow:
+    """CO2e of one energy target per run (modeled: joules x the grid's carbon intensity)."""
+
+    target: str
+    provenance: str
+    energy_j: Interval
+    co2e_g: Interval
+
+
+def carbon_rows(records: list[RunRecord], country: str) -> tuple[list[CarbonRow], str]:
+    """Per target, joules and grams of CO2e per run over every run, and the intensity's source."""
+    from .carbon import J_PER_KWH, intensity_g_per_kwh
+
+    intensity, source = intensity_g_per_kwh(country)
+    per_run = [targets(r) for r in records]
+    rows = []
+    for name in sorted({t for ts in per_run for t in ts}):
+        values = [ts[name].energy_j for ts in per_run if name in ts]
+        prov = next(ts[name].provenance for ts in per_run if name in ts)
+        rows.append(CarbonRow(name, prov, t_interval(values), t_interval(v / J_PER_KWH * intensity for v in values)))
+    return rows, f"{country.upper()}: {intensity:g} gCO2e/kWh ({source})"
+
+
+def mean_of(values: Iterable[Any]) -> float:
+    data = [v for v in values if v is not None]
+    return float(np.mean(data)) if data else float("nan")
