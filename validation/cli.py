@@ -63,6 +63,9 @@ def configure_validate(v: argparse.ArgumentParser) -> None:
     v.add_argument("--order-seed", type=int, help="seed of the random run order (default 0)")
     v.add_argument("--drift-correction", action="store_true",
                    help="divide each run's energies by its reference workload's drift factor in the reports")
+    v.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="run the runs in this process (local, default) or as Ray tasks (pip install 'energymeter[ray]')")
+    v.add_argument("--ray-address", help="an existing Ray cluster (default with --executor ray: a local instance)")
     v.add_argument("--quiet", action="store_true", help="no progress bar")
     v.set_defaults(func=_validate)
 
@@ -128,10 +131,17 @@ def _validate(args: argparse.Namespace) -> int:
     from .sweep import run_sweep
 
     _check_country(args.country, "validate")
+    if args.ray_address and args.executor != "ray":
+        raise UsageError("energymeter validate: --ray-address needs --executor ray")
     try:
         config = config_from(args)
         out = Path(args.out)
-        outcome = run_sweep(config, out, resume=args.resume, quiet=args.quiet)
+        executor = None
+        if args.executor == "ray":
+            from .ray_executor import RayExecutor
+
+            executor = RayExecutor(address=args.ray_address)
+        outcome = run_sweep(config, out, resume=args.resume, quiet=args.quiet, executor=executor)
     except SweepError as exc:
         raise UsageError(f"energymeter validate: {exc}") from exc
     if outcome.ran + outcome.skipped:
