@@ -1,154 +1,167 @@
-"""Window cost per backend, against an empty ``with`` block and codecarbon's start/stop; FLOP-cache overhead.
+"""What a window costs, as ratios measured in this run (issue 9): interleaved A/B rounds, median and quartiles.
 
-Every figure is a ratio (or a per-window cost) measured in this run; nothing is asserted.
-Targets (issue 2): < 50 us per window over a two-zone powercap tree; >= 1000x cheaper than
-codecarbon's OfflineEmissionsTracker start/stop; cached FLOP counting adds < 1% to a training step
-of a 784-256-10 MLP at batch 128.
+Rows, all on one fake two-socket powercap tree (4 zones: two packages, each with DRAM):
+
+* the pread limit: the 8 ``pread`` calls a window needs at least (4 counters, read at both edges);
+* a reused ``Meter(["rapl"])`` window (begin + end), against the limit (target <= 5x);
+* ``with measure(["rapl"]): ...`` built each time, against a reused window (target <= 2x);
+* Zeus's ``ZeusMonitor`` window and codecarbon's RAPL reader (start + delta), where installed, against ours.
+
+Every variant runs ``NUMBER`` calls per round; rounds alternate the order of the variants, and each
+ratio is taken within a round, so drift on a shared machine hits both sides alike. Nothing is asserted.
+Run: ``.venv/bin/python bench/bench_window.py`` (``make bench`` installs zeus and codecarbon first).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
+import os
 import statistics
 import sys
 import tempfile
 import time
+from typing import Callable
 
-import torch
+from energymeter import Meter, measure
+from energymeter.testing import FakePowercap
 
-from energymeter import Meter
-from energymeter.testing import FakeGpu, FakeNVML, FakePowercap
-
-
-def per_call_s(fn, repeats: int = 7, number: int = 2000) -> float:
-    """Median over ``repeats`` of the mean time of ``number`` calls (seconds)."""
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        samples.append((time.perf_counter() - start) / number)
-    return statistics.median(samples)
+ROUNDS = 15
+NUMBER = 200
 
 
-def window_cost(meter: Meter) -> float:
-    def one() -> None:
-        meter.begin_window("w")
-        meter.end_window("w")
-    return per_call_s(one)
+#: The clock every bench here reads: CPU seconds of the calling thread. On a shared machine, wall time
+#: also counts the time other processes held the core; this clock does not, so A/B pairs stay comparable.
+#: Work a variant hands to other threads or processes is not in it (none of ours does per window).
+CLOCK = time.thread_time
+CLOCK_NAME = "CPU time of the calling thread (time.thread_time)"
 
 
-def empty_with_cost() -> float:
-    def one() -> None:
-        with contextlib.nullcontext():
-            pass
-    return per_call_s(one, number=20000)
+def per_call_s(fn: Callable[[], object], number: int) -> float:
+    """Mean seconds per call over ``number`` calls, on ``CLOCK``."""
+    start = CLOCK()
+    for _ in range(number):
+        fn()
+    return (CLOCK() - start) / number
 
 
-def codecarbon_costs(tmp: str) -> tuple[float, float] | None:
-    """Seconds for a fresh OfflineEmissionsTracker's start + stop: the process's first, and the median of later ones.
+def interleaved(variants: dict[str, Callable[[], object]], rounds: int = ROUNDS,
+                number: int = NUMBER) -> dict[str, list[float]]:
+    """Per-call seconds of each variant in each round; the order of the variants alternates by round."""
+    names = list(variants)
+    for name in names:  # warm up
+        per_call_s(variants[name], max(1, number // 10))
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            times[name].append(per_call_s(variants[name], number))
+    return times
 
-    The first pays codecarbon's hardware detection; later trackers in the same process reuse it. A
-    stopped tracker does nothing when restarted, so each sample builds a new one.
-    """
+
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    """(first quartile, median, third quartile)."""
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[0], statistics.median(values), q[2]
+
+
+def ratio_line(label: str, times: dict[str, list[float]], a: str, b: str, target: float | None = None) -> str:
+    """``a`` over ``b``, round by round: median [quartiles], with the medians in microseconds."""
+    ratios = [x / y for x, y in zip(times[a], times[b])]
+    q1, med, q3 = quartiles(ratios)
+    text = (f"  {label:<52} {med:8.2f}x [{q1:.2f}, {q3:.2f}]   ({statistics.median(times[a]) * 1e6:9.1f} us / "
+            f"{statistics.median(times[b]) * 1e6:7.1f} us)")
+    if target is not None:
+        text += f"   target <= {target:g}x: {'met' if med <= target else 'NOT met'}"
+    return text
+
+
+def two_socket_tree(root: str) -> tuple[FakePowercap, list[str]]:
+    tree = FakePowercap(root)
+    tree.add_package(0, dram=True)
+    tree.add_package(1, dram=True)
+    zones = ["intel-rapl:0", "intel-rapl:0:0", "intel-rapl:1", "intel-rapl:1:0"]
+    return tree, [os.path.join(tree.root, z, "energy_uj") for z in zones]
+
+
+def zeus_window(root: str) -> Callable[[], object] | str:
+    """Zeus's begin/end window over the same tree (its RAPL directory pointed at it), or why not."""
     try:
-        from codecarbon import OfflineEmissionsTracker
+        import zeus.device.cpu.rapl as zeus_rapl
+        from zeus.monitor import ZeusMonitor
     except ImportError:
-        return None
+        return "zeus not installed (pip install zeus)"
+    zeus_rapl.RAPL_DIR = root
     logging.disable(logging.CRITICAL)
+    monitor = ZeusMonitor(cpu_indices=[0, 1], gpu_indices=[], approx_instant_energy=False)
 
-    def one() -> float:
-        start = time.perf_counter()
-        tracker = OfflineEmissionsTracker(country_iso_code="FRA", save_to_file=False, output_dir=tmp,
-                                          log_level="critical", measure_power_secs=1)
-        tracker.start()
-        tracker.stop()
-        return time.perf_counter() - start
+    def window() -> object:
+        monitor.begin_window("w", sync_execution=False)
+        return monitor.end_window("w", sync_execution=False)
+    return window
+
+
+def codecarbon_window(root: str) -> Callable[[], object] | str:
+    """codecarbon's RAPL reader over the same tree: ``start()`` then ``get_cpu_details()``, or why not."""
     try:
-        first = one()
-        return first, statistics.median(one() for _ in range(5))
-    finally:
-        logging.disable(logging.NOTSET)
+        with contextlib.redirect_stdout(io.StringIO()):  # codecarbon prints about absent AMD libraries
+            from codecarbon.core.cpu import IntelRAPL
+            from codecarbon.core.units import Time
+    except ImportError:
+        return "codecarbon not installed (pip install codecarbon)"
+    logging.disable(logging.CRITICAL)
+    rapl = IntelRAPL(rapl_dir=root, rapl_include_dram=True)
+    duration = Time.from_seconds(0.001)
 
-
-def flop_overhead() -> tuple[float, float, list[float], float]:
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
-    opt = torch.optim.SGD(net.parameters(), lr=0.01)
-    x, y = torch.randn(128, 784), torch.randint(0, 10, (128,))
-
-    def step() -> None:
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(x), y).backward()
-        opt.step()
-
-    meter = Meter(["flops"])
-    first_start = time.perf_counter()
-    meter.begin_window("first", model=net)
-    step()
-    meter.end_window("first")
-    first_s = time.perf_counter() - first_start
-
-    def measured_step() -> None:
-        meter.begin_window("s", model=net)
-        step()
-        meter.end_window("s")
-
-    def empty_window() -> None:
-        meter.begin_window("e", model=net)
-        meter.end_window("e")
-
-    window_s = per_call_s(empty_window, number=500)
-    # Paired blocks: each measured block is compared with the plain block just before it, so drift on
-    # a shared machine hits both alike; the median of the paired ratios is reported with its quartiles.
-    plain, ratios = [], []
-    for _ in range(41):
-        p = per_call_s(step, repeats=1, number=20)
-        m = per_call_s(measured_step, repeats=1, number=20)
-        plain.append(p)
-        ratios.append(m / p)
-    ratios.sort()
-    measured = [ratios[10], ratios[20], ratios[30]]
-    return first_s, statistics.median(plain), measured, window_s
+    def window() -> object:
+        rapl.start()
+        return rapl.get_cpu_details(duration)
+    return window
 
 
 def main() -> int:
     tmp = tempfile.mkdtemp(prefix="energymeter-bench-")
-    tree = FakePowercap(f"{tmp}/powercap")
-    tree.add_package(0, dram=True)
-    empty_s = empty_with_cost()
-    rows = [("empty with-block", empty_s)]
-    for label, meter in (
-        ("rapl, two-zone powercap tree", Meter(["rapl"], powercap_root=tree.root, sync=False)),
-        ("nvml, fake GPU with energy counter", Meter(["nvml"], nvml_module=FakeNVML([FakeGpu()]), sync=False)),
-        ("cpu-model", Meter(["cpu-model"], sync=False)),
-        ("rapl + cpu-model + nvml", Meter(["rapl", "cpu-model", "nvml"], powercap_root=tree.root,
-                                          nvml_module=FakeNVML([FakeGpu()]), sync=False)),
-    ):
-        rows.append((label, window_cost(meter)))
-        meter.close()
-    print("Window cost (begin + end), median of 7 x 2000:")
-    for label, seconds in rows:
-        print(f"  {label:<38} {seconds * 1e6:9.2f} us   {seconds / empty_s:9.1f}x an empty with-block")
-    rapl_s = rows[1][1]
-    print(f"  target: rapl window < 50 us -> {'met' if rapl_s < 50e-6 else 'NOT met'} ({rapl_s * 1e6:.1f} us)")
-    carbon = codecarbon_costs(tmp)
-    if carbon is None:
-        print("codecarbon not installed: comparison skipped (pip install 'energymeter[carbon]')")
-    else:
-        for label, carbon_s in (("first tracker in the process", carbon[0]), ("later trackers (median of 5)", carbon[1])):
-            ratio = carbon_s / rapl_s
-            print(f"codecarbon OfflineEmissionsTracker start+stop, {label}: {carbon_s * 1e3:,.1f} ms = "
-                  f"{ratio:,.0f}x the rapl window (target >= 1000x: {'met' if ratio >= 1000 else 'NOT met'})")
-    first_s, plain_s, quartiles, window_s = flop_overhead()
-    q1, median, q3 = ((r - 1) * 100 for r in quartiles)
-    print(f"FLOP counting, 784-256-10 MLP train step, batch 128 (plain step median {plain_s * 1e3:.3f} ms):")
-    print(f"  first (counted) window: {first_s * 1e3:.2f} ms = {first_s / plain_s:.1f}x a plain step")
-    print(f"  cached window, 41 paired blocks of 20 steps: median {median:+.2f}% [quartiles {q1:+.2f}%, {q3:+.2f}%] "
-          f"(target < 1%: {'met' if median < 1 else 'NOT met'})")
-    print(f"  cached window's own begin+end (model hooks idle): {window_s * 1e6:.1f} us = "
-          f"{window_s / plain_s * 100:.2f}% of a plain step")
+    tree, paths = two_socket_tree(f"{tmp}/powercap")
+    fds = [os.open(p, os.O_RDONLY) for p in paths]
+
+    def pread_limit() -> None:
+        for _ in range(2):
+            for fd in fds:
+                os.pread(fd, 32, 0)
+
+    meter = Meter(["rapl"], powercap_root=tree.root)
+
+    def reused_window() -> None:
+        meter.begin_window("w")
+        meter.end_window("w")
+
+    def measure_each_time() -> None:
+        with measure(["rapl"], powercap_root=tree.root):
+            pass
+
+    variants: dict[str, Callable[[], object]] = {"pread": pread_limit, "window": reused_window,
+                                                 "measure": measure_each_time}
+    notes = []
+    for name, make in (("zeus", zeus_window), ("codecarbon", codecarbon_window)):
+        peer = make(str(tree.root))
+        if isinstance(peer, str):
+            notes.append(f"  {name}: {peer}")
+        else:
+            variants[name] = peer
+    times = interleaved(variants)
+    print(f"Window cost on a fake two-socket powercap tree (4 zones), {ROUNDS} interleaved rounds of {NUMBER} calls, "
+          f"clock: {CLOCK_NAME};")
+    print("ratio within each round: median [quartiles] (median per-call times):")
+    print(ratio_line("reused Meter(['rapl']) window / the 8-pread limit", times, "window", "pread", 5))
+    print(ratio_line("with measure(['rapl']) built each time / reused window", times, "measure", "window", 2))
+    for name in ("zeus", "codecarbon"):
+        if name in times:
+            print(ratio_line(f"{name} window / reused Meter(['rapl']) window", times, name, "window"))
+    for note in notes:
+        print(note)
+    for fd in fds:
+        os.close(fd)
+    meter.close()
     return 0
 
 

@@ -23,24 +23,34 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import dataclasses
 import sys
 import threading
 import time
-from typing import Any, Hashable, Iterator, Sequence
+from types import MappingProxyType
+from typing import Any, Hashable, Iterator, Mapping, Sequence
 
 from . import backends as registry
 from .backends.base import Backend, EnergySession, Reading
 from .backends.flops import NOT_COUNTED_WITHOUT_MODEL, FlopSession
 from .errors import BackendUnavailable
-from .measurement import Measurement
+from .measurement import PROVENANCES, Measurement
+
+_Proxy = MappingProxyType
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_set = object.__setattr__
+_new_measurement = object.__new__
+# The window path builds a Measurement without __post_init__ (see Meter._end) only while the record
+# has exactly the fields it sets; any other layout falls back to the checked constructor.
+_FAST_MEASUREMENT = (tuple(f.name for f in dataclasses.fields(Measurement)) == (
+    "name", "duration_s", "energy_j", "provenance", "flops", "uncounted_ops", "failed", "warnings", "start_time_s",
+    "devices") and "__slots__" in vars(Measurement))
 
 #: ``missing=`` values: raise for a named backend that cannot run here, or leave it out and say so.
 MISSING_RAISE = "raise"
 MISSING_SKIP = "skip"
 #: Most meters the ``measure()`` pool keeps open at once (the least recently used idle one is closed).
 POOL_SIZE = 8
-
-_NO_WINDOW: Any = object()
 
 
 class _Window:
@@ -58,11 +68,15 @@ class _Window:
 class _SessionPlan:
     """What a window needs of one energy session, computed once when the meter opens."""
 
-    __slots__ = ("session", "domains", "provenance", "devices")
+    __slots__ = ("session", "domains", "provenance", "provenance_proxy", "devices")
 
     def __init__(self, session: EnergySession) -> None:
         self.session = session
         self.provenance = dict(session.provenance)
+        unknown = {d: p for d, p in self.provenance.items() if p not in PROVENANCES}
+        if unknown:
+            raise ValueError(f"session reports unknown provenance labels: {unknown}")
+        self.provenance_proxy = MappingProxyType(self.provenance)
         self.domains = tuple(self.provenance)
         self.devices = dict(session.devices)
 
@@ -78,14 +92,28 @@ def _cuda_sync() -> None:
             cuda.synchronize(index)
 
 
+_known_options: tuple[tuple[str, ...], frozenset[str]] = ((), frozenset())
+
+
 def _check_options(options: dict[str, Any]) -> None:
-    """Raise TypeError for an option no backend understands (imports backend classes, probes nothing)."""
-    known: set[str] = set()
-    for name in registry.names():
-        known.update(registry.backend_class(name).options)
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise TypeError(f"unknown meter option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    """Raise TypeError for an option no backend understands (imports backend classes, probes nothing).
+
+    The known options are collected once per registry content, not per call: ``measure()`` checks its
+    options each time it is built.
+    """
+    global _known_options
+    if not options:
+        return
+    names = tuple(registry.REGISTRY.values())
+    if _known_options[0] != names:
+        known: set[str] = set()
+        for name in registry.names():
+            known.update(registry.backend_class(name).options)
+        _known_options = (names, frozenset(known))
+    known_now = _known_options[1]
+    if not known_now.issuperset(options):
+        unknown = sorted(set(options) - known_now)
+        raise TypeError(f"unknown meter option(s): {', '.join(unknown)}; known: {', '.join(sorted(known_now))}")
 
 
 def _check_missing(missing: str) -> None:
@@ -176,6 +204,14 @@ class Meter:
         except BaseException:
             self.close()
             raise
+        self._single = self._plans[0] if len(self._plans) == 1 else None
+        merged_provenance: dict[str, str] = {}
+        merged_devices: dict[str, str] = {}
+        for plan in self._plans:
+            merged_provenance.update(plan.provenance)
+            merged_devices.update(plan.devices)
+        self._provenance_proxy = MappingProxyType(merged_provenance)
+        self._devices_proxy = MappingProxyType(merged_devices)
 
     @property
     def provenance(self) -> dict[str, str]:
@@ -186,11 +222,16 @@ class Meter:
         return merged
 
     # -- the window path: _begin / _end; the named API and measure() sit on top ----------------
-    def _begin(self, name: Any, model: Any) -> _Window:
+    def _begin(self, name: Any, model: Any, register: bool = False) -> _Window:
+        """Open a window: one lock, the opening readings, then the FLOP window (after the readings)."""
         window = _Window(name)
         with self._lock:
             if self._closed:
                 raise RuntimeError("this Meter is closed")
+            if register:
+                if name in self._windows:
+                    raise ValueError(f"window {name!r} is already open")
+                self._windows[name] = window  # start_mono_s 0.0 marks it as still opening
             if self._open == 0:
                 for session in self._energy:
                     session.activate()
@@ -199,66 +240,94 @@ class Meter:
         try:
             if self.sync:
                 _cuda_sync()
-            window.readings = [_read(p.session, p.domains) for p in self._plans]
+            if self._single is not None:
+                window.readings = [_read(self._single.session, self._single.domains)]
+            else:
+                window.readings = [_read(p.session, p.domains) for p in self._plans]
             window.start_wall_s = time.time()
             window.start_mono_s = time.monotonic()
             if self._flops is not None and (model is not None or not self._plans):
                 window.flop_window = self._flops.begin(model)
         except BaseException:
-            self._release()
+            with self._lock:
+                if register:
+                    self._windows.pop(name, None)
+                self._release_locked()
             raise
         return window
 
-    def _release(self) -> None:
-        """One window fewer; stop background pollers once none is open."""
-        with self._lock:
-            self._open -= 1
-            if self._open == 0:
-                for session in self._energy:
-                    session.deactivate()
+    def _release_locked(self) -> None:
+        """One window fewer; park background pollers once none is open (call with the lock held)."""
+        self._open -= 1
+        if self._open == 0:
+            for session in self._energy:
+                session.deactivate()
 
-    def _end(self, window: _Window, name: str) -> Measurement:
+    def _end(self, window: _Window, name: str, released: bool = False) -> Measurement:
+        """Close a window: the closing readings, then FLOPs (outside the joules), then one Measurement."""
         try:
             if self.sync:
                 _cuda_sync()
             end_mono_s = time.monotonic()
-            end = [_read(p.session, p.domains) for p in self._plans]
+            single = self._single
+            if single is not None:
+                end = [_read(single.session, single.domains)]
+            else:
+                end = [_read(p.session, p.domains) for p in self._plans]
         finally:
-            self._release()
+            if not released:
+                with self._lock:
+                    self._release_locked()
         duration_s = end_mono_s - window.start_mono_s
         # FLOPs after the closing energy reading: a shadow pass here is outside this window's joules.
         flop_result = self._flops.end(window.flop_window) if window.flop_window is not None else None
-        warnings = list(self._base_warnings)
-        if len(self._plans) == 1:  # the common case: no merging
-            plan = self._plans[0]
-            energy_j, provenance, failed = self._difference(plan, window.readings[0], end[0])
-            devices = plan.devices
-            warnings.extend(plan.session.window_warnings(duration_s))
+        warnings = [*self._base_warnings]
+        if single is not None:  # the common case: one session, no merging
+            energy_j, provenance, failed = self._difference(single, window.readings[0], end[0])
+            warnings += single.session.window_warnings(duration_s)
         else:
-            energy_j, provenance, failed, devices = {}, {}, {}, {}
+            energy_j, provenance, failed = {}, {}, {}
             for plan, before, after in zip(self._plans, window.readings, end):
                 e, p, f = self._difference(plan, before, after)
                 energy_j.update(e)
                 provenance.update(p)
                 failed.update(f)
-                devices.update(plan.devices)
-                warnings.extend(plan.session.window_warnings(duration_s))
-        flops, uncounted = None, {}
+                warnings += plan.session.window_warnings(duration_s)
+            if not failed:
+                provenance = self._provenance_proxy
+        flops, uncounted = None, _EMPTY
         if flop_result is not None:
             flops, uncounted = flop_result.flops, flop_result.uncounted_ops
-            warnings.extend(flop_result.warnings)
+            warnings += flop_result.warnings
+            if flop_result.shadow_s:
+                with self._lock:
+                    self._shadow_s += flop_result.shadow_s
         elif self._flops is not None:
             warnings.append(NOT_COUNTED_WITHOUT_MODEL)
-        with self._lock:
-            inside_s = self._shadow_s - window.shadow_s
-            if flop_result is not None and flop_result.shadow_s:
-                self._shadow_s += flop_result.shadow_s
-        if inside_s > 0 and self._plans:
-            warnings.append(f"this window's joules include {inside_s:.3f} s of FLOP counting (shadow passes of "
-                            "windows that ended inside it)")
-        return Measurement(name=name, start_time_s=window.start_wall_s, duration_s=duration_s, energy_j=energy_j,
-                           provenance=provenance, flops=flops, uncounted_ops=uncounted, failed=failed,
-                           warnings=tuple(warnings), devices=devices)
+        if self._shadow_s != window.shadow_s and self._plans:
+            inside_s = self._shadow_s - window.shadow_s - (flop_result.shadow_s if flop_result is not None else 0.0)
+            if inside_s > 0:
+                warnings.append(f"this window's joules include {inside_s:.3f} s of FLOP counting (shadow passes "
+                                "of windows that ended inside it)")
+        if failed or not _FAST_MEASUREMENT:
+            return Measurement(name=name, start_time_s=window.start_wall_s, duration_s=duration_s, energy_j=energy_j,
+                               provenance=provenance, flops=flops, uncounted_ops=uncounted, failed=failed,
+                               warnings=tuple(warnings), devices=self._devices_proxy)
+        # Every domain of every session has its figure: the checks Measurement.__post_init__ makes (one
+        # provenance per energy domain, known labels) were made once when the meter opened, and the
+        # mappings below are read-only views nobody else can change.
+        m = _new_measurement(Measurement)
+        _set(m, "name", name)
+        _set(m, "duration_s", duration_s)
+        _set(m, "energy_j", _Proxy(energy_j))
+        _set(m, "provenance", provenance)
+        _set(m, "flops", flops)
+        _set(m, "uncounted_ops", _Proxy(dict(uncounted)) if uncounted else _EMPTY)
+        _set(m, "failed", _EMPTY)
+        _set(m, "warnings", (*warnings,))
+        _set(m, "start_time_s", window.start_wall_s)
+        _set(m, "devices", self._devices_proxy)
+        return m
 
     @staticmethod
     def _difference(plan: _SessionPlan, before: Reading, after: Reading
@@ -268,7 +337,7 @@ class Meter:
         if not before.failed and not after.failed and before.epochs == after.epochs and len(a) == len(b) == len(
                 plan.domains):
             # Nothing failed or recovered: every domain has both readings.
-            return {d: a[d] - b[d] for d in plan.domains}, plan.provenance, {}
+            return {d: a[d] - b[d] for d in plan.domains}, plan.provenance_proxy, {}
         energy, provenance, failed = {}, {}, {}
         for domain, label in plan.provenance.items():
             reason = after.failed.get(domain) or before.failed.get(domain)
@@ -294,17 +363,7 @@ class Meter:
             ValueError: a window of that name is already open.
             RuntimeError: the meter is closed.
         """
-        with self._lock:
-            if name in self._windows:
-                raise ValueError(f"window {name!r} is already open")
-            self._windows[name] = None  # reserve the name while the opening readings are taken
-        try:
-            window = self._begin(name, model)
-        except BaseException:
-            with self._lock:
-                self._windows.pop(name, None)
-            raise
-        self._windows[name] = window
+        self._begin(name, model, register=True)
 
     def end_window(self, name: str) -> Measurement:
         """Close a window and return what it measured.
@@ -314,12 +373,13 @@ class Meter:
         """
         with self._lock:
             # Claimed here, so two threads ending the same window cannot both read it.
-            window = self._windows.pop(name, _NO_WINDOW)
-            if window is None:  # still opening in another thread: put it back
-                self._windows[name] = None
-            if window is None or window is _NO_WINDOW:
+            window = self._windows.pop(name, None)
+            if window is None or window.start_mono_s == 0.0:
+                if window is not None:  # still opening in another thread: put it back
+                    self._windows[name] = window
                 raise KeyError(f"no open window named {name!r}")
-        return self._end(window, name)
+            self._release_locked()
+        return self._end(window, name, released=True)
 
     @contextlib.contextmanager
     def window(self, name: str, *, model: Any = None) -> Iterator["WindowHandle"]:
@@ -458,9 +518,11 @@ class measure(contextlib.ContextDecorator):
         # Names are checked now, where the caller wrote them; hardware is opened on first use, so a
         # module-level @measure() decorator touches nothing when its module is imported.
         for backend_name in [backends] if isinstance(backends, str) else (backends or ()):
-            registry.backend_class(backend_name)
+            if backend_name not in registry.REGISTRY:
+                registry.backend_class(backend_name)  # raises UnknownBackend with the known names
         _check_options(options)
-        _check_missing(missing)
+        if missing is not MISSING_RAISE:
+            _check_missing(missing)
 
     @property
     def meter(self) -> Meter:

@@ -99,53 +99,74 @@ class ActivationEnergy:
             raise ValueError("the model has no activation modules to hook (use nn.ReLU etc. as modules, "
                              "or name layers explicitly)")
         self._total = _BATCH_TOTALS.get(self.kind_name) if not callable(kind) else None
-        self._outputs: dict[str, list[torch.Tensor]] = {}
+        # The training path (l2/l1, reduction "sum") keeps only the layer outputs during the forward and
+        # computes E on the first read of ``value``: the hooks do no arithmetic and no per-layer
+        # bookkeeping beyond one append, and E's kernels are the ones written inline would launch.
+        self._lazy = self._total is not None and reduction == "sum"
+        self._calls: list[tuple[str, torch.Tensor, int]] = []  # (layer, output, its version) in call order
         self._value: torch.Tensor | None = None
-        self._raw: torch.Tensor | None = None
-        self._batch = 1
-        self._units: dict[str, int] = {}
         self._handles = [model.register_forward_pre_hook(self._reset)]
         self._handles += [modules[name].register_forward_hook(self._hook(name)) for name in self.layer_names]
         self.enabled = True
 
     def _reset(self, module: nn.Module, args: object) -> None:
-        self._outputs = {}
+        self._calls = []
         self._value = None
-        self._raw = None  # unscaled batch total (fast path, reduction "sum")
-        self._batch = 1
 
     def _hook(self, name: str) -> Callable[[nn.Module, object, torch.Tensor], None]:
         def hook(module: nn.Module, args: object, output: torch.Tensor) -> None:
-            if not self.enabled:
-                return
-            units = output[0].numel() if output.dim() > 0 else 1
-            batch = output.shape[0] if output.dim() > 0 else 1
-            if self._total is not None and self.reduction == "sum":
-                raw = self._total(output)
-                self._raw = raw if self._raw is None else self._raw + raw
-                self._batch = batch
-                self._value = None
-            else:
-                if self._total is not None:
-                    term = self._total(output) * (1.0 / (batch * units))
-                else:
-                    term = self._fn(output).mean()
-                    if self.reduction == "mean":
-                        term = term / units
-                self._value = term if self._value is None else self._value + term
-            # Kept by reference (autograd holds them anyway) for per-sample and per-layer views on demand.
-            self._outputs.setdefault(name, []).append(output)
-            self._units[name] = units
+            if self.enabled:
+                # Kept by reference (autograd holds them anyway); the version detects a later in-place change.
+                self._calls.append((name, output, output._version))
         return hook
 
-    def _layer_terms(self) -> dict[str, torch.Tensor]:
-        if not self._outputs:
+    def _outputs(self) -> list[tuple[str, torch.Tensor]]:
+        if not self._calls:
             raise RuntimeError("no forward pass has run through the hooked model yet")
+        for name, output, version in self._calls:
+            if output._version != version:
+                raise RuntimeError(f"the output of layer {name!r} was changed in place after it was produced "
+                                   "(an inplace op downstream); E cannot be computed from it: make that op "
+                                   "out-of-place")
+        return [(name, output) for name, output, _ in self._calls]
+
+    @staticmethod
+    def _units_of(output: torch.Tensor) -> int:
+        return output[0].numel() if output.dim() > 0 else 1
+
+    def _compute_value(self) -> torch.Tensor:
+        outputs = self._outputs()
+        value: torch.Tensor | None = None
+        if self._lazy:
+            assert self._total is not None
+            for _, output in outputs:
+                raw = self._total(output)
+                value = raw if value is None else value + raw
+            last = outputs[-1][1]
+            assert value is not None
+            return value * (1.0 / (last.shape[0] if last.dim() > 0 else 1))
+        for _, output in outputs:
+            units = self._units_of(output)
+            if self._total is not None:
+                batch = output.shape[0] if output.dim() > 0 else 1
+                term = self._total(output) * (1.0 / (batch * units))
+            else:
+                term = self._fn(output).mean()
+                if self.reduction == "mean":
+                    term = term / units
+            value = term if value is None else value + term
+        assert value is not None
+        return value
+
+    def _layer_terms(self) -> dict[str, torch.Tensor]:
+        grouped: dict[str, list[torch.Tensor]] = {}
+        for name, output in self._outputs():
+            grouped.setdefault(name, []).append(output)
         terms = {}
-        for name, outputs in self._outputs.items():
+        for name, outputs in grouped.items():
             per = [self._fn(o) for o in outputs]
             term = per[0] if len(per) == 1 else torch.stack(per).sum(0)  # a module used twice adds both uses
-            terms[name] = term / self._units[name] if self.reduction == "mean" else term
+            terms[name] = term / self._units_of(outputs[-1]) if self.reduction == "mean" else term
         return terms
 
     @property
@@ -156,10 +177,8 @@ class ActivationEnergy:
     @property
     def value(self) -> torch.Tensor:
         """E for the last batch: the mean over samples of the per-sample energy (a scalar tensor)."""
-        if self._value is None and self._raw is not None:
-            self._value = self._raw * (1.0 / self._batch)
         if self._value is None:
-            raise RuntimeError("no forward pass has run through the hooked model yet")
+            self._value = self._compute_value()
         return self._value
 
     @property
@@ -171,7 +190,7 @@ class ActivationEnergy:
     @property
     def units(self) -> dict[str, int]:
         """Units per sample of each hooked layer (known after a forward pass)."""
-        return dict(self._units)
+        return {name: self._units_of(output) for name, output, _ in self._calls}
 
     def remove(self) -> None:
         """Remove every hook."""

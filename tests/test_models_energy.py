@@ -140,3 +140,34 @@ def test_build_with_a_seed_is_reproducible_and_leaves_the_global_rng_alone():
     b = build("mlp", (1, 8, 8), 10, seed=4)
     assert torch.equal(a[1].weight, b[1].weight)
     assert torch.rand(1) == before
+
+
+def test_l2_energy_is_bit_for_bit_the_per_layer_dot_products_of_the_training_path():
+    # The E the training loss has always used: one dot product per activation layer, in call order,
+    # times 1/B. Random inputs and a wide net, so a change of summation order would show in the bits.
+    torch.manual_seed(7)
+    net = build("mlp", (1, 28, 28), 10)
+    x = torch.randn(128, 1, 28, 28)
+    act = ActivationEnergy(net)
+    net(x)
+    value = act.value
+    act.remove()
+    h1 = net[2](net[1](net[0](x)))
+    h2 = net[4](net[3](h1))
+    expected = (torch.dot(h1.reshape(-1), h1.reshape(-1)) + torch.dot(h2.reshape(-1), h2.reshape(-1))) * (1.0 / 128)
+    assert torch.equal(value, expected)
+    mean = ActivationEnergy(net, kind="l1", reduction="mean")
+    net(x)
+    mean_value = mean.value
+    mean.remove()
+    expected_mean = h1.abs().sum() * (1.0 / (128 * 256)) + h2.abs().sum() * (1.0 / (128 * 256))
+    assert torch.equal(mean_value, expected_mean)
+
+
+def test_an_activation_changed_in_place_after_its_hook_is_refused_not_misread():
+    net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Dropout(p=0.5, inplace=True))
+    act = ActivationEnergy(net)
+    net.train()
+    net(torch.ones(4, 2))
+    with pytest.raises(RuntimeError, match="changed in place"):
+        act.value

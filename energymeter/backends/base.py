@@ -198,9 +198,12 @@ class Poller:
                 cls._cond.notify_all()
 
     def stop(self) -> None:
-        """Stop polling (idempotent); nothing wakes the scheduler."""
-        with Poller._cond:
-            self._active = False
+        """Stop polling (idempotent); nothing wakes the scheduler.
+
+        No lock: the scheduler reads the flag under its lock, and a poll that starts just before the flag
+        clears is one early poll, which is harmless.
+        """
+        self._active = False
 
     def close(self) -> None:
         """Stop polling for good; waits for a call of ``fn`` that is running now (unless called from it)."""
