@@ -82,7 +82,7 @@ class Analysis:
             for name in ("e_ratio", "accuracy_change_pp"):
                 if hasattr(r, name):
                     out[name] = None if getattr(r, name) is None else getattr(r, name).to_dict()
-            for name in ("energy_change", "elasticity"):
+            for name in ("energy_change", "elasticity", "e_ratio_by_kind"):
                 if hasattr(r, name):
                     out[name] = {k: v.to_dict() for k, v in getattr(r, name).items()}
             return out
@@ -206,11 +206,21 @@ def analyse(records: list[RunRecord], sweep: Mapping[str, Any] | None = None, pr
             continue
         if row.e_ratio is not None:
             claim_list.append(paper.e_reduction(subject, row.e_ratio))
+        for measure, ratio in sorted(row.e_ratio_by_kind.items()):
+            if f"{measure}/sum" != row.activation_energy_kind:  # the trained definition is the claim above
+                claim_list.append(paper.e_reduction({**subject, "measured_as": f"{measure}/sum"}, ratio))
         if row.accuracy_change_pp is not None:
             claim_list.append(paper.accuracy(subject, row.accuracy_change_pp))
         for target, change in sorted(row.energy_change.items()):
             claim_list.append(paper.energy_tracking(subject, target, row.provenance[target], change,
                                                     row.elasticity.get(target)))
+    for (model, dataset, kind) in groups(records):
+        rows_of = [r for r in rows if (r.model, r.dataset, r.activation_energy_kind) == (model, dataset, kind)
+                   and r.lam > 0]
+        kept = [r for r in rows_of if r.accuracy_change_pp is not None and r.accuracy_change_pp.verdict == "holds"]
+        best = max(kept, key=lambda r: r.lam, default=None)
+        claim_list.append(paper.joint({"model": model, "dataset": dataset, "activation_energy_kind": kind},
+                                      None if best is None else best.lam, None if best is None else best.e_ratio))
     correlations = _correlations(records, factors)
     n_groups = len(groups(records))
     for proxy, target, provenance, result in correlations:

@@ -44,8 +44,9 @@ class SweepConfig:
 
     Attributes:
         models, datasets, lambdas: The grid.
-        activation_energies: E definitions (kinds ``l2``, ``l1``, ``l0``), each trained and measured as
-            its own factor. ``l0`` has no gradient: it is run at lambda = 0 only and reported as a measure.
+        activation_energies: E definitions trained with as the penalty, each its own factor (``l2``, ``l1``).
+            ``l0`` counts active units and has no gradient, so it is never a penalty; listing it is allowed
+            and changes nothing, because every run reports E under l2, l1 and l0 whatever it trained with.
         seeds: Seeds 0..seeds-1.
         epochs, batch_size, lr: Training settings.
         device: ``cpu`` or ``cuda:N``.
@@ -91,8 +92,12 @@ class SweepConfig:
 
     def grid(self) -> list[tuple[str, str, float, int, str]]:
         """Every (model, dataset, lambda, seed, E kind) in a fixed, readable order."""
-        return [(m, d, lam, s, e) for d in self.datasets for m in self.models for e in self.activation_energies
-                for s in range(self.seeds) for lam in self.lambdas if e != "l0" or lam == 0.0]
+        return [(m, d, lam, s, e) for d in self.datasets for m in self.models for e in self.penalties()
+                for s in range(self.seeds) for lam in self.lambdas]
+
+    def penalties(self) -> tuple[str, ...]:
+        """The E definitions trained with (the differentiable ones listed)."""
+        return tuple(k for k in self.activation_energies if k != "l0")
 
     def runs(self) -> list[tuple[str, str, float, int, str]]:
         """The grid in the order it runs: a random permutation seeded by ``order_seed``."""
@@ -153,6 +158,9 @@ def check_config(config: SweepConfig) -> None:
         if name not in ACTIVATION_ENERGY_KINDS:
             raise SweepError(f"unknown activation energy definition {name!r}; known: "
                              f"{', '.join(ACTIVATION_ENERGY_KINDS)}")
+    if not config.penalties():
+        raise SweepError("l0 counts active units and has no gradient: it cannot be the training penalty; give l2 "
+                         "or l1 (every run reports E under l2, l1 and l0 anyway)")
     for name in config.backends or ():
         if name not in backends.names():
             raise SweepError(f"unknown backend {name!r}; known backends: {', '.join(backends.names())}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import tempfile
 from typing import Any, Iterator
 
 J_PER_KWH = 3.6e6
@@ -38,18 +37,43 @@ def _pyrapl_end(meas: Any) -> dict[str, Any]:
     return out
 
 
-def _codecarbon_begin(country: str | None) -> Any:
-    from codecarbon import OfflineEmissionsTracker
+@contextlib.contextmanager
+def _quiet_fds() -> Iterator[None]:
+    """Send file descriptors 1 and 2 to /dev/null for the block: codecarbon's libraries print there from C."""
+    import os
+    import sys
 
-    logging.getLogger("codecarbon").setLevel(logging.ERROR)
-    tracker = OfflineEmissionsTracker(country_iso_code=(country or "USA").upper(), save_to_file=False,
-                                      output_dir=tempfile.gettempdir(), log_level="error", measure_power_secs=1)
-    tracker.start()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+
+
+def _codecarbon_begin(country: str | None) -> Any:
+    with _quiet_fds():
+        from codecarbon import OfflineEmissionsTracker
+
+        logging.getLogger("codecarbon").setLevel(logging.ERROR)
+        # codecarbon writes nothing with save_to_file=False; its output_dir must still exist: the cwd is
+        # used rather than a temporary directory outside what the user chose.
+        tracker = OfflineEmissionsTracker(country_iso_code=(country or "USA").upper(), save_to_file=False,
+                                          log_level="error", measure_power_secs=1)
+        tracker.start()
     return tracker
 
 
 def _codecarbon_end(tracker: Any) -> dict[str, Any]:
-    tracker.stop()
+    with _quiet_fds():
+        tracker.stop()
     data = tracker.final_emissions_data
     return {"energy_j": float(data.energy_consumed) * J_PER_KWH, "cpu_energy_j": float(data.cpu_energy) * J_PER_KWH,
             "ram_energy_j": float(data.ram_energy) * J_PER_KWH, "gpu_energy_j": float(data.gpu_energy) * J_PER_KWH,

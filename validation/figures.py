@@ -1,7 +1,7 @@
 """The figures of one run record: its energy targets, its proxies, and its row of report.csv.
 
 An *energy target* is one energy figure a proxy may or may not track, named so that a reader cannot
-confuse it with E: ``"inference cpu:model (net J per workload)"``, ``"training cpu:model (net J)"``,
+confuse it with E: ``"inference cpu:model (net J per workload)"`` (and its ``raw`` twin), ``"training cpu:model (net J)"``,
 ``"loihi:sim loihi1 (modeled J per input)"``. Net figures subtract the run's idle baseline; a drift
 correction factor (``stats.drift_correction_factors``) divides a run's figures when the user asks for it.
 """
@@ -38,8 +38,8 @@ class Target:
     negative: bool = False
 
 
-def inference_name(domain: str) -> str:
-    return f"{INFERENCE} {domain} (net J per workload)"
+def inference_name(domain: str, raw: bool = False) -> str:
+    return f"{INFERENCE} {domain} ({'raw' if raw else 'net'} J per workload)"
 
 
 def training_name(domain: str) -> str:
@@ -55,9 +55,14 @@ def targets(record: RunRecord, factor: float = 1.0) -> dict[str, Target]:
     out: dict[str, Target] = {}
     inference = record.inference
     provenance = inference.measurement.provenance
+    # Net (idle subtracted) and raw: where the machine's power does not depend on the work, net energy is
+    # about zero and unusable, while raw energy is power x time and shows whether anything changed.
     for domain, joules in inference.net_energy_j_per_workload.items():
         out[inference_name(domain)] = Target(inference_name(domain), joules / factor, inference.duration_s_per_workload,
                                              provenance[domain], joules < 0)
+    for domain, joules in inference.raw_energy_j_per_workload.items():
+        name = inference_name(domain, raw=True)
+        out[name] = Target(name, joules / factor, inference.duration_s_per_workload, provenance[domain], joules < 0)
     if record.train is not None:
         train = record.train
         for domain, joules in train.net_energy_j.items():

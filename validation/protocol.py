@@ -23,7 +23,7 @@ from typing import Any
 
 from energymeter.measurement import Measurement
 
-from .config import SweepConfig
+from .config import ACTIVATION_ENERGY_KINDS, SweepConfig
 from .machine_load import LoadSampler
 from .record import EpochRecord, LoihiRecord, RunRecord, WindowRecord
 
@@ -210,11 +210,14 @@ def one_run(config: SweepConfig, run: tuple[str, str, float, int, str], data: An
     from energymeter.models import evaluate
 
     evaluation = evaluate(model, data.x_test, data.y_test, activation_energy=kind, device=device)
+    by_kind = {k: evaluate(model, data.x_test, data.y_test, activation_energy=k, device=device).activation_energy
+               for k in ACTIVATION_ENERGY_KINDS}
     history = _history(result, model, data, device, kind, train_flops)
     return RunRecord(
         model=model_name, dataset=data.name, lam=lam, seed=seed, test_accuracy=result.test_accuracy,
         activation_energy=result.activation_energy, inference=inference, activation_energy_kind=f"{kind}/sum",
         epochs=config.epochs, activation_energy_per_layer=evaluation.activation_energy_per_layer,
+        activation_energy_by_kind=by_kind,
         activation_sparsity=result.activation_sparsity, history=history, train_duration_s=result.duration_s,
         train=None if result.measurement is None else WindowRecord(result.measurement, idle_w),
         reference=None if reference is None else WindowRecord(reference.measurement, idle_w, reference.workloads),

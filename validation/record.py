@@ -234,6 +234,8 @@ class RunRecord:
         test_accuracy: Test accuracy (0..1).
         activation_energy: Mean E per test sample (arbitrary units).
         activation_energy_per_layer: Each activation layer's share of E per test sample.
+        activation_energy_by_kind: E per test sample under every definition (l2, l1, l0), whatever the
+            penalty trained with: which definition of E gives which ratio.
         activation_sparsity: Fraction of zero activation outputs on the test split.
         history: One EpochRecord per epoch.
         train_duration_s: Wall seconds of the training loop.
@@ -260,6 +262,7 @@ class RunRecord:
     activation_energy_kind: str = "l2/sum"
     epochs: int = 0
     activation_energy_per_layer: Mapping[str, float] = field(default_factory=dict)
+    activation_energy_by_kind: Mapping[str, float] = field(default_factory=dict)
     activation_sparsity: float = 0.0
     history: tuple[EpochRecord, ...] = ()
     train_duration_s: float = 0.0
@@ -276,7 +279,7 @@ class RunRecord:
     finished_at: float = 0.0
 
     def __post_init__(self) -> None:
-        _freeze(self, "activation_energy_per_layer", "uncounted_ops", "cross_checks")
+        _freeze(self, "activation_energy_per_layer", "activation_energy_by_kind", "uncounted_ops", "cross_checks")
         object.__setattr__(self, "history", tuple(self.history))
         if not (math.isfinite(self.lam) and self.lam >= 0):
             raise RecordError(f"lambda must be a finite number >= 0, got {self.lam!r}")
@@ -298,6 +301,7 @@ class RunRecord:
             "lambda": self.lam, "seed": self.seed, "activation_energy_kind": self.activation_energy_kind,
             "epochs": self.epochs, "test_accuracy": self.test_accuracy, "activation_energy": self.activation_energy,
             "activation_energy_per_layer": dict(self.activation_energy_per_layer),
+            "activation_energy_by_kind": dict(self.activation_energy_by_kind),
             "activation_sparsity": self.activation_sparsity, "history": [h.to_dict() for h in self.history],
             "train_duration_s": self.train_duration_s,
             "train": None if self.train is None else self.train.to_dict(),
@@ -347,6 +351,7 @@ def _from_v2(d: Mapping[str, Any]) -> RunRecord:
         inference=WindowRecord.from_dict(d["inference"]),
         activation_energy_kind=str(d.get("activation_energy_kind", "l2/sum")), epochs=int(d.get("epochs", 0)),
         activation_energy_per_layer=_floats(d.get("activation_energy_per_layer")),
+        activation_energy_by_kind=_floats(d.get("activation_energy_by_kind")),
         activation_sparsity=float(d.get("activation_sparsity", 0.0)),
         history=tuple(EpochRecord.from_dict(h) for h in d.get("history", ())),
         train_duration_s=float(d.get("train_duration_s", 0.0)),

@@ -75,6 +75,15 @@ def sections(a: Analysis) -> list[Section]:
                                    fmt(r.accuracy_pct, '.2f'), fmt(r.activation_energy, '.4g'),
                                    fmt(r.e_ratio, ',.1f', 'x'), fmt(r.accuracy_change_pp, '+.2f'))
                                   for r in a.lambda_rows)))
+    kinds = sorted({k for r in a.lambda_rows for k in r.e_ratio_by_kind})
+    if kinds:
+        out.append(Section("E(0)/E under each definition of E (paper: about 17x in v1, about 1000x in v2)", 3,
+                           paragraphs=("The paper gives no formula for E. Each run's E is measured under every "
+                                       "definition below, whatever penalty it trained with.",),
+                           headers=("model", "dataset", "trained with", "lambda") + tuple(f"E(0)/E as {k}" for k in kinds),
+                           rows=tuple((r.model, r.dataset, r.activation_energy_kind, f"{r.lam:g}")
+                                      + tuple(fmt(r.e_ratio_by_kind.get(k), ',.1f', 'x') for k in kinds)
+                                      for r in a.lambda_rows if r.lam != 0.0)))
     out.append(Section("Energy change per target (ratio lambda / 0 as a percent change; log scale, paired by seed)",
                        3, headers=("model", "dataset", "E", "lambda", "energy", "provenance", "change %", "elasticity",
                                    "verdict"), verdicts=8,

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
 from . import store
-from .config import SweepConfig, SweepError, check_config, describe_activation_energy, key_of
+from .config import (ACTIVATION_ENERGY_KINDS, SweepConfig, SweepError, check_config, describe_activation_energy,
+                     key_of)
 from .progress import Progress
 from .record import RunRecord
 
@@ -142,7 +143,7 @@ def run_sweep(config: SweepConfig, out: Path, *, resume: bool = False, quiet: bo
         if existing is None:
             store.write_json_atomic(out / store.SWEEP_FILE, {
                 "fingerprint": config.fingerprint(), "config": config.to_dict(),
-                "activation_energy_definitions": {k: describe_activation_energy(k) for k in config.activation_energies},
+                "activation_energy_definitions": {k: describe_activation_energy(k) for k in ACTIVATION_ENERGY_KINDS},
                 "energy_backends": energy_backends(config), "reference_reps": reference_reps,
                 "run_order": [key_of(r) for r in runs], "metadata": collect(backends.available()),
             })

@@ -30,6 +30,7 @@ class LambdaRow:
         accuracy_pct: Test accuracy (percent) over seeds.
         activation_energy: E per test sample over seeds (arbitrary units).
         e_ratio: E(lambda = 0) / E(lambda), geometric mean over seeds with its interval (log scale).
+        e_ratio_by_kind: The same ratio with E measured under each definition (l2, l1, l0).
         accuracy_change_pp: Accuracy change (pp) with the verdict against the paper's bound.
         energy_change: Target -> ratio of energy at lambda to lambda = 0 with its tracking verdict.
         elasticity: Target -> log-log slope of energy on E (lambda and 0, within seed).
@@ -52,6 +53,7 @@ class LambdaRow:
     energy_j: Mapping[str, Interval] = field(default_factory=dict)
     provenance: Mapping[str, str] = field(default_factory=dict)
     negative_net: tuple[str, ...] = ()
+    e_ratio_by_kind: Mapping[str, StatResult] = field(default_factory=dict)
 
 
 def groups(records: Iterable[RunRecord]) -> dict[Group, dict[float, dict[int, RunRecord]]]:
@@ -114,6 +116,15 @@ def lambda_rows(records: list[RunRecord], factors: Mapping[str, float] | None = 
                     js = [a.energy_j for a, _, _ in pairs] + [b.energy_j for _, b, _ in pairs]
                     if all(e > 0 for e in es):
                         slopes[name] = elasticity(js, es, [s for _, _, s in pairs] * 2)
+            by_kind = {}
+            for measure in sorted({k for r in runs.values() for k in r.activation_energy_by_kind}):
+                pairs_e = [(runs[s].activation_energy_by_kind.get(measure), base[s].activation_energy_by_kind.get(measure))
+                           for s in seeds]
+                pairs_e = [(a, b) for a, b in pairs_e if a is not None and b is not None]
+                if lam != 0.0 and pairs_e:
+                    result = e_ratio([a for a, _ in pairs_e], [b for _, b in pairs_e])
+                    if result is not None:
+                        by_kind[measure] = result
             rows.append(LambdaRow(
                 model, dataset, kind, lam, len(seeds),
                 t_interval(r.test_accuracy * 100 for r in runs.values()),
@@ -121,7 +132,7 @@ def lambda_rows(records: list[RunRecord], factors: Mapping[str, float] | None = 
                 ratio if lam != 0.0 else None,
                 accuracy_change([runs[s].test_accuracy * 100 for s in seeds],
                                 [base[s].test_accuracy * 100 for s in seeds]) if lam != 0.0 and seeds else None,
-                change, slopes, joules, provenance, tuple(negative)))
+                change, slopes, joules, provenance, tuple(negative), by_kind))
     return rows
 
 
