@@ -1,5 +1,6 @@
 """The wheel is one distribution with three import names and the profiles as package data."""
 
+import json
 import subprocess
 import sys
 import zipfile
@@ -11,13 +12,51 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory):
+def wheel_path(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(out), str(ROOT)], check=True, capture_output=True)
     (path,) = out.glob("energymeter-*.whl")
-    with zipfile.ZipFile(path) as archive:
+    return path
+
+
+@pytest.fixture(scope="module")
+def wheel(wheel_path):
+    with zipfile.ZipFile(wheel_path) as archive:
         return archive.namelist()
+
+
+@pytest.mark.slow
+def test_the_wheel_requires_nothing_and_puts_the_rest_in_extras(wheel_path):
+    with zipfile.ZipFile(wheel_path) as archive:
+        metadata = next(archive.read(n).decode() for n in archive.namelist() if n.endswith("METADATA"))
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    assert requires and all("extra ==" in line for line in requires), requires
+    assert any("torch" in line and "extra == \"torch\"" in line for line in requires)
+
+
+@pytest.mark.slow
+def test_a_plain_install_without_extras_measures_without_torch(wheel_path, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    py = venv / "bin" / "python"
+    # --no-index: any base dependency would have to come from an index, and the install would fail.
+    install = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-index", str(wheel_path)],
+                             capture_output=True, text=True)
+    assert install.returncode == 0, install.stderr
+    assert subprocess.run([str(py), "-c", "import torch"], capture_output=True).returncode != 0
+    devices = subprocess.run([str(venv / "bin" / "energymeter"), "devices", "--json"], capture_output=True,
+                             text=True, cwd=tmp_path)
+    assert devices.returncode == 0, devices.stderr
+    flops = next(s for s in json.loads(devices.stdout) if s["name"] == "flops")
+    assert not flops["available"] and "pip install 'energymeter[torch]'" in flops["reason"]
+    measured = subprocess.run([str(venv / "bin" / "energymeter"), "measure", "--json", "--", "true"],
+                              capture_output=True, text=True, cwd=tmp_path)
+    assert measured.returncode == 0 and json.loads(measured.stderr)["energy_j"], measured.stderr
+    code = ("from energymeter import measure\nwith measure(['cpu-model']) as m:\n    sum(range(10**5))\n"
+            "print(m.result.provenance['cpu:model'])")
+    window = subprocess.run([str(py), "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert window.returncode == 0 and window.stdout.strip() == "modeled", window.stderr
 
 
 @pytest.mark.slow
