@@ -46,7 +46,11 @@ test: $(STAMP) $(LAVA_STAMP)
 	@if [ -x $(LAVA_VENV)/bin/python ]; then export ENERGYMETER_LAVA_PYTHON="$(abspath $(LAVA_VENV))/bin/python"; fi; \
 	$(PY) -m pytest -q
 
+# What bench/bench_window.py compares a window against (codecarbon comes with the dev extra).
+BENCH_PEERS ?= zeus==0.16.0
+
 bench: $(STAMP) $(LAVA_STAMP)
+	$(PY) -m pip install -q $(BENCH_PEERS)
 	@if [ -x $(LAVA_VENV)/bin/python ]; then export ENERGYMETER_LAVA_PYTHON="$(abspath $(LAVA_VENV))/bin/python"; fi; \
 	for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 

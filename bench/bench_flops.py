@@ -1,0 +1,72 @@
+"""What cached FLOP counting adds to a training step (issue 9): ``measure(["flops"], model=net)`` vs a plain step.
+
+A 784-256-10 MLP, batch 128, SGD, one thread. After the first window (whose FLOPs are counted on a
+shadow pass after it ends), every window with the same calls reuses the count: what remains is one
+forward pre-hook on the module, one post-accumulate-grad hook on one parameter, and the window itself.
+Variants run in interleaved rounds; the overhead is a ratio within each round, median [quartiles].
+Target: < 1%. Run: ``.venv/bin/python bench/bench_flops.py``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+import torch
+
+from bench_window import CLOCK_NAME, interleaved, quartiles
+from energymeter import measure
+
+ROUNDS = 41
+NUMBER = 20
+
+
+def main() -> int:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    nets = [torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
+            for _ in range(3)]
+    opts = [torch.optim.SGD(n.parameters(), lr=0.01) for n in nets]
+    x, y = torch.randn(128, 784), torch.randint(0, 10, (128,))
+
+    def step(i: int) -> None:
+        opts[i].zero_grad()
+        torch.nn.functional.cross_entropy(nets[i](x), y).backward()
+        opts[i].step()
+
+    reused = measure(["flops"], model=nets[1])
+    start = time.perf_counter()
+    with reused:
+        step(1)
+    first_s = time.perf_counter() - start
+    flops = reused.result.flops
+
+    def plain() -> None:
+        step(0)
+
+    def measured_reused() -> None:
+        with reused:
+            step(1)
+
+    def measured_each_time() -> None:
+        with measure(["flops"], model=nets[2]):
+            step(2)
+
+    measured_each_time()  # its first (shadow-counted) window
+    times = interleaved({"plain": plain, "reused": measured_reused, "each": measured_each_time},
+                        rounds=ROUNDS, number=NUMBER)
+    plain_s = statistics.median(times["plain"])
+    print(f"Cached FLOP counting, 784-256-10 MLP train step, batch 128, 1 thread (plain step {plain_s * 1e3:.3f} ms, "
+          f"{flops:,} FLOPs), {ROUNDS} interleaved rounds of {NUMBER} steps, clock: {CLOCK_NAME}:")
+    print(f"  first window (shadow pass after the window, wall time): {first_s * 1e3:.2f} ms")
+    for name, label in (("reused", "with m: step()  (one measure object)"),
+                        ("each", "with measure(['flops'], model=net): step()")):
+        ratios = [(a / b - 1) * 100 for a, b in zip(times[name], times["plain"])]
+        q1, med, q3 = quartiles(ratios)
+        print(f"  {label:<46} {med:+6.2f}% [{q1:+.2f}%, {q3:+.2f}%]   target < 1%: {'met' if med < 1 else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
