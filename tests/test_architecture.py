@@ -67,15 +67,11 @@ def test_the_simulator_does_not_know_the_measuring_backend():
     assert bad == []
 
 
-def test_the_checker_sees_function_level_imports():
+def test_the_checker_sees_function_level_imports(tmp_path):
     # The checker must find an import buried in a function, or the rules above prove nothing.
-    source = "def f():\n    from ..models import zoo\n"
-    path = ROOT / "tests" / "_probe_module.py"
-    path.write_text(source)
-    try:
-        assert "energymeter.models.zoo" in set(imports("energymeter.backends.x", path))
-    finally:
-        path.unlink()
+    path = tmp_path / "x.py"
+    path.write_text("def f():\n    from ..models import zoo\n")
+    assert "energymeter.models.zoo" in set(imports("energymeter.backends.x", path))
 
 
 def test_a_rapl_or_cpu_model_window_imports_no_heavy_library(tmp_path):

@@ -67,3 +67,45 @@ def test_unavailable_backend_named_on_the_command_line_exits_2(capsys, monkeypat
     monkeypatch.setattr(registry, "_default_instances", {})
     code, _, err = run(capsys, "measure", "--backend", "rapl", "--", "true")
     assert code == 2 and "no powercap tree" in err
+
+
+def test_measure_checks_its_output_file_before_running_the_command(capsys, tmp_path):
+    marker = tmp_path / "ran"
+    code, _, err = run(capsys, "measure", "--backend", "cpu-model", "-o", str(tmp_path / "missing" / "m.json"), "--",
+                       sys.executable, "-c", f"open({str(marker)!r}, 'w').close()")
+    assert code == 2 and "no such directory" in err and len(err.strip().splitlines()) == 1
+    assert not marker.exists()  # refused before the command ran, not after
+
+
+def test_a_default_measurement_has_no_simulated_loihi_row(capfd):
+    assert main(["measure", "--json", "--", sys.executable, "-c", "pass"]) == 0
+    data = json.loads(capfd.readouterr().err)
+    assert "loihi:sim" not in data["energy_j"] and data["energy_j"]
+
+
+def test_report_writes_nothing_outside_its_output_directory(tmp_path):
+    import os
+    import subprocess
+
+    pytest.importorskip("matplotlib")
+    from energymeter import Measurement
+    from energymeter.validation import store
+    from energymeter.validation.record import RunRecord, WindowRecord
+
+    out = tmp_path / "sweep"
+    out.mkdir()
+    for lam in (0.0, 1e-2):
+        for seed in range(2):
+            m = Measurement(name="inference", duration_s=1.0, energy_j={"cpu:model": 1.0 + seed + lam},
+                            provenance={"cpu:model": "modeled"})
+            store.append_record(out, RunRecord(model="mlp", dataset="digits", lam=lam, seed=seed, test_accuracy=0.9,
+                                               activation_energy=10.0 - 100 * lam, inference=WindowRecord(m)))
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME")}
+    env["HOME"] = str(home)
+    proc = subprocess.run([sys.executable, "-m", "energymeter", "report", str(out)], capture_output=True, text=True,
+                          env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert list(home.iterdir()) == []  # no font cache in ~/.cache: it went under the report directory
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "sweep"]
