@@ -126,19 +126,6 @@ def test_sampling_mode_integrates_power_even_where_the_counter_exists(clock):
     assert session.read().energy_j["gpu:0"] - begin == pytest.approx(100.0)
 
 
-def test_prepared_gpu_check_runs_against_the_fake_nvml(capsys):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "docs" / "hardware-checks" / "gpu_check.py"
-    spec = importlib.util.spec_from_file_location("gpu_check", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.main(["--fake", "--seconds", "0.05", "--size", "64", "--repeats", "1"]) == 0
-    out = capsys.readouterr().out
-    assert "window 1:" in out and "measured" in out and "integrated" in out
-
-
 # -- Plausibility and faults: degrade one GPU, never lie (issue 13) ----------------------------------
 
 def test_an_energy_counter_going_backwards_fails_that_read_instead_of_negative_joules(clock):
