@@ -322,7 +322,7 @@ class Meter:
         _set(m, "energy_j", _Proxy(energy_j))
         _set(m, "provenance", provenance)
         _set(m, "flops", flops)
-        _set(m, "uncounted_ops", _Proxy(dict(uncounted)) if uncounted else _EMPTY)
+        _set(m, "uncounted_ops", uncounted if type(uncounted) is _Proxy else _Proxy(dict(uncounted)))
         _set(m, "failed", _EMPTY)
         _set(m, "warnings", (*warnings,))
         _set(m, "start_time_s", window.start_wall_s)
