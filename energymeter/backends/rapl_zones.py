@@ -1,0 +1,118 @@
+"""Finding RAPL zones in a powercap tree: which directories are counters, and the domain each one is.
+
+Intel exposes each RAPL zone as ``intel-rapl:N`` (MSR) and on some parts ``intel-rapl-mmio:N`` (the same
+package counter through MMIO); AMD Zen packages appear in the same tree. Subzones ``intel-rapl:N:M``
+are the package's dram, core or uncore.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+_ZONE_DIR = re.compile(r"^(intel-rapl|intel-rapl-mmio):(\d+)(?::(\d+))?$")
+_PACKAGE = re.compile(r"^package-(\d+)$")
+
+PERMISSION_FIX = (
+    "run as root, or make the counters readable: a udev rule such as "
+    "ACTION==\"add\", SUBSYSTEM==\"powercap\", RUN+=\"/bin/chmod a+r /sys%p/energy_uj\", "
+    "or a sysfsutils line in /etc/sysfs.conf such as "
+    "'mode class/powercap/intel-rapl:0/energy_uj = 0444' (root-only since Linux 5.10, CVE-2020-8694)"
+)
+
+Reader = Callable[[str], str]
+
+
+
+def _read_file(path: str) -> str:
+    with open(path, encoding="ascii") as handle:
+        return handle.read()
+
+
+@dataclass(frozen=True)
+class Zone:
+    """One RAPL counter.
+
+    Attributes:
+        domain: energymeter domain name, e.g. ``"cpu:0:package"``.
+        path: The zone directory.
+        max_range_uj: Where ``energy_uj`` wraps, or None when ``max_energy_range_uj`` is unreadable or
+            not a positive integer.
+        max_power_w: The zone's power ceiling (W), set when the backend is probed.
+    """
+
+    domain: str
+    path: str
+    max_range_uj: int | None
+    max_power_w: float | None = None
+
+    @property
+    def kind(self) -> str:
+        """The domain kind the ceilings are keyed by: ``package``, ``dram``, ``psys``, ``core``, ``uncore``."""
+        return self.domain.rsplit(":", 1)[-1]
+
+
+def _zone_sort_key(entry: str) -> tuple[int, int, int]:
+    match = _ZONE_DIR.match(entry)
+    assert match is not None
+    return (0 if match.group(1) == "intel-rapl" else 1, int(match.group(2)), int(match.group(3) or -1))
+
+
+def discover(root: str, reader: Reader = _read_file) -> tuple[list[Zone], list[str]]:
+    """Find the RAPL zones under a powercap root.
+
+    Args:
+        root: The powercap directory (``/sys/class/powercap`` or a fake tree).
+        reader: Reads a sysfs file's text; injectable for tests.
+
+    Returns:
+        The zones, and notes on zones that were skipped or cannot be unwrapped.
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+        PermissionError: a zone's ``name`` cannot be read.
+    """
+    entries = sorted((e for e in os.listdir(root) if _ZONE_DIR.match(e)), key=_zone_sort_key)
+    zones: dict[str, Zone] = {}
+    notes: list[str] = []
+    names: dict[str, str] = {}  # entry -> zone name; parents sort before their subzones
+    for entry in entries:
+        match = _ZONE_DIR.match(entry)
+        assert match is not None
+        path = os.path.join(root, entry)
+        name = names[entry] = reader(os.path.join(path, "name")).strip()
+        parent = None if match.group(3) is None else names.get(f"{match.group(1)}:{match.group(2)}", "")
+        domain = _domain_for(name, parent)
+        if domain is None:
+            notes.append(f"{entry}: zone {name!r} is not a known RAPL domain; skipped")
+            continue
+        if domain in zones:
+            continue  # the MMIO interface duplicates the MSR package counter
+        try:
+            max_range: int | None = int(reader(os.path.join(path, "max_energy_range_uj")).strip())
+        except (OSError, ValueError) as exc:
+            max_range = None
+            notes.append(f"{domain}: max_energy_range_uj unreadable ({exc}); counter wraparound cannot be corrected")
+        else:
+            if max_range <= 0:
+                notes.append(f"{domain}: max_energy_range_uj is {max_range}, not a positive range; counter "
+                             "wraparound cannot be corrected")
+                max_range = None
+        zones[domain] = Zone(domain, path, max_range)
+    return list(zones.values()), notes
+
+
+def _domain_for(name: str, parent: str | None) -> str | None:
+    if parent is None:
+        package = _PACKAGE.match(name)
+        if package:
+            return f"cpu:{package.group(1)}:package"
+        if name in ("psys", "dram"):
+            return f"cpu:0:{name}"
+        return None
+    package = _PACKAGE.match(parent)
+    if package and name in ("dram", "core", "uncore"):
+        return f"cpu:{package.group(1)}:{name}"
+    return None
