@@ -22,8 +22,8 @@ from torch import nn
 from bench_window import CLOCK_NAME, interleaved, quartiles
 from energymeter.models import ActivationEnergy
 
-ROUNDS = 41
-NUMBER = 8
+ROUNDS = 201
+NUMBER = 3
 BATCH = 128
 LAM = 0.01
 

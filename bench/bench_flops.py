@@ -18,8 +18,8 @@ import torch
 from bench_window import CLOCK_NAME, interleaved, quartiles
 from energymeter import measure
 
-ROUNDS = 61
-NUMBER = 10
+ROUNDS = 201
+NUMBER = 5
 
 
 def main() -> int:

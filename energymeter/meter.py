@@ -242,7 +242,7 @@ class Meter:
                 _cuda_sync()
             if self._single is not None:
                 window.readings = [_read(self._single.session, self._single.domains)]
-            else:
+            elif self._plans:
                 window.readings = [_read(p.session, p.domains) for p in self._plans]
             window.start_wall_s = time.time()
             window.start_mono_s = time.monotonic()
@@ -272,8 +272,10 @@ class Meter:
             single = self._single
             if single is not None:
                 end = [_read(single.session, single.domains)]
-            else:
+            elif self._plans:
                 end = [_read(p.session, p.domains) for p in self._plans]
+            else:
+                end = []
         finally:
             if not released:
                 with self._lock:
@@ -285,6 +287,8 @@ class Meter:
         if single is not None:  # the common case: one session, no merging
             energy_j, provenance, failed = self._difference(single, window.readings[0], end[0])
             warnings += single.session.window_warnings(duration_s)
+        elif not self._plans:
+            energy_j, provenance, failed = {}, _EMPTY, {}
         else:
             energy_j, provenance, failed = {}, {}, {}
             for plan, before, after in zip(self._plans, window.readings, end):

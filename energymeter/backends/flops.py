@@ -194,13 +194,16 @@ def _describe(value: Any, tensor_type: type) -> Any:
 class _ModuleState:
     """The hooks a module gets on its first window, the windows open on it now, and its cached counts."""
 
-    __slots__ = ("windows", "handles", "cache", "__weakref__")
+    __slots__ = ("module", "windows", "handles", "cache", "results")
 
-    def __init__(self) -> None:
+    def __init__(self, module: Any) -> None:
+        self.module = module  # a weak reference
         self.windows: list[_ModelWindow] = []
         self.handles: list[Any] = []
         # (call signature, backward counted) -> (flops, uncounted ops), or a str: why it cannot be counted.
         self.cache: dict[tuple[Any, ...], tuple[int, Mapping[str, int]] | str] = {}
+        # The same counts as ready FlopResults, for windows of one call (the common case): nothing is built.
+        self.results: dict[tuple[Any, ...], FlopResult] = {}
 
 
 def _tensors(value: Any, tensor_type: type) -> list[Any]:
@@ -258,7 +261,9 @@ class FlopSession:
         self.shadow_passes = 0
         # Hooks stay on a module between windows (registering them per window costs more than the
         # window itself); with no window open on it they return at once.
-        self._modules: "weakref.WeakKeyDictionary[Any, _ModuleState]" = weakref.WeakKeyDictionary()
+        # id(module) -> its state; the state holds a weak reference to the module, whose callback drops
+        # the entry, so an id reused by a later module never finds a stale state.
+        self._modules: dict[int, _ModuleState] = {}
         self._lock = threading.Lock()
 
     # -- windows ----------------------------------------------------------------------------------
@@ -306,9 +311,10 @@ class FlopSession:
             return FlopResult(None, {}, ("flops: the named model was not called in this window; nothing was counted",))
         if len(window.calls) == 1:  # the common case: one call signature, already counted
             (signature, calls), = window.calls.items()
-            counted = state.cache.get((signature, window.backward_ran and signature[-1]))
-            if type(counted) is tuple and calls == 1:
-                return FlopResult(counted[0], counted[1])
+            if calls == 1:
+                result = state.results.get((signature, window.backward_ran and signature[-1]))
+                if result is not None:
+                    return result
         flops, ops, shadow_s = 0, {}, 0.0
         for signature, calls in window.calls.items():
             key = (signature, window.backward_ran and signature[-1])
@@ -319,6 +325,7 @@ class FlopSession:
                 counted = self._shadow(window.model, args, kwargs, signature[-1], key[1])
                 if type(counted) is tuple:  # cached read-only: the fast path above hands it out as it is
                     counted = (counted[0], MappingProxyType(counted[1]))
+                    state.results[key] = FlopResult(counted[0], counted[1])
                 state.cache[key] = counted
                 shadow_s += time.perf_counter() - start_s
             if isinstance(counted, str):
@@ -383,11 +390,19 @@ class FlopSession:
 
     # -- module hooks -------------------------------------------------------------------------------
     def _state(self, model: Any) -> _ModuleState:
+        state = self._modules.get(id(model))
+        if state is not None and state.module() is model:
+            return state
         with self._lock:
-            state = self._modules.get(model)
-            if state is not None:
+            state = self._modules.get(id(model))
+            if state is not None and state.module() is model:
                 return state
-            state = self._modules[model] = _ModuleState()
+            key = id(model)
+            modules = self._modules
+
+            def forget(_: Any, key: int = key) -> None:
+                modules.pop(key, None)
+            state = modules[key] = _ModuleState(weakref.ref(model, forget))
         # The hooks carry their state: no per-call lookup (a weak-dict get allocates a weakref).
         state.handles = [model.register_forward_pre_hook(functools.partial(self._pre_hook, state), with_kwargs=True)]
         first = next((p for p in model.parameters() if p.requires_grad), None)
@@ -441,7 +456,7 @@ class FlopSession:
         for state in list(self._modules.values()):
             for handle in state.handles:
                 handle.remove()
-        self._modules = weakref.WeakKeyDictionary()
+        self._modules.clear()
 
 
 def fvcore_cross_check(model: Any, inputs: tuple[Any, ...]) -> dict[str, Any]:
