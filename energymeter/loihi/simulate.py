@@ -1,4 +1,9 @@
-"""Vectorised, batched simulation of a converted spiking network, counting what Loihi would do.
+"""Vectorised, batched simulation of a spiking network, counting what Loihi would do.
+
+Two dynamics: ``"if"``, the rate-coded integrate-and-fire semantics of a network from ``convert``
+(computed in the network's parameter dtype, float32 from ``convert``), and ``"lava"``, lava-nc's
+floating-point Dense and LIF processes, computed in float64 as lava does, for a ``LavaNetwork`` (per-layer
+LIF parameters, optional bias-driven first layer) or a converted network with one ``LavaLif``.
 
 Counting definitions (NeuroBench's where one exists):
 
@@ -61,6 +66,9 @@ def _notify(result: "SimResult") -> None:
 @dataclass(frozen=True)
 class LavaLif:
     """lava-nc's floating-point LIF: u = u(1-du) + a_in; v = v(1-dv) + u + bias; spike if v > vth; v = 0 on spike.
+
+    One parameter set for every layer of a ``SpikingNetwork`` in lava mode; a ``LavaNetwork`` gives
+    them per layer (``LavaLayer``).
 
     Attributes:
         du: Current decay (0..1).
@@ -162,6 +170,9 @@ def simulate(network: SpikingNetwork | LavaNetwork, inputs: torch.Tensor | None,
     * ``"lava"`` (the only dynamics of a ``LavaNetwork``): lava-nc's floating-point LIF and Dense, in
       float64 whatever the parameters' dtype, because lava computes in float64 (float32 flips spikes
       whose potential lands within ~1e-7 of the threshold). Each Dense hop adds lava's one-step delay.
+      The LIF update repeats lava's operations in lava's order; the Dense sum is a matrix product (BLAS)
+      where lava sums the active columns with numpy, so the two may round the last bit or two apart: a
+      potential within ~1e-15 (relative) of its threshold could still fall the other way.
       Inputs are spikes per timestep, shape (N, timesteps, inputs); the input encoder is bypassed.
       A ``SpikingNetwork`` is run with the one ``lif`` for every layer; it must reset to zero, have
       ``threshold == lif.vth`` and no k-WTA layer (lava would ignore them: an error, not a silent
