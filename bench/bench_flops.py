@@ -54,6 +54,22 @@ def main() -> int:
             step(2)
 
     measured_each_time()  # its first (shadow-counted) window
+
+    class _Slot:
+        __slots__ = ("a", "b")
+
+    def busy_python() -> None:
+        """Pure Python work of about a hot window's cost, touching nothing of torch: the control."""
+        [_Slot() for _ in range(60)]
+        {i: i for i in range(20)}
+
+    def control() -> None:
+        busy_python()
+        step(0)
+
+    def window_alone() -> None:
+        with reused:
+            pass
     # The same window around a step of a one-weight module: what the window and its active hooks cost by
     # themselves, free of the big step's noise, as a share of the big plain step.
     tiny = torch.nn.Linear(1, 1)
@@ -70,8 +86,9 @@ def main() -> int:
 
     tiny_measured()
     tiny_times = interleaved({"plain": tiny_step, "measured": tiny_measured}, rounds=ROUNDS, number=200)
-    times = interleaved({"plain": plain, "reused": measured_reused, "each": measured_each_time},
+    times = interleaved({"plain": plain, "reused": measured_reused, "each": measured_each_time, "control": control},
                         rounds=ROUNDS, number=NUMBER)
+    hot = interleaved({"window": window_alone, "busy": busy_python}, rounds=ROUNDS, number=200)
     plain_s = statistics.median(times["plain"])
     print(f"Cached FLOP counting, 784-256-10 MLP train step, batch 128, 1 thread (plain step {plain_s * 1e3:.3f} ms, "
           f"{flops:,} FLOPs), {ROUNDS} interleaved rounds of {NUMBER} steps, clock: {CLOCK_NAME}:")
@@ -81,6 +98,10 @@ def main() -> int:
         ratios = [(a / b - 1) * 100 for a, b in zip(times[name], times["plain"])]
         q1, med, q3 = quartiles(ratios)
         print(f"  {label:<46} {med:+6.2f}% [{q1:+.2f}%, {q3:+.2f}%]   target < 1%: {'met' if med < 1 else 'NOT met'}")
+    ratios = [(a / b - 1) * 100 for a, b in zip(times["control"], times["plain"])]
+    q1, med, q3 = quartiles(ratios)
+    print(f"  control: {statistics.median(hot['busy']) * 1e6:.1f} us of pure Python (a hot empty window: "
+          f"{statistics.median(hot['window']) * 1e6:.1f} us) before each step: {med:+6.2f}% [{q1:+.2f}%, {q3:+.2f}%]")
     direct = [m - p for m, p in zip(tiny_times["measured"], tiny_times["plain"])]
     q1, med, q3 = quartiles(direct)
     print(f"  the window and its active hooks by themselves (around a one-weight step, 200 calls per round): "
