@@ -514,6 +514,7 @@ class measure(contextlib.ContextDecorator):
         self.name = name
         self.model = model
         self._meter = meter
+        self._pooled = meter is None
         self.keep = keep
         self.result: Measurement | None = None
         self.results: list[Measurement] = []
@@ -541,16 +542,21 @@ class measure(contextlib.ContextDecorator):
         return meter
 
     def __enter__(self) -> "measure":
-        window = (self._meter or self.meter)._begin(self.name, self.model)
+        meter = self._meter
+        if meter is None or (meter._closed and self._pooled):
+            # First use, or the pool closed this meter to make room: take the shared one (reopened).
+            self._meter = None
+            meter = self.meter
+        window = meter._begin(self.name, self.model)
         try:
-            self._local.stack.append(window)
+            self._local.stack.append((meter, window))
         except AttributeError:
-            self._local.stack = [window]
+            self._local.stack = [(meter, window)]
         return self
 
     def __exit__(self, *exc: Any) -> bool:
-        window = self._local.stack.pop()
-        result = self._meter._end(window, self.name)  # type: ignore[union-attr]
+        meter, window = self._local.stack.pop()
+        result = meter._end(window, self.name)
         self.result = result
         if self.keep:
             with self._lock:

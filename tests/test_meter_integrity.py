@@ -183,3 +183,21 @@ class _NoGpus:
 
     def __getattr__(self, name):
         raise self.NVMLError(f"{name}: NVML not initialised")
+
+
+def test_a_measure_whose_shared_meter_the_pool_closed_reopens_it(powercap, monkeypatch):
+    import energymeter.meter as meter_module
+
+    powercap.add_package(0)
+    monkeypatch.setattr(meter_module, "POOL_SIZE", 1)
+    close_shared_meters()
+    first = measure(["rapl"], powercap_root=powercap.root)
+    with first:
+        pass
+    with measure(["rapl"], powercap_root=powercap.root, max_power_w=500.0):  # another key: evicts the first
+        pass
+    assert first.meter._closed
+    with first:
+        powercap.set_energy("intel-rapl:0", powercap.energy("intel-rapl:0") + 2_000_000)
+    assert first.result.energy_j["cpu:0:package"] == pytest.approx(2.0)
+    close_shared_meters()
