@@ -99,10 +99,12 @@ def plant_near_tie(network: LavaNetwork, timesteps: int, seed: int, *, within: f
                    attempts: int = 60) -> tuple[LavaNetwork, float] | None:
     """Move one layer's threshold to within ``within`` of a potential a (bias-driven) network reaches.
 
-    Candidates are neuron-steps where float64 and float32 potentials differ by 1e-9..2*within before
+    Candidates are neuron-steps where float64 and float32 potentials differ by 4e-9..2*within before
     the two computations first disagree on a spike; one is drawn at random (``seed``) and its layer's
     threshold set midway between the two potentials, so float64 and float32 fall on opposite sides of
-    it while float64 keeps a margin of at least 5e-10 (far above float64 summation-order effects, ~1e-15).
+    it while float64 keeps a margin of at least 2e-9. That margin is above the float64 rounding
+    differences between the torch simulator (BLAS sums) and lava (numpy sums over active columns):
+    median 1e-15, at most 1.1e-10 x vth over 200 random networks of this family at 120 steps.
 
     Returns:
         The new network and the float64 reference's closest |v - vth| in it, where float64 and float32
@@ -119,7 +121,7 @@ def plant_near_tie(network: LavaNetwork, timesteps: int, seed: int, *, within: f
     candidates = []
     for layer, (v64, v32, vth) in enumerate(zip(ref64.potentials, ref32.potentials, ref64.thresholds)):
         gap = np.abs(v64[:first_difference] - v32[:first_difference].astype(np.float64))
-        near = (gap > 1e-9) & (gap < 2 * within) & (np.abs(v64[:first_difference] - vth) < 0.25 * abs(vth) + 0.05)
+        near = (gap > 4e-9) & (gap < 2 * within) & (np.abs(v64[:first_difference] - vth) < 0.25 * abs(vth) + 0.05)
         candidates += [(layer, int(t), int(n)) for t, n in zip(*np.nonzero(near))]
     rng.shuffle(candidates)
     for layer, t, n in candidates[:attempts]:

@@ -171,8 +171,10 @@ def simulate(network: SpikingNetwork | LavaNetwork, inputs: torch.Tensor | None,
       float64 whatever the parameters' dtype, because lava computes in float64 (float32 flips spikes
       whose potential lands within ~1e-7 of the threshold). Each Dense hop adds lava's one-step delay.
       The LIF update repeats lava's operations in lava's order; the Dense sum is a matrix product (BLAS)
-      where lava sums the active columns with numpy, so the two may round the last bit or two apart: a
-      potential within ~1e-15 (relative) of its threshold could still fall the other way.
+      where lava sums the active columns with numpy, in another order, so potentials may differ in the
+      last bits (median 1e-15 x vth; at most 1.1e-10 x vth over 200 random networks at 120 steps, where
+      du = 0 lets the current grow large): a potential closer than that to its threshold could still
+      fall the other way.
       Inputs are spikes per timestep, shape (N, timesteps, inputs); the input encoder is bypassed.
       A ``SpikingNetwork`` is run with the one ``lif`` for every layer; it must reset to zero, have
       ``threshold == lif.vth`` and no k-WTA layer (lava would ignore them: an error, not a silent
