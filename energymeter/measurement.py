@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from .kinds import HARDWARE_COUNTER, KINDS, MODEL
+
 SCHEMA_VERSION = 2
 #: Versions ``from_dict`` reads: 1 lacks ``devices`` (read as empty).
 READABLE_SCHEMA_VERSIONS = (1, 2)
@@ -35,6 +37,12 @@ _PROVENANCE_RANK = {MEASURED: 0, INTEGRATED: 1, MODELED: 2}
 _CPU_DOMAIN = re.compile(r"^(?:(.+)/)?cpu:(\d+):(package|dram|psys|core|uncore)$")
 _GPU_DOMAIN = re.compile(r"^(?:.+/)?gpu:[^/]+$")
 _CPU_MODEL_DOMAIN = re.compile(r"^(?:(.+)/)?cpu:model(?::.+)?$")
+
+
+def _host_and_class(domain: str) -> tuple[str | None, str]:
+    """(host or None, device class) of a domain: ``"a/cpu:0:package"`` -> ("a", "cpu"); ``"gpu:0"`` -> (None, "gpu")."""
+    host, _, local = domain.rpartition("/")
+    return (host or None, local.split(":", 1)[0])
 
 
 class SchemaError(ValueError):
@@ -60,6 +68,8 @@ class Measurement:
         warnings: Human-readable caveats (short window, no wraparound correction, ...).
         devices: Domain to a stable hardware identity where one exists (a GPU's UUID, a RAPL zone's
             sysfs path), so windows from several processes can be combined without double counting.
+        kinds: Domain to the kind of backend that measured it (``hardware-counter``, ``model``,
+            ``simulator``), which the total rule reads; domains without one are judged by their names.
     """
 
     name: str
@@ -72,6 +82,7 @@ class Measurement:
     warnings: tuple[str, ...] = ()
     start_time_s: float = 0.0
     devices: Mapping[str, str] = field(default_factory=dict)
+    kinds: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.energy_j.keys() != self.provenance.keys():
@@ -87,6 +98,10 @@ class Measurement:
         setattr_(self, "uncounted_ops", MappingProxyType(dict(self.uncounted_ops)))
         setattr_(self, "failed", MappingProxyType(dict(self.failed)))
         setattr_(self, "devices", MappingProxyType(dict(self.devices)))
+        setattr_(self, "kinds", MappingProxyType(dict(self.kinds)))
+        for domain, kind in self.kinds.items():
+            if kind not in KINDS:
+                raise ValueError(f"domain {domain!r}: unknown backend kind {kind!r}")
         if type(self.warnings) is not tuple:
             setattr_(self, "warnings", tuple(self.warnings))
 
@@ -101,35 +116,51 @@ class Measurement:
            DRAM and more), so it counts and the sockets' package and DRAM domains do not.
            Otherwise each socket's ``package`` and ``dram`` count. ``core`` and ``uncore`` are
            parts of ``package`` and never count.
-        3. ``cpu:model`` (modeled) counts only where no CPU counter domain exists at all, measured
-           or failed: a modeled figure never stands in for hardware that was measured.
-        4. Simulated devices (``loihi:...``) are not the hardware that ran the code and never count.
+        3. A model's domain (``cpu:model``) counts only where no hardware counter of the same device class
+           (cpu, gpu) exists on its host at all, measured or failed: a modeled figure never stands in
+           for hardware that was measured.
+        4. Simulators (``loihi:sim``) and operation counters are not the hardware that ran the code and
+           never count.
+
+        Which rule a domain follows comes from ``kinds`` (the backend's declared kind); a domain without
+        one (a record written before kinds existed) is judged by its name, and an unknown name never counts.
 
         Domains prefixed with a host (``"<host>/cpu:0:package"``) follow the same rule host by host.
         """
         chosen: list[str] = []
-        counter_hosts: set[str | None] = set()
+        counted: set[tuple[str | None, str]] = set()  # (host, device class) with a hardware counter
         psys_hosts: set[str | None] = set()
         for d in (*self.energy_j, *self.failed):
-            match = _CPU_DOMAIN.match(d)
-            if match:
-                counter_hosts.add(match.group(1))
-                if match.group(3) == "psys":
+            if self._kind(d) == HARDWARE_COUNTER:
+                counted.add(_host_and_class(d))
+                match = _CPU_DOMAIN.match(d)
+                if match and match.group(3) == "psys":
                     psys_hosts.add(match.group(1))
         for domain in sorted(self.energy_j):
-            match = _CPU_DOMAIN.match(domain)
-            if _GPU_DOMAIN.match(domain):
-                chosen.append(domain)
-            elif match:
-                host, kind = match.group(1), match.group(3)
+            kind = self._kind(domain)
+            if kind == HARDWARE_COUNTER:
+                match = _CPU_DOMAIN.match(domain)
+                if match is None:  # a GPU, or another counter of its own hardware: disjoint, always counts
+                    chosen.append(domain)
+                    continue
+                host, part = match.group(1), match.group(3)
                 has_psys = host in psys_hosts
-                if (has_psys and kind == "psys") or (not has_psys and kind in ("package", "dram")):
+                if (has_psys and part == "psys") or (not has_psys and part in ("package", "dram")):
                     chosen.append(domain)
-            else:
-                model = _CPU_MODEL_DOMAIN.match(domain)
-                if model and model.group(1) not in counter_hosts:
-                    chosen.append(domain)
+            elif kind == MODEL and _host_and_class(domain) not in counted:
+                chosen.append(domain)
         return tuple(chosen)
+
+    def _kind(self, domain: str) -> str | None:
+        """The domain's backend kind: declared, else inferred from its name (None: never counts)."""
+        kind = self.kinds.get(domain)
+        if kind is not None:
+            return kind
+        if _GPU_DOMAIN.match(domain) or _CPU_DOMAIN.match(domain):
+            return HARDWARE_COUNTER
+        if _CPU_MODEL_DOMAIN.match(domain):
+            return MODEL
+        return None
 
     @property
     def total_energy_j(self) -> float:
@@ -160,6 +191,7 @@ class Measurement:
             "failed": dict(self.failed),
             "warnings": list(self.warnings),
             "devices": dict(self.devices),
+            "kinds": dict(self.kinds),
         }
 
     @classmethod
@@ -187,6 +219,7 @@ class Measurement:
                 failed={str(k): str(v) for k, v in data.get("failed", {}).items()},
                 warnings=tuple(str(w) for w in data.get("warnings", ())),
                 devices={str(k): str(v) for k, v in data.get("devices", {}).items()},
+                kinds={str(k): str(v) for k, v in data.get("kinds", {}).items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SchemaError(f"malformed measurement: {exc}") from exc

@@ -44,7 +44,7 @@ _new_measurement = object.__new__
 # has exactly the fields it sets; any other layout falls back to the checked constructor.
 _FAST_MEASUREMENT = (tuple(f.name for f in dataclasses.fields(Measurement)) == (
     "name", "duration_s", "energy_j", "provenance", "flops", "uncounted_ops", "failed", "warnings", "start_time_s",
-    "devices") and "__slots__" in vars(Measurement))
+    "devices", "kinds") and "__slots__" in vars(Measurement))
 
 #: ``missing=`` values: raise for a named backend that cannot run here, or leave it out and say so.
 MISSING_RAISE = "raise"
@@ -68,9 +68,9 @@ class _Window:
 class _SessionPlan:
     """What a window needs of one energy session, computed once when the meter opens."""
 
-    __slots__ = ("session", "domains", "provenance", "provenance_proxy", "devices")
+    __slots__ = ("session", "domains", "provenance", "provenance_proxy", "devices", "kind")
 
-    def __init__(self, session: EnergySession) -> None:
+    def __init__(self, session: EnergySession, kind: str) -> None:
         self.session = session
         self.provenance = dict(session.provenance)
         unknown = {d: p for d, p in self.provenance.items() if p not in PROVENANCES}
@@ -79,6 +79,7 @@ class _SessionPlan:
         self.provenance_proxy = MappingProxyType(self.provenance)
         self.domains = tuple(self.provenance)
         self.devices = dict(session.devices)
+        self.kind = kind  # the backend's declared kind, for the total rule
 
 
 def _cuda_sync() -> None:
@@ -200,18 +201,21 @@ class Meter:
                     self._flops = session
                 else:
                     self._energy.append(session)
-                    self._plans.append(_SessionPlan(session))
+                    self._plans.append(_SessionPlan(session, backend.kind))
         except BaseException:
             self.close()
             raise
         self._single = self._plans[0] if len(self._plans) == 1 else None
         merged_provenance: dict[str, str] = {}
         merged_devices: dict[str, str] = {}
+        merged_kinds: dict[str, str] = {}
         for plan in self._plans:
             merged_provenance.update(plan.provenance)
             merged_devices.update(plan.devices)
+            merged_kinds.update(dict.fromkeys(plan.domains, plan.kind))
         self._provenance_proxy = MappingProxyType(merged_provenance)
         self._devices_proxy = MappingProxyType(merged_devices)
+        self._kinds_proxy = MappingProxyType(merged_kinds)
 
     @property
     def provenance(self) -> dict[str, str]:
@@ -316,7 +320,7 @@ class Meter:
         if failed or not _FAST_MEASUREMENT:
             return Measurement(name=name, start_time_s=window.start_wall_s, duration_s=duration_s, energy_j=energy_j,
                                provenance=provenance, flops=flops, uncounted_ops=uncounted, failed=failed,
-                               warnings=tuple(warnings), devices=self._devices_proxy)
+                               warnings=tuple(warnings), devices=self._devices_proxy, kinds=self._kinds_proxy)
         # Every domain of every session has its figure: the checks Measurement.__post_init__ makes (one
         # provenance per energy domain, known labels) were made once when the meter opened, and the
         # mappings below are read-only views nobody else can change.
@@ -331,6 +335,7 @@ class Meter:
         _set(m, "warnings", (*warnings,))
         _set(m, "start_time_s", window.start_wall_s)
         _set(m, "devices", self._devices_proxy)
+        _set(m, "kinds", self._kinds_proxy)
         return m
 
     @staticmethod

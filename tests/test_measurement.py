@@ -100,3 +100,27 @@ def test_total_rule_applies_per_host_when_domains_carry_a_host():
                                       "a/gpu:GPU-1")} | {"b/cpu:model:rank1": "modeled", "c/cpu:model:rank2": "modeled"})
     assert m.total_domains == ("a/cpu:0:psys", "a/gpu:GPU-1", "b/cpu:0:dram", "b/cpu:0:package", "c/cpu:model:rank2")
     assert m.total_energy_j == pytest.approx(30 + 7 + 1 + 5 + 2)
+
+
+def test_the_total_rule_reads_each_domains_declared_kind():
+    energy = {"cpu:0:package": 10.0, "gpu:0": 5.0, "gpu:model": 40.0, "cpu:model": 7.0, "acc:0": 2.0}
+    kinds = {"cpu:0:package": "hardware-counter", "gpu:0": "simulator", "gpu:model": "model",
+             "cpu:model": "model", "acc:0": "hardware-counter"}
+    m = Measurement(name="w", duration_s=1.0, energy_j=energy, provenance={d: "modeled" for d in energy}, kinds=kinds)
+    # gpu:0 was declared a simulator: not counted, so no GPU counter exists and the GPU model counts;
+    # the CPU model does not (a CPU counter exists); an unknown counter's own hardware counts.
+    assert m.total_domains == ("acc:0", "cpu:0:package", "gpu:model")
+    with pytest.raises(ValueError, match="unknown backend kind"):
+        Measurement(name="w", duration_s=1.0, energy_j={"x": 1.0}, provenance={"x": "measured"}, kinds={"x": "magic"})
+
+
+def test_a_meters_windows_carry_each_domains_kind(powercap):
+    from energymeter import Meter
+
+    powercap.add_package(0)
+    with Meter(["rapl", "cpu-model"], powercap_root=powercap.root) as meter:
+        meter.begin_window("w")
+        m = meter.end_window("w")
+    assert m.kinds == {"cpu:0:package": "hardware-counter", "cpu:model": "model"}
+    assert m.total_domains == ("cpu:0:package",)
+    assert Measurement.from_dict(m.to_dict()).kinds == m.kinds

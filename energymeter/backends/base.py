@@ -14,13 +14,9 @@ from typing import Any, Callable, ClassVar, Mapping
 
 from ..errors import BackendUnavailable
 
-#: What a backend is, declared as data on its class (``Backend.kind``). The default selection and the
-#: no-double-counting rule read it; nothing keeps a hand-made list of names.
-HARDWARE_COUNTER = "hardware-counter"  # reads this machine's energy from the hardware (RAPL, NVML)
-MODEL = "model"  # estimates this machine's energy from a model (TDP x utilisation)
-OPERATION_COUNTER = "operation-counter"  # counts operations (FLOPs), not joules
-SIMULATOR = "simulator"  # prices operations of simulated hardware (Loihi); never this machine's energy
-KINDS = (HARDWARE_COUNTER, MODEL, OPERATION_COUNTER, SIMULATOR)
+# What a backend is, declared as data on its class (``Backend.kind``). The default selection and the
+# no-double-counting rule read it; nothing keeps a hand-made list of names.
+from ..kinds import HARDWARE_COUNTER, KINDS, MODEL, OPERATION_COUNTER, SIMULATOR  # noqa: E402,F401
 
 
 @dataclass(frozen=True)
