@@ -109,8 +109,6 @@ def test_a_ray_sweep_with_a_worker_killed_mid_run_ends_with_the_in_process_runs_
 
 @pytest.mark.slow
 def test_an_interrupted_ray_sweep_stops_its_instance_and_resumes_with_each_run_once(tmp_path, ray_workers):
-    import ray
-
     config = SweepConfig(**TINY)
     environment = {name: os.environ.get(name) for name in LOCAL_ENV}
     seen: list[str] = []
@@ -123,6 +121,8 @@ def test_an_interrupted_ray_sweep_stops_its_instance_and_resumes_with_each_run_o
     outcome = run_sweep(config, tmp_path, quiet=True, on_record=interrupt_after_two,
                         executor=RayExecutor(num_cpus=2))
     assert outcome.interrupted and outcome.ran == 2
+    import ray  # only now: the executor imports it first, for a loopback-only instance
+
     assert not ray.is_initialized()  # the instance it started is gone
     outcome = run_sweep(config, tmp_path, resume=True, quiet=True, executor=RayExecutor(num_cpus=2))
     assert outcome.skipped == 2 and outcome.ran == 2 and not set(seen) & {r.key for r in outcome.records}
