@@ -51,6 +51,9 @@ BENCH_PEERS ?= zeus==0.16.0
 
 bench: $(STAMP) $(LAVA_STAMP)
 	$(PY) -m pip install -q $(BENCH_PEERS)
+	@# zeus pulls amdsmi, whose import fails without ROCm's libamd_smi.so and then breaks `import ray`
+	@# (Ray's AMD probe catches only ImportError); zeus's RAPL window runs without it.
+	-@$(PY) -m pip uninstall -y -q amdsmi
 	@if [ -x $(LAVA_VENV)/bin/python ]; then export ENERGYMETER_LAVA_PYTHON="$(abspath $(LAVA_VENV))/bin/python"; fi; \
 	for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
