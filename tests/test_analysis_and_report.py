@@ -186,3 +186,11 @@ def test_report_lists_unreadable_lines_on_stderr(tmp_path, capsys):
 
 
 
+
+
+def test_plot_axes_carry_each_figures_own_unit_not_a_bare_energy_label():
+    from energymeter.validation.plots import _unit
+
+    assert _unit("inference cpu:model (net J per workload)") == "net J per workload"
+    assert _unit("training gpu:0 (net J)") == "net J"
+    assert _unit("loihi:sim loihi1 (modeled J per input)") == "modeled J per input"
