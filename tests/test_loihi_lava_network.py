@@ -158,3 +158,15 @@ def test_lava_network_refuses_what_it_would_ignore_or_cannot_run():
 def test_malformed_lava_networks_are_one_clear_error(build, needle):
     with pytest.raises(ValueError, match=needle):
         build()
+
+
+def test_record_neurons_in_if_mode_matches_the_counts_of_a_converted_network():
+    snn = convert(nn.Sequential(nn.Linear(6, 9), nn.ReLU(), nn.Linear(9, 3)), torch.rand(40, 6))
+    inputs = torch.rand(5, 6)
+    counts = simulate(snn, inputs, 20)
+    traced = simulate(snn, inputs, 20, record="neurons")
+    assert set(traced.neuron_spikes) == {"input", "0"}
+    assert traced.neuron_spikes["0"].shape == (5, 20, 9)
+    for name, train in traced.neuron_spikes.items():
+        assert train.sum(dim=(0, 2)).tolist() == counts.spikes_per_timestep[name]
+    assert int(traced.neuron_spikes["input"].sum()) == counts.spikes_per_layer["input"] > 0
