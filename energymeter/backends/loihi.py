@@ -7,6 +7,7 @@ profile (no torch); opening imports the simulator, which needs torch.
 
 from __future__ import annotations
 
+import importlib
 import threading
 from pathlib import Path
 from typing import Any
@@ -51,8 +52,10 @@ class LoihiSession(EnergySession):
     """Cumulative modeled joules of every simulation finished since opening."""
 
     def __init__(self, profile: str | Path) -> None:
-        from ..loihi import simulate as simulator
         from ..loihi.profile import load_loihi_profile
+
+        # The module, by its full name: ``energymeter.loihi.simulate`` as an attribute is the function.
+        simulator = importlib.import_module("energymeter.loihi.simulate")
 
         self.provenance = {DOMAIN: MODELED}
         self.profile = load_loihi_profile(profile)
