@@ -65,6 +65,16 @@ def comparison(lava_python):
     return cases, runs, ours
 
 
+def test_exact_lava_mode_matches_lava_neuron_for_neuron_on_the_same_networks(comparison):
+    # exact=True sums each Dense as lava does (numpy), so it holds on any network, not only these.
+    cases, runs, _ = comparison
+    for (label, net, spikes, steps), run in zip(cases, runs):
+        sim = simulate(net, spikes, steps, record="neurons", exact=True)
+        for name in net.names:
+            assert torch.equal(sim.neuron_spikes[name], run.neuron_spikes[name]), \
+                f"seed {SEED}, {label} network {net.sizes}: layer {name} differs in exact mode"
+
+
 def test_torch_lava_mode_matches_lava_neuron_for_neuron_on_random_networks(comparison):
     cases, runs, ours = comparison
     for (label, net, _, steps), run, sim in zip(cases, runs, ours):

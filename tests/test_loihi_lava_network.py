@@ -170,3 +170,44 @@ def test_record_neurons_in_if_mode_matches_the_counts_of_a_converted_network():
     for name, train in traced.neuron_spikes.items():
         assert train.sum(dim=(0, 2)).tolist() == counts.spikes_per_timestep[name]
     assert int(traced.neuron_spikes["input"].sum()) == counts.spikes_per_layer["input"] > 0
+
+
+def test_exact_lava_mode_is_bit_identical_to_lavas_arithmetic_on_random_networks():
+    # lava's Dense sums the active columns with numpy; exact=True sums them the same way, so the final
+    # potentials must be the same float64 numbers as an independent numpy re-implementation of lava's
+    # arithmetic (which the cross-check compares with lava-nc itself), not merely close.
+    import random
+
+    import numpy as np
+
+    from energymeter.loihi.lava_check import random_network, random_spikes
+    from energymeter.loihi.lava_reference import reference_spikes
+
+    rng = random.Random()
+    seed = rng.randrange(2**31)
+    for case in range(12):
+        net_seed, steps = seed + case, rng.randint(20, 80)
+        inputs = rng.choice([0, rng.randint(3, 60)])
+        net = random_network(net_seed, input_size=inputs)
+        spikes = random_spikes(2, steps, inputs, 0.3, seed=net_seed) if inputs else None
+        exact = simulate(net, spikes, steps, record="neurons", exact=True)
+        refs = reference_spikes(net, spikes, steps, np.float64)
+        for sample, ref in enumerate(refs):
+            last = ref.potentials[-1][steps - 1].copy()
+            last[ref.spikes[-1][steps - 1]] = 0.0  # lava resets a neuron that fired
+            where = f"seed {net_seed}, network {net.sizes}, sample {sample}"
+            assert np.array_equal(exact.output_potential[sample].numpy(), last), f"{where}: potentials differ"
+            for index, name in enumerate(net.names):
+                assert np.array_equal(exact.neuron_spikes[name][sample].numpy(), ref.spikes[index]), where
+
+
+def test_exact_is_refused_where_it_would_mean_nothing():
+    from torch import nn
+
+    from energymeter.loihi import convert
+
+    snn = convert(nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2)), torch.rand(4, 2), reset="zero")
+    with pytest.raises(ValueError, match="exact=True is for a LavaNetwork"):
+        simulate(snn, torch.ones(1, 3, 2), 3, dynamics="lava", exact=True)
+    with pytest.raises(ValueError, match="exact= applies to dynamics='lava' only"):
+        simulate(snn, torch.rand(1, 2), 3, exact=True)

@@ -226,13 +226,13 @@ def random_spikes(samples: int, timesteps: int, inputs: int, rate: float, seed: 
 
 
 def compare_random_networks(networks: int, seed: int, *, near_ties: int = 0, chunk: int = 25,
-                            python: str | None = None) -> dict[str, Any]:
+                            python: str | None = None, exact: bool = False) -> dict[str, Any]:
     """Compare the simulator with lava-nc, neuron by neuron, on ``networks`` random bias-driven networks.
 
     ``near_ties`` of them get a threshold planted within 1e-7 of a potential they reach
     (``lava_reference.plant_near_tie``); the rest are left as drawn. Returns a summary: how many were
     compared, how many came within 1e-7 of a threshold (float64 reference), the widest and longest,
-    and the seeds of any that differ.
+    and the seeds of any that differ. ``exact=True`` runs the simulator's exact mode (lava's own Dense sum).
     """
     import numpy as np
 
@@ -255,14 +255,15 @@ def compare_random_networks(networks: int, seed: int, *, near_ties: int = 0, chu
         part = cases[start:start + chunk]
         runs = run_lava([(net, None, steps) for _, net, steps in part], record="neurons", python=python, timeout_s=1800)
         for (net_seed, net, steps), run in zip(part, runs):
-            sim = simulate(net, None, steps, record="neurons")
+            sim = simulate(net, None, steps, record="neurons", exact=exact)
             assert sim.neuron_spikes is not None and run.neuron_spikes is not None
             if not all(torch.equal(sim.neuron_spikes[n], run.neuron_spikes[n]) for n in net.names):
                 mismatches.append(net_seed)
             near += run_reference(net, None, steps, np.float64).closest_to_threshold()[0] < 1e-7
             widest, longest = max(widest, max(net.sizes)), max(longest, steps)
     return {"networks": len(cases), "planted_near_ties": near_ties, "within_1e-7_of_threshold": int(near),
-            "widest_layer": widest, "longest_timesteps": longest, "mismatched_seeds": mismatches, "seed": seed}
+            "widest_layer": widest, "longest_timesteps": longest, "mismatched_seeds": mismatches, "seed": seed,
+            "exact": exact}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -273,9 +274,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--networks", type=int, default=100)
     parser.add_argument("--near-ties", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--exact", action="store_true", help="compare the simulator's exact mode")
     args = parser.parse_args(argv)
     try:
-        summary = compare_random_networks(args.networks, args.seed, near_ties=args.near_ties)
+        summary = compare_random_networks(args.networks, args.seed, near_ties=args.near_ties, exact=args.exact)
     except LavaUnavailable as exc:
         parser.exit(2, f"{exc}\n")
     print(json.dumps(summary))

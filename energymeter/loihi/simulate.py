@@ -159,7 +159,7 @@ class _Totals:
 
 def simulate(network: SpikingNetwork | LavaNetwork, inputs: torch.Tensor | None, timesteps: int, *,
              batch_size: int = 1000, dynamics: str | None = None, lif: LavaLif | None = None,
-             device: str | torch.device | None = None, record: str = "counts") -> SimResult:
+             device: str | torch.device | None = None, record: str = "counts", exact: bool = False) -> SimResult:
     """Run a spiking network on ``inputs`` for ``timesteps`` steps.
 
     Two dynamics:
@@ -174,7 +174,10 @@ def simulate(network: SpikingNetwork | LavaNetwork, inputs: torch.Tensor | None,
       where lava sums the active columns with numpy, in another order, so potentials may differ in the
       last bits (median 1e-15 x vth; at most 1.1e-10 x vth over 200 random networks at 120 steps, where
       du = 0 lets the current grow large): a potential closer than that to its threshold could still
-      fall the other way.
+      fall the other way. ``exact=True`` closes that gap: each Dense sum is computed as lava computes it,
+      ``weights[:, active].sum(axis=1)`` with numpy on the CPU, sample by sample, so every potential is
+      the same float64 number as lava's and every spike the same on any network (slower: a numpy call per
+      sample, layer and step).
       Inputs are spikes per timestep, shape (N, timesteps, inputs); the input encoder is bypassed.
       A ``SpikingNetwork`` is run with the one ``lif`` for every layer; it must reset to zero, have
       ``threshold == lif.vth`` and no k-WTA layer (lava would ignore them: an error, not a silent
@@ -194,6 +197,8 @@ def simulate(network: SpikingNetwork | LavaNetwork, inputs: torch.Tensor | None,
             needs float64, which Apple's MPS lacks.
         record: ``"counts"`` (default) or ``"neurons"``: also keep every neuron's spike train in
             ``SimResult.neuron_spikes`` (one bool per sample, timestep and neuron).
+        exact: Lava mode with a ``LavaNetwork`` only: sum each Dense as lava does (numpy, CPU), so the
+            arithmetic is lava's bit for bit.
 
     Raises:
         ValueError: bad timesteps, dynamics, record or input shape; a parameter lava mode would ignore.
@@ -225,11 +230,16 @@ def simulate(network: SpikingNetwork | LavaNetwork, inputs: torch.Tensor | None,
     if dynamics == "lava":
         if device.type == "mps":
             raise ValueError("dynamics='lava' computes in float64, which the MPS device does not support")
-        stages = _lava_stages(network, lif or LavaLif(), device)
+        if exact and not is_lava_network:
+            raise ValueError("exact=True is for a LavaNetwork (lava's own Dense); a converted network's synapses "
+                             "are torch layers")
+        stages = _lava_stages(network, lif or LavaLif(), device, exact)
         names = [stage.name for stage in stages if stage.spiking]
     else:
         if lif is not None:
             raise ValueError("lif= would be ignored: it sets the LIF of dynamics='lava' only")
+        if exact:
+            raise ValueError("exact= applies to dynamics='lava' only")
         names = [layer.name for layer in network.layers if layer.spiking]
         dtype = next(network.layers[0].op.parameters()).dtype
     totals = _Totals(names, timesteps)
@@ -365,14 +375,33 @@ class _LavaStage:
     input_size: int
 
 
-def _lava_stages(network: SpikingNetwork | LavaNetwork, lif: LavaLif, device: torch.device) -> list[_LavaStage]:
+def _numpy_dense(weights: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """lava's Dense sum, by lava's own operation: ``weights[:, s_in].sum(axis=1)`` per sample (numpy, float64)."""
+    import numpy as np
+
+    w = weights.detach().to("cpu", torch.float64).numpy()
+
+    def apply(spikes: torch.Tensor) -> torch.Tensor:
+        active = spikes.detach().cpu().numpy().astype(bool)
+        out = np.stack([w[:, row].sum(axis=1) for row in active]) if len(active) else np.zeros((0, w.shape[0]))
+        return torch.from_numpy(out).to(spikes.device)
+    return apply
+
+
+def _lava_stages(network: SpikingNetwork | LavaNetwork, lif: LavaLif, device: torch.device,
+                 exact: bool = False) -> list[_LavaStage]:
     """Float64 copies of the network's parameters, in the shape the lava loop needs."""
     f64 = torch.float64
     stages = []
     if isinstance(network, LavaNetwork):
         for name, layer in zip(network.names, network.layers):
             weights = None if layer.weights is None else layer.weights.to(device=device, dtype=f64)
-            synapses = None if weights is None else (lambda s, w=weights: torch.nn.functional.linear(s, w))
+            if weights is None:
+                synapses = None
+            elif exact:
+                synapses = _numpy_dense(weights)
+            else:
+                synapses = (lambda s, w=weights: torch.nn.functional.linear(s, w))
             fanout = None if weights is None else (weights != 0).sum(0).to(f64)
             stages.append(_LavaStage(name, "linear" if weights is not None else "bias", synapses,
                                      layer.bias.to(device=device, dtype=f64).view(1, -1),
