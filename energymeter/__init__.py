@@ -8,7 +8,8 @@ Importing this package touches no hardware and prints nothing.
 from ._version import __version__
 from .errors import BackendUnavailable, EnergymeterError, ProfileError, UnknownBackend
 from .measurement import SCHEMA_VERSION, Measurement
-from .meter import Meter, measure
+from .meter import Meter
+from .shared import measure
 
 __all__ = ["SCHEMA_VERSION", "BackendUnavailable", "EnergymeterError", "Measurement", "Meter", "ProfileError",
            "UnknownBackend", "__version__", "measure"]

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from energymeter import BackendUnavailable, measure
-from energymeter.meter import Meter, close_shared_meters
+from energymeter.meter import Meter
+from energymeter.shared import close_shared_meters
 
 POWER_W = 100.0  # the fake package draws this many watts per CPU second of this process
 
@@ -186,7 +187,7 @@ class _NoGpus:
 
 
 def test_a_measure_whose_shared_meter_the_pool_closed_reopens_it(powercap, monkeypatch):
-    import energymeter.meter as meter_module
+    import energymeter.shared as meter_module
 
     powercap.add_package(0)
     monkeypatch.setattr(meter_module, "POOL_SIZE", 1)
