@@ -34,7 +34,6 @@ Inline counts are kept per thread (one ``FlopCounterMode`` per thread, its total
 
 from __future__ import annotations
 
-import copy
 import functools
 import importlib.util
 import threading
@@ -44,27 +43,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from ..errors import BackendUnavailable
 from ..measurement import COUNTED
 from .base import OPERATION_COUNTER, Backend, BackendStatus
+from .flop_counting import _convert, _Counting, _describe, _hook_free_copy, _tensors
+from .fvcore_check import fvcore_cross_check  # noqa: F401 (re-exported)
 
 DOMAIN = "flops"
-
-# Operators that move or describe data without arithmetic: not worth listing as "uncounted".
-_NO_ARITHMETIC = frozenset({
-    "aten.view", "aten._unsafe_view", "aten.t", "aten.transpose", "aten.permute", "aten.expand",
-    "aten.reshape", "aten.detach", "aten.alias", "aten.clone", "aten.copy_", "aten._to_copy",
-    "aten.empty", "aten.empty_like", "aten.zeros_like", "aten.ones_like", "aten.new_empty",
-    "aten.new_empty_strided", "aten.empty_strided", "aten.fill_", "aten.zero_", "aten.as_strided",
-    "aten.unsqueeze", "aten.squeeze", "aten.slice", "aten.select", "aten.split", "aten.lift_fresh",
-    "aten.new_zeros", "aten.new_ones", "aten.zeros", "aten.ones", "aten.full", "aten.scalar_tensor",
-    "aten._local_scalar_dense", "aten.unbind", "aten.flatten", "aten.contiguous", "aten.to",
-    "aten.set_", "aten.resize_", "aten.lift", "aten.is_same_size", "aten.item",
-    # Size and layout queries, which FlopCounterMode passes on untouched.
-    "aten.size", "aten.sym_size", "aten.stride", "aten.sym_stride", "aten.numel", "aten.sym_numel", "aten.dim",
-    "aten.storage_offset", "aten.sym_storage_offset", "aten.is_contiguous", "aten.sym_is_contiguous",
-    "aten.is_strides_like_format", "aten.is_non_overlapping_and_dense",
-})
 
 NOT_COUNTED_WITHOUT_MODEL = (
     "flops: not counted: counting without model= would run inside this window and its joules (several times "
@@ -107,57 +91,6 @@ class FlopsBackend(Backend):
         return FlopSession()
 
 
-@functools.lru_cache(maxsize=None)
-def _modes() -> tuple[type, type, Any]:
-    """(FlopCounterMode, the recorder of operators without a formula, the formula registry)."""
-    from torch.utils._python_dispatch import TorchDispatchMode  # the documented base of dispatch modes
-    from torch.utils.flop_counter import FlopCounterMode, flop_registry
-
-    class UncountedOps(TorchDispatchMode):
-        """Records the operators without a FLOP formula that reach it.
-
-        Entered *before* (outside) a ``FlopCounterMode``, it sees the operators that mode runs after its
-        own decompositions, so an operator it lists is one whose FLOPs the counter did not count.
-        """
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.calls: dict[str, int] = {}
-
-        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-            packet = getattr(func, "overloadpacket", func)
-            if packet not in flop_registry:
-                name = str(packet)
-                if name not in _NO_ARITHMETIC and not name.startswith(("profiler.", "prim.")):
-                    self.calls[name] = self.calls.get(name, 0) + 1
-            return func(*args, **(kwargs or {}))
-
-    return FlopCounterMode, UncountedOps, flop_registry
-
-
-class _Counting:
-    """A FlopCounterMode and its uncounted-operator recorder, entered together in one thread."""
-
-    __slots__ = ("counter", "recorder", "depth")
-
-    def __init__(self) -> None:
-        counter_cls, recorder_cls, _ = _modes()
-        self.recorder = recorder_cls()
-        self.counter = counter_cls(display=False)
-        self.depth = 0
-
-    def enter(self) -> None:
-        self.recorder.__enter__()
-        self.counter.__enter__()
-
-    def exit(self) -> None:
-        self.counter.__exit__(None, None, None)
-        self.recorder.__exit__(None, None, None)
-
-    def snapshot(self) -> tuple[int, dict[str, int]]:
-        return self.counter.get_total_flops(), dict(self.recorder.calls)
-
-
 class _InlineWindow:
     __slots__ = ("thread", "counting", "start_total", "start_uncounted")
 
@@ -179,18 +112,6 @@ class _ModelWindow:
         self.backward_ran = False
 
 
-def _describe(value: Any, tensor_type: type) -> Any:
-    if isinstance(value, tensor_type):
-        return (value.shape, value.dtype, value.device, value.requires_grad)
-    if isinstance(value, (list, tuple)):
-        return tuple(_describe(v, tensor_type) for v in value)
-    if isinstance(value, dict):
-        return tuple(sorted((k, _describe(v, tensor_type)) for k, v in value.items()))
-    if isinstance(value, (int, float, str, bool, type(None))):
-        return value
-    return type(value).__name__
-
-
 class _ModuleState:
     """The hooks a module gets on its first window, the windows open on it now, and its cached counts."""
 
@@ -204,47 +125,6 @@ class _ModuleState:
         self.cache: dict[tuple[Any, ...], tuple[int, Mapping[str, int]] | str] = {}
         # The same counts as ready FlopResults, for windows of one call (the common case): nothing is built.
         self.results: dict[tuple[Any, ...], FlopResult] = {}
-
-
-def _tensors(value: Any, tensor_type: type) -> list[Any]:
-    if isinstance(value, tensor_type):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _tensors(v, tensor_type)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _tensors(v, tensor_type)]
-    return []
-
-
-def _convert(value: Any, fn: Any, tensor_type: type) -> Any:
-    if isinstance(value, tensor_type):
-        return fn(value)
-    if isinstance(value, (list, tuple)):
-        converted = [_convert(v, fn, tensor_type) for v in value]
-        return type(value)(converted) if type(value) in (list, tuple) else type(value)(*converted)
-    if isinstance(value, dict):
-        return {k: _convert(v, fn, tensor_type) for k, v in value.items()}
-    return value
-
-
-def _hook_free_copy(model: Any, tensor_fn: Any) -> Any:
-    """A deep copy of ``model`` without any hook, its parameters and buffers replaced by ``tensor_fn(t)``.
-
-    The memo maps every hook dictionary to an empty one, so no hook (ours, ActivationEnergy's, a user's)
-    and nothing a hook holds is copied or called.
-    """
-    import torch
-
-    memo: dict[int, Any] = {}
-    for module in model.modules():
-        for name, value in vars(module).items():
-            if "hook" in name and isinstance(value, dict):
-                memo[id(value)] = type(value)()
-    for param in model.parameters():
-        memo[id(param)] = torch.nn.Parameter(tensor_fn(param), requires_grad=param.requires_grad)
-    for buffer in model.buffers():
-        memo[id(buffer)] = tensor_fn(buffer)
-    return copy.deepcopy(model, memo)
 
 
 class FlopSession:
@@ -457,35 +337,3 @@ class FlopSession:
             for handle in state.handles:
                 handle.remove()
         self._modules.clear()
-
-
-def fvcore_cross_check(model: Any, inputs: tuple[Any, ...]) -> dict[str, Any]:
-    """Count one forward pass with fvcore, for comparison with torch's counter.
-
-    fvcore counts one fused multiply-add as one "flop", i.e. it reports MACs; torch counts 2 FLOPs per
-    multiply-add. The result names the convention so the two are not confused.
-
-    Args:
-        model: A ``torch.nn.Module``.
-        inputs: Positional inputs for one forward pass.
-
-    Returns:
-        ``{"macs": int, "flops_equivalent": 2 * macs, "convention": ..., "unsupported_ops": {...}}``.
-
-    Raises:
-        BackendUnavailable: fvcore is not installed (``pip install 'energymeter[fvcore]'``).
-    """
-    try:
-        from fvcore.nn import FlopCountAnalysis
-    except ImportError as exc:
-        raise BackendUnavailable("fvcore is not installed: pip install 'energymeter[fvcore]'") from exc
-    import logging
-
-    analysis = FlopCountAnalysis(model, inputs)
-    analysis.unsupported_ops_warnings(False)
-    analysis.uncalled_modules_warnings(False)
-    logging.getLogger("fvcore").setLevel(logging.ERROR)
-    macs = int(analysis.total())
-    return {"macs": macs, "flops_equivalent": 2 * macs,
-            "convention": "fvcore counts one multiply-add as 1 (MACs); energymeter/torch count it as 2 FLOPs",
-            "unsupported_ops": dict(analysis.unsupported_ops())}
