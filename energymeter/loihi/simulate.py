@@ -23,7 +23,6 @@ counted (they drive the first layer's synapses), its neuron updates are not (the
 
 from __future__ import annotations
 
-import copy
 import threading
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -31,8 +30,13 @@ from typing import Callable, Mapping
 
 import torch
 
-from .convert import SpikingLayer, SpikingNetwork
+from .convert import SpikingNetwork
+from .counting import _Totals
+from .if_mode import _run_if
+from .lava_mode import LavaLif, _lava_stages, _run_lava
 from .lava_network import LavaNetwork
+
+__all__ = ["DYNAMICS", "RECORDS", "LavaLif", "SimResult", "simulate", "subscribe", "unsubscribe"]
 
 DYNAMICS = ("if", "lava")
 RECORDS = ("counts", "neurons")
@@ -61,24 +65,6 @@ def _notify(result: "SimResult") -> None:
         observers = list(_observers)
     for observer in observers:
         observer(result)
-
-
-@dataclass(frozen=True)
-class LavaLif:
-    """lava-nc's floating-point LIF: u = u(1-du) + a_in; v = v(1-dv) + u + bias; spike if v > vth; v = 0 on spike.
-
-    One parameter set for every layer of a ``SpikingNetwork`` in lava mode; a ``LavaNetwork`` gives
-    them per layer (``LavaLayer``).
-
-    Attributes:
-        du: Current decay (0..1).
-        dv: Voltage decay (0..1).
-        vth: Threshold (strict ``>``).
-    """
-
-    du: float = 1.0
-    dv: float = 0.0
-    vth: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -131,30 +117,6 @@ class SimResult:
                 "synops_dense": self.synops_dense / n, "pool_synops": self.pool_synops / n,
                 "neuron_updates_active": self.neuron_updates_active / n,
                 "neuron_updates_inactive": self.neuron_updates_inactive / n}
-
-
-def _apply(layer: SpikingLayer, spikes: torch.Tensor, with_bias: bool = True) -> torch.Tensor:
-    x = spikes.flatten(1) if layer.flatten else spikes
-    out = layer.op(x)
-    if not with_bias and layer.bias is not None:
-        shape = (1, -1) + (1,) * (out.dim() - 2)
-        out = out - layer.bias.view(shape)
-    return out
-
-
-class _Totals:
-    def __init__(self, spiking_layers: list[str], timesteps: int) -> None:
-        names = ["input"] + spiking_layers
-        self.spikes = {n: 0 for n in names}
-        self.per_step = {n: [0] * timesteps for n in names}
-        self.synops = 0
-        self.dense = 0
-        self.pool = 0
-        self.active = 0
-        self.inactive = 0
-        self.spiking_updates = 0
-        self.hidden_zeros = 0
-        self.hidden_total = 0
 
 
 def simulate(network: SpikingNetwork | LavaNetwork, inputs: torch.Tensor | None, timesteps: int, *,
@@ -277,207 +239,3 @@ def simulate(network: SpikingNetwork | LavaNetwork, inputs: torch.Tensor | None,
 # the public name for the function); observers subscribe through it too (``backends/loihi.py``).
 simulate.subscribe = subscribe  # type: ignore[attr-defined]
 simulate.unsubscribe = unsubscribe  # type: ignore[attr-defined]
-
-
-def _count_synops(kind: str, fanout: torch.Tensor | None, spikes: torch.Tensor, totals: _Totals) -> None:
-    if fanout is None:  # a bias-driven layer has no synapses
-        return
-    events = int((spikes.flatten(1) * fanout.flatten()).sum())
-    if kind == "avgpool":
-        totals.pool += events
-    else:
-        totals.synops += events
-
-
-def _count_neurons(name: str, current: torch.Tensor, fired: torch.Tensor | None, totals: _Totals, step: int,
-                   trains: dict[str, list[torch.Tensor]] | None) -> None:
-    active = int((current != 0).sum())
-    totals.active += active
-    totals.inactive += current.numel() - active
-    if fired is not None:
-        spikes = int(fired.sum())
-        totals.spiking_updates += int((fired & (current != 0)).sum())
-        totals.spikes[name] += spikes
-        totals.per_step[name][step] += spikes
-        totals.hidden_zeros += fired.numel() - spikes
-        totals.hidden_total += fired.numel()
-        if trains is not None:
-            trains[name].append(fired.clone())
-
-
-def _count_input(spikes: torch.Tensor, totals: _Totals, step: int,
-                 trains: dict[str, list[torch.Tensor]] | None) -> None:
-    n_in = int(spikes.sum())
-    totals.spikes["input"] += n_in
-    totals.per_step["input"][step] += n_in
-    if trains is not None:
-        trains["input"].append(spikes != 0)
-
-
-def _top_k_mask(v: torch.Tensor, k: int) -> torch.Tensor:
-    flat = v.flatten(1)
-    if k >= flat.shape[1]:
-        return torch.ones_like(v, dtype=torch.bool)
-    threshold = flat.topk(k, dim=1).values[:, -1:]
-    return (flat >= threshold).view_as(v)
-
-
-def _run_if(network: SpikingNetwork, batch: torch.Tensor, timesteps: int, totals: _Totals,
-            trains: dict[str, list[torch.Tensor]] | None) -> torch.Tensor:
-    threshold = network.threshold
-    v_in = torch.zeros_like(batch)
-    volts: list[torch.Tensor | None] = [None] * len(network.layers)
-    drive: list[torch.Tensor | None] = [None] * len(network.layers)
-    output = None
-    for step in range(timesteps):
-        v_in += batch
-        spikes = (v_in >= threshold).to(batch.dtype)
-        v_in -= spikes * threshold if network.reset == "subtract" else v_in * spikes
-        _count_input(spikes, totals, step, trains)
-        for i, layer in enumerate(network.layers):
-            _count_synops(layer.kind, layer.fanout, spikes, totals)
-            current = _apply(layer, spikes)
-            if not layer.spiking:
-                _count_neurons(layer.name, current, None, totals, step, trains)
-                output = current if output is None else output + current
-                continue
-            if layer.winners is not None:
-                # k-WTA: the winners are the top k of the input current accumulated so far (for a static
-                # input, the top k pre-activations); only winners integrate, as if inhibited laterally.
-                drive[i] = current.clone() if drive[i] is None else drive[i].add_(current)
-                current = current * _top_k_mask(drive[i], layer.winners)
-            v = current.clone() if volts[i] is None else volts[i].add_(current)
-            fired = v >= threshold
-            _count_neurons(layer.name, current, fired, totals, step, trains)
-            spikes = fired.to(batch.dtype)
-            if network.reset == "subtract":
-                v.sub_(spikes * threshold)
-            else:
-                v.masked_fill_(fired, 0.0)
-            volts[i] = v
-    assert output is not None
-    return output
-
-
-@dataclass(frozen=True)
-class _LavaStage:
-    """One LIF process (or the non-spiking output layer of a converted network) and its Dense synapses, float64."""
-
-    name: str
-    kind: str
-    synapses: Callable[[torch.Tensor], torch.Tensor] | None  # spikes -> a_in without bias; None: bias-driven
-    bias: torch.Tensor
-    lif: LavaLif
-    spiking: bool
-    fanout: torch.Tensor | None
-    dense_synapses: int
-    out_shape: tuple[int, ...]
-    input_size: int
-
-
-def _numpy_dense(weights: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-    """lava's Dense sum, by lava's own operation: ``weights[:, s_in].sum(axis=1)`` per sample (numpy, float64)."""
-    import numpy as np
-
-    w = weights.detach().to("cpu", torch.float64).numpy()
-
-    def apply(spikes: torch.Tensor) -> torch.Tensor:
-        active = spikes.detach().cpu().numpy().astype(bool)
-        out = np.stack([w[:, row].sum(axis=1) for row in active]) if len(active) else np.zeros((0, w.shape[0]))
-        return torch.from_numpy(out).to(spikes.device)
-    return apply
-
-
-def _lava_stages(network: SpikingNetwork | LavaNetwork, lif: LavaLif, device: torch.device,
-                 exact: bool = False) -> list[_LavaStage]:
-    """Float64 copies of the network's parameters, in the shape the lava loop needs."""
-    f64 = torch.float64
-    stages = []
-    if isinstance(network, LavaNetwork):
-        for name, layer in zip(network.names, network.layers):
-            weights = None if layer.weights is None else layer.weights.to(device=device, dtype=f64)
-            if weights is None:
-                synapses = None
-            elif exact:
-                synapses = _numpy_dense(weights)
-            else:
-                synapses = (lambda s, w=weights: torch.nn.functional.linear(s, w))
-            fanout = None if weights is None else (weights != 0).sum(0).to(f64)
-            stages.append(_LavaStage(name, "linear" if weights is not None else "bias", synapses,
-                                     layer.bias.to(device=device, dtype=f64).view(1, -1),
-                                     LavaLif(layer.du, layer.dv, layer.vth), True, fanout,
-                                     0 if weights is None else weights.numel(), (layer.neurons,),
-                                     0 if weights is None else int(weights.shape[1])))
-        return stages
-    if network.reset != "zero":
-        raise ValueError(f"dynamics='lava' resets to zero as lava's LIF does; this network has reset="
-                         f"{network.reset!r}, which lava mode would ignore: set network.reset = 'zero'")
-    if network.threshold != lif.vth:
-        raise ValueError(f"dynamics='lava' fires at lif.vth={lif.vth!r}; network.threshold={network.threshold!r} "
-                         "would be ignored: make them equal")
-    kwta = [layer.name for layer in network.layers if layer.winners is not None]
-    if kwta:
-        raise ValueError(f"dynamics='lava' has no k-WTA; layer(s) {', '.join(kwta)} would lose it: use dynamics='if'")
-    for layer in network.layers:
-        op = copy.deepcopy(layer.op).to(device=device, dtype=f64)
-        bias = getattr(op, "bias", None)
-        if bias is not None:
-            bias = bias.detach().clone().view((1, -1) + (1,) * (len(layer.out_shape) - 1))
-            op.bias = None  # the bias is lava's LIF bias, added to v, not to a_in
-        else:
-            bias = torch.zeros((), dtype=f64, device=device)
-        synapses = (lambda s, op=op: op(s.flatten(1))) if layer.flatten else op
-        fanout = None if layer.fanout is None else layer.fanout.to(device=device, dtype=f64)
-        dense = int(layer.fanout.sum()) if layer.fanout is not None and layer.kind != "avgpool" else 0
-        in_size = int(torch.tensor(layer.in_shape).prod()) if layer.in_shape else 0
-        stages.append(_LavaStage(layer.name, layer.kind, synapses, bias, lif, layer.spiking, fanout, dense,
-                                 layer.out_shape, in_size))
-    return stages
-
-
-def _run_lava(stages: list[_LavaStage], batch: torch.Tensor, timesteps: int, totals: _Totals,
-              trains: dict[str, list[torch.Tensor]] | None) -> torch.Tensor:
-    """lava-nc, float64: Dense sends at step t what it received at t-1; LIF integrates and spikes in the same step.
-
-    The arithmetic follows lava's PyLifModelFloat operation by operation (same order, same dtype):
-    ``u = u * (1 - du); u += a_in; v = v * (1 - dv) + u + bias; s = v > vth; v[s] = 0``.
-    """
-    if batch.dim() < 3 or batch.shape[1] != timesteps:
-        raise ValueError(f"dynamics='lava' takes spike inputs of shape (N, timesteps={timesteps}, ...), "
-                         f"got {tuple(batch.shape)}")
-    first = stages[0]
-    if first.synapses is None and batch[0, 0].numel() != 0:
-        raise ValueError(f"layer {first.name} is bias-driven and takes no input spikes, got inputs of shape "
-                         f"{tuple(batch.shape)}")
-    if first.synapses is not None and first.input_size and batch[0, 0].numel() != first.input_size:
-        raise ValueError(f"layer {first.name} takes {first.input_size} input spikes per timestep, got inputs of "
-                         f"shape {tuple(batch.shape)}")
-    n = len(stages)
-    samples = batch.shape[0]
-    f64 = torch.float64
-    buffers: list[torch.Tensor | None] = [None] * n  # each Dense's a_out for the next step
-    u = [torch.zeros((samples,) + stage.out_shape, dtype=f64, device=batch.device) for stage in stages]
-    v = [torch.zeros_like(x) for x in u]
-    output = None
-    for step in range(timesteps):
-        spikes = batch[:, step]
-        _count_input(spikes, totals, step, trains)
-        for i, stage in enumerate(stages):
-            arriving = buffers[i]
-            if stage.synapses is not None:
-                _count_synops(stage.kind, stage.fanout, spikes, totals)
-                buffers[i] = stage.synapses(spikes)
-            a_in = torch.zeros_like(u[i]) if arriving is None else arriving
-            u[i].mul_(1 - stage.lif.du).add_(a_in)
-            v[i].mul_(1 - stage.lif.dv).add_(u[i]).add_(stage.bias)
-            current = a_in + stage.bias
-            if not stage.spiking:
-                _count_neurons(stage.name, current, None, totals, step, trains)
-                output = v[i].clone()
-                continue
-            fired = v[i] > stage.lif.vth
-            _count_neurons(stage.name, current, fired, totals, step, trains)
-            v[i].masked_fill_(fired, 0.0)
-            spikes = fired.to(f64)
-    # An all-spiking network (as lava builds them) has no integrating output layer: report the last voltages.
-    return output if output is not None else v[-1].clone()
