@@ -1,8 +1,9 @@
 """How busy the machine is while a run executes: load average, other processes' CPU share, CPU frequency.
 
-A sampler thread wakes every ``period_s`` (default 0.5 s), reads three small procfs/sysfs files and
-sleeps again: a few hundred microseconds of CPU per second of run, stated here because it runs inside
-the measured windows. Where a file is unreadable (not Linux) the figure is None.
+A sampler thread wakes every ``period_s`` (default 0.5 s), reads two small procfs/sysfs files and
+sleeps again. It runs inside the measured windows, so its cost is stated: one sample took 46 us of CPU
+on the development VM, about 0.01% of one core at two samples a second (measured by timing 2,000
+``_sample()`` calls on the thread's CPU clock). Where a file is unreadable (not Linux) the figure is None.
 """
 
 from __future__ import annotations
