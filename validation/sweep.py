@@ -94,8 +94,7 @@ def prepare(out: Path, config: SweepConfig, resume: bool) -> tuple[set[str], dic
             runs without ``--resume``.
     """
     try:
-        store.check_writable(out)
-        existing = store.read_sweep(out)
+        existing = store.read_sweep(out)  # the caller has made the directory and proved it writable
     except store.StoreError as exc:
         raise SweepError(str(exc)) from exc
     records, _ = store.read_records(out)
