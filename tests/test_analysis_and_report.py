@@ -194,3 +194,58 @@ def test_plot_axes_carry_each_figures_own_unit_not_a_bare_energy_label():
     assert _unit("inference cpu:model (net J per workload)") == "net J per workload"
     assert _unit("training gpu:0 (net J)") == "net J"
     assert _unit("loihi:sim loihi1 (modeled J per input)") == "modeled J per input"
+
+
+def with_reference(records, joules_of_index):
+    """The records with a reference window whose modeled CPU energy per repetition follows the run order."""
+    out = []
+    for i, r in enumerate(sorted(records, key=lambda r: r.run_index)):
+        m = Measurement(name="reference", duration_s=0.1, energy_j={"cpu:model": joules_of_index(i) * 10},
+                        provenance={"cpu:model": "modeled"})
+        data = r.to_dict()
+        data["reference"] = WindowRecord(m, {}, 10, 0).to_dict()
+        out.append(RunRecord.from_dict(data))
+    return out
+
+
+def test_a_flat_reference_gives_no_drift_warning_and_a_drifting_one_does():
+    flat = analyse(with_reference(fixture(lambda e, rng: e), lambda i: 1.0))
+    assert flat.drift is not None and flat.drift.verdict == "stable"
+    assert not any("drift" in w for w in flat.warnings)
+    drifting = with_reference(fixture(lambda e, rng: e), lambda i: 1.0 + 0.05 * i)
+    a = analyse(drifting)
+    assert a.drift.verdict == "drifting" and a.drift.estimate > 0
+    assert any("drifted" in w and "--drift-correction" in w for w in a.warnings)
+    corrected = analyse(drifting, drift_correction=True)
+    assert corrected.drift_corrected and any("corrected" in w for w in corrected.warnings)
+    raw = {c.subject["lambda"]: c.estimate for c in claims_of(a, "energy_tracking", "inference gpu:0 (net")}
+    fixed = {c.subject["lambda"]: c.estimate for c in claims_of(corrected, "energy_tracking", "inference gpu:0 (net")}
+    assert raw != fixed  # the factors changed the figures
+
+
+def test_busy_runs_are_those_with_other_work_or_a_high_load():
+    from energymeter.validation.machine_load import is_busy
+    from energymeter.validation.record import MachineLoad
+
+    assert is_busy(MachineLoad(load_avg_1m=0.1, other_cpu_share=0.5, logical_cpus=2))
+    assert is_busy(MachineLoad(load_avg_1m=9.0, other_cpu_share=0.0, logical_cpus=2))
+    assert not is_busy(MachineLoad(load_avg_1m=0.5, other_cpu_share=0.02, logical_cpus=2))
+    assert not is_busy(None)
+
+
+def test_load_sampler_computes_the_other_processes_share_of_the_machine():
+    from energymeter.validation.machine_load import LoadSampler
+
+    clock = {"total": 100.0, "own": 10.0}
+    sampler = LoadSampler(period_s=0.01, total_cpu_s=lambda: clock["total"], own_cpu_s=lambda: clock["own"],
+                          load_avg=lambda: 1.5, cpu_freq=lambda: 2000.0)
+    with sampler:
+        import time
+
+        time.sleep(0.05)
+        clock["total"] += 0.2  # the machine used 0.2 CPU-s, this process 0.05 of them
+        clock["own"] += 0.05
+    load = sampler.result
+    cpus = load.logical_cpus
+    assert load.load_avg_1m == 1.5 and load.cpu_freq_mhz == 2000.0 and load.samples >= 2
+    assert 0 < load.other_cpu_share <= 0.15 / cpus / 0.05 + 1e-9

@@ -331,3 +331,19 @@ def test_results_serialise_to_strict_json_with_non_finite_values_as_null():
     back = json.loads(text)
     assert back["estimate"] is None and back["high"] is None and back["details"] == {"count": 3, "sd": None}
     assert json.loads(json.dumps(energy_change([1.0, 2.0], [1.0, 1.0]).to_dict()))["level"] == 0.95
+
+
+def test_a_strongly_negative_correlation_is_does_not_track_not_inconclusive():
+    # Energy that rises as the proxy falls is the opposite of tracking, as energy_change also says.
+    rng = np.random.RandomState(3)
+    proxy, energy, group, cluster = [], [], [], []
+    for seed in range(8):
+        for lam in range(5):
+            e = 100.0 / (1 + lam)
+            proxy.append(e)
+            energy.append(50.0 + 2.0 * lam + 0.01 * rng.randn())
+            group.append("g")
+            cluster.append(seed)
+    result = within_group_correlation(proxy, energy, group, cluster)
+    assert result.estimate < -0.9 and result.high < -0.3
+    assert result.verdict == "does_not_track"

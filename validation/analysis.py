@@ -16,8 +16,8 @@ from .figures import csv_row, proxies, targets
 from .intervals import anova
 from .machine_load import is_busy
 from .record import RunRecord
-from .stats import (ENERGY_SESOI, NEGLIGIBLE_R, TRACKS_R, StatResult, cost_to_target, drift_correction_factors,
-                    efficiency_gain, reference_drift, within_group_correlation)
+from .stats import (DRIFTING, ENERGY_SESOI, NEGLIGIBLE_R, TRACKS_R, StatResult, cost_to_target,
+                    drift_correction_factors, efficiency_gain, reference_drift, within_group_correlation)
 from .tables import CarbonRow, LambdaRow, LoihiRow, carbon_rows, groups, lambda_rows, loihi_rows
 
 PROXIES = ("E", "FLOPs", "synops", "spikes")
@@ -162,6 +162,48 @@ def _efficiency(records: list[RunRecord]) -> list[Claim]:
     return out
 
 
+def _reference_domain(record: RunRecord) -> str | None:
+    """The domain a run's reference workload (CPU matrix products) is read on: a CPU counter's package or
+    psys where one exists, else the modeled CPU; None where the reference has no CPU figure."""
+    energy = record.reference.measurement.energy_j if record.reference is not None else {}
+    cpu = sorted(d for d in energy if d.split("/")[-1].startswith("cpu:"))
+    for suffix in (":psys", ":package", "cpu:model"):
+        chosen = [d for d in cpu if d.endswith(suffix)]
+        if chosen:
+            return chosen[0]
+    return None
+
+
+def _drift(records: list[RunRecord], correct: bool) -> tuple[StatResult | None, dict[str, float], list[str]]:
+    """The reference workload's drift, fitted per host (in run order), and each run's correction factor.
+
+    Returns the drift of the host with the most runs (the one the report shows), the factors by run key
+    (only when ``correct``), and notes (e.g. other hosts' drift verdicts).
+    """
+    by_host: dict[str, list[tuple[RunRecord, float]]] = {}
+    for r in records:
+        domain = _reference_domain(r)
+        if domain is None:
+            continue
+        joules = r.reference.raw_energy_j_per_workload.get(domain, math.nan)
+        if joules > 0 and math.isfinite(joules):
+            by_host.setdefault(r.host, []).append((r, joules))
+    results: dict[str, StatResult] = {}
+    factors: dict[str, float] = {}
+    for host, series in by_host.items():
+        if len(series) < 3:
+            continue
+        results[host] = reference_drift([j for _, j in series])
+        if correct:
+            factors.update(zip((r.key for r, _ in series), drift_correction_factors([j for _, j in series])))
+    if not results:
+        return None, factors, []
+    main = max(results, key=lambda h: len(by_host[h]))
+    notes = [f"Host {host}: reference drift {result.verdict} ({result.reason})." for host, result in results.items()
+             if host != main]
+    return results[main], factors, notes
+
+
 def _cost(record: RunRecord, quantity: str, target: float) -> float | None:
     history = record.history
     accuracy = [h.test_accuracy for h in history]
@@ -174,10 +216,12 @@ def _cost(record: RunRecord, quantity: str, target: float) -> float | None:
     else:
         if record.train is None or not history[0].energy_j:
             return None
-        # Gross (raw) joules to the target, as energy-to-accuracy is usually reported: the idle share is
-        # a constant rate, so it scales both sides alike.
-        domain = sorted(history[0].energy_j)[0]
-        series = [h.energy_j.get(domain, math.nan) for h in history]
+        # Gross (raw) joules to the target, as energy-to-accuracy is usually reported (the idle share is a
+        # constant rate, so it scales both sides alike), summed over the run's total domains (the total rule).
+        domains = record.train.measurement.total_domains
+        if not domains:
+            return None
+        series = [math.fsum(h.energy_j.get(d, math.nan) for d in domains) for h in history]
     if any(v is None or not math.isfinite(v) for v in series) or any(b < a for a, b in zip(series, series[1:])):
         return None  # a failed or non-monotonic epoch window: no cost to target for this run
     return cost_to_target(series, accuracy, target).cost
@@ -187,16 +231,7 @@ def analyse(records: list[RunRecord], sweep: Mapping[str, Any] | None = None, pr
             country: str | None = None, drift_correction: bool = False) -> Analysis:
     """Every figure and claim of a sweep's records."""
     records = sorted(records, key=lambda r: (r.run_index if r.run_index is not None else 1 << 30, r.key))
-    referenced = [r for r in records if r.reference is not None and r.reference.measurement.energy_j]
-    drift = None
-    factors: dict[str, float] = {}
-    if len(referenced) >= 3:
-        domain = sorted(referenced[0].reference.measurement.energy_j)[0]
-        energies = [r.reference.raw_energy_j_per_workload.get(domain, math.nan) for r in referenced]
-        if all(e > 0 and math.isfinite(e) for e in energies):
-            drift = reference_drift(energies)
-            if drift_correction:
-                factors = dict(zip((r.key for r in referenced), drift_correction_factors(energies)))
+    drift, factors, drift_notes = _drift(records, drift_correction)
     rows = lambda_rows(records, factors)
     claim_list: list[Claim] = []
     for row in rows:
@@ -229,14 +264,15 @@ def analyse(records: list[RunRecord], sweep: Mapping[str, Any] | None = None, pr
     claim_list += _efficiency(records)
     anova_acc = anova_energy = None
     if len({r.model for r in records}) > 1 or len({r.dataset for r in records}) > 1:
-        anova_acc = anova([r.model for r in records], [r.dataset for r in records], [r.test_accuracy for r in records])
-        hardware = [(r, t) for r in records for t in targets(r).values()
+        anova_acc = anova([r.model for r in records], [r.dataset for r in records], [r.test_accuracy for r in records],
+                          [r.lam for r in records])
+        hardware = [(r, t) for r in records for t in targets(r, factors.get(r.key, 1.0)).values()
                     if t.name.startswith("inference") and t.energy_j > 0]
         first = sorted({t.name for _, t in hardware})[:1]
         chosen = [(r, t) for r, t in hardware if t.name in first]
         if chosen:
             anova_energy = anova([r.model for r, _ in chosen], [r.dataset for r, _ in chosen],
-                                 [math.log(t.energy_j) for _, t in chosen])
+                                 [math.log(t.energy_j) for _, t in chosen], [r.lam for r, _ in chosen])
             if anova_energy:
                 for row_ in anova_energy:
                     row_["n"] = len(chosen)
@@ -250,10 +286,13 @@ def analyse(records: list[RunRecord], sweep: Mapping[str, Any] | None = None, pr
     negatives = sorted({(row.model, row.dataset, t) for row in rows for t in row.negative_net})
     for model, dataset, target in negatives:
         warnings.append(f"{model} on {dataset}: {target} came out negative in some runs (the idle baseline exceeded "
-                        "the loaded window); those runs are left out of that target's change and flagged, not dropped "
-                        "in silence.")
-    if drift is not None and drift.verdict != "holds":
-        warnings.append(f"The reference workload's energy drifted over the sweep ({drift.reason}).")
+                        "the loaded window): that target's change is not computed at the lambdas concerned "
+                        "(inconclusive, with the count), and the raw figures are kept.")
+    if drift is not None and drift.verdict == DRIFTING:
+        warnings.append(f"The reference workload's energy drifted over the sweep ({drift.reason}); "
+                        + ("the energies below are corrected by it." if factors else "pass --drift-correction to "
+                           "divide each run's energies by its drift factor."))
+    warnings += drift_notes
     measured = sorted({t.name for r in records for t in targets(r).values()
                        if t.provenance in ("measured", "integrated")})
     carbon: list[CarbonRow] = []

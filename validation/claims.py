@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .stats import ACCURACY_MAX_LOSS_PP, CLAIMED_GAIN_BAND, FAILS, HOLDS, INCONCLUSIVE, StatResult
+from .stats import ACCURACY_MAX_LOSS_PP, CLAIMED_GAIN_BAND, ENERGY_SESOI, FAILS, HOLDS, INCONCLUSIVE, StatResult
 
 #: v2 abstract: E falls "about three orders of magnitude" at lambda = 1e-2.
 PAPER_E_RATIO_V2 = 1000.0
@@ -172,7 +172,9 @@ def energy_tracking(subject: Mapping[str, Any], target: str, provenance: str, ch
     else:
         interval = (f"{estimate:+.1f}% [{low:+.1f}, {high:+.1f}]" if low is not None and high is not None
                     else f"{estimate:+.1f}% (no interval)")
-        verdict_words = {"tracks": f"{where} this energy falls with E (tracks)",
+        # "tracks" says no more than its rule: the energy fell by more than the smallest change that matters
+        # as E fell; how much per fall of E is the elasticity printed beside it.
+        verdict_words = {"tracks": f"{where} this energy fell by more than {ENERGY_SESOI:.0%} as E fell (tracks)",
                          "does_not_track": f"{where} E does not track this energy (does_not_track)"}
         text = (f"{_subject_text(subject)}: {label} changed {interval}"
                 + (f", elasticity {_interval(slope, '+.2f')}" if slope is not None and slope.estimate is not None else "")
@@ -221,7 +223,9 @@ def architecture_anova(response: str, table: list[dict[str, Any]]) -> list[Claim
         else:
             verdict = HOLDS if matters else INCONCLUSIVE
         s = StatResult("partial eta^2", int(row.get("n", 0)), eta, None, None, 0.95,
-                       f"two-way ANOVA (type II) of {response}, F = {row['F']:.3g}, p = {p:.3g}", verdict)
+                       f"two-way ANOVA (type II) of {response} with lambda as a blocking factor, F = {row['F']:.3g}, "
+                       f"p = {p:.3g}; the decision is the F test (p < {ANOVA_ALPHA}) with eta^2 >= {ETA2_MEDIUM}",
+                       verdict)
         text = (f"ANOVA of {response}: {term} partial eta^2 = {eta:.3f} (p = {p:.3g})"
                 + (f" beside the paper's {paper}" if paper is not None else "") + f": {verdict}")
         out.append(_claim("architecture_anova", {"term": term, "response": response}, response, None, s, verdict, text,

@@ -81,7 +81,8 @@ def within_group_correlation(proxy: Sequence[float], energy_j: Sequence[float], 
     """Correlation of proxy and energy with the group as a covariate, and a cluster-bootstrap interval.
 
     Verdict: ``tracks`` when the 95% interval's lower end exceeds ``tracks_r``; ``does_not_track`` when the
-    whole interval lies inside ``(-negligible_r, +negligible_r)``; otherwise ``inconclusive``, with
+    whole interval lies inside ``(-negligible_r, +negligible_r)`` or below ``-negligible_r`` (energy rises as
+    the proxy falls); otherwise ``inconclusive``, with
     ``seeds_needed``: the clusters at which the interval would clear the nearer band with ``TARGET_POWER``,
     taking the observed half-width h as z[0.975] standard errors that shrink as 1/sqrt(clusters):
     ``k * ((z[0.975] + z[power]) / z[0.975] * h / margin) ** 2``. A rough plan: a percentile bootstrap over
@@ -158,6 +159,10 @@ def within_group_correlation(proxy: Sequence[float], energy_j: Sequence[float], 
     if -negligible_r < lo and hi < negligible_r:
         return make_result(quantity, n_clusters, estimate, (lo, hi), how, DOES_NOT_TRACK,
                            f"{shown}: the interval lies inside the negligible band +-{negligible_r}", **details)
+    if hi < -negligible_r:  # energy goes up as the proxy goes down: the opposite of tracking
+        return make_result(quantity, n_clusters, estimate, (lo, hi), how, DOES_NOT_TRACK,
+                           f"{shown}: the interval lies below -{negligible_r} (energy rises as the proxy falls)",
+                           **details)
     margin = max(estimate - tracks_r, negligible_r - abs(estimate))
     z = _sp.norm.ppf(0.5 + INTERVAL_LEVEL / 2)
     scale = (z + _sp.norm.ppf(TARGET_POWER)) / z * (hi - lo) / 2

@@ -1,8 +1,9 @@
 """A sweep's output directory: ``results.jsonl`` (one ``RunRecord`` per line), ``sweep.json``, and a lock.
 
-* Each record is one line, written with a single ``write`` of the whole line, then fsynced: a killed
-  run has written nothing. A line missing only its newline is still a whole record; the next append
-  starts a fresh line, so nothing is recorded twice.
+* Each record is one line, written with a single ``write`` of the whole line, then fsynced: a run killed
+  before its record is written leaves nothing, and a kill during the write leaves at most half a line,
+  which the reader reports and skips. A line missing only its newline is still a whole record; the next
+  append starts a fresh line, so nothing is recorded twice.
 * On reading, a line that is not a record is reported by line number and skipped, never silently dropped.
 * Nothing is written through a symbolic link: files are opened with ``O_NOFOLLOW`` or written beside
   their target under a unique name and renamed over it, so a link planted in the directory is replaced,
@@ -70,6 +71,7 @@ def append_record(directory: Path, record: RunRecord) -> None:
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as exc:
         raise StoreError(_describe(exc, path)) from exc
+    size = 0
     try:
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -141,12 +143,27 @@ def write_atomic(path: Path, data: bytes | str) -> None:
         os.close(fd)
         fd = -1
         os.replace(tmp, path)
+        _fsync_directory(path.parent)
     except OSError as exc:
         if fd >= 0:
             os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise StoreError(_describe(exc, path)) from exc
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename durable (the directory entry), where the platform allows opening a directory."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a directory; the rename itself has happened
+    finally:
+        os.close(fd)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -6,6 +6,7 @@ on the directory), whatever executes the runs: in this process (``local``) or as
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
@@ -119,47 +120,51 @@ def run_sweep(config: SweepConfig, out: Path, *, resume: bool = False, quiet: bo
         SweepError: bad settings or output directory (nothing is run or written then), or a write that failed.
         DatasetError: a dataset that cannot be loaded.
     """
+    check_config(config)
+    with contextlib.ExitStack() as held:
+        try:
+            store.check_writable(out)
+            held.enter_context(store.lock(out))  # held for the whole sweep; released on any exit
+        except store.StoreError as exc:
+            raise SweepError(str(exc)) from exc
+        try:
+            return _run_locked(config, out, resume, quiet, on_record, executor)
+        except store.StoreError as exc:
+            raise SweepError(str(exc)) from exc
+
+
+def _run_locked(config: SweepConfig, out: Path, resume: bool, quiet: bool,
+                on_record: Callable[[RunRecord], None] | None, executor: Executor | None) -> SweepOutcome:
+    """The sweep itself, with the directory locked."""
     from energymeter import backends
 
     from .metadata import collect
     from .protocol import calibrate_reference
 
-    check_config(config)
+    done, existing = prepare(out, config, resume)
+    for name in config.datasets:  # fail on a missing dataset before anything runs
+        dataset(name, config.root, config.download)
+    runs = config.runs()
+    pending = [(i, r) for i, r in enumerate(runs) if key_of(r) not in done]
+    outcome = SweepOutcome(skipped=len(runs) - len(pending))
+    reference_reps = int(existing["reference_reps"]) if existing else calibrate_reference(config.reference_s)
+    if existing is None:
+        store.write_json_atomic(out / store.SWEEP_FILE, {
+            "fingerprint": config.fingerprint(), "config": config.to_dict(),
+            "activation_energy_definitions": {k: describe_activation_energy(k) for k in ACTIVATION_ENERGY_KINDS},
+            "energy_backends": energy_backends(config), "reference_reps": reference_reps,
+            "run_order": [key_of(r) for r in runs], "metadata": collect(backends.available()),
+        })
+    progress = Progress(len(pending), quiet)
     try:
-        store.check_writable(out)
-        lock = store.lock(out)
-        lock.__enter__()
-    except store.StoreError as exc:
-        raise SweepError(str(exc)) from exc
-    try:
-        done, existing = prepare(out, config, resume)
-        for name in config.datasets:  # fail on a missing dataset before anything runs
-            dataset(name, config.root, config.download)
-        runs = config.runs()
-        pending = [(i, r) for i, r in enumerate(runs) if key_of(r) not in done]
-        outcome = SweepOutcome(skipped=len(runs) - len(pending))
-        reference_reps = int(existing["reference_reps"]) if existing else calibrate_reference(config.reference_s)
-        if existing is None:
-            store.write_json_atomic(out / store.SWEEP_FILE, {
-                "fingerprint": config.fingerprint(), "config": config.to_dict(),
-                "activation_energy_definitions": {k: describe_activation_energy(k) for k in ACTIVATION_ENERGY_KINDS},
-                "energy_backends": energy_backends(config), "reference_reps": reference_reps,
-                "run_order": [key_of(r) for r in runs], "metadata": collect(backends.available()),
-            })
-        progress = Progress(len(pending), quiet)
-        try:
-            for record in (executor or LocalExecutor()).run(config, pending, reference_reps):
-                store.append_record(out, record)
-                outcome.ran += 1
-                outcome.records.append(record)
-                progress.update(f"{record.model} {record.dataset} lambda={record.lam:g} seed={record.seed}")
-                if on_record is not None:
-                    on_record(record)
-        except KeyboardInterrupt:
-            outcome.interrupted = True
-            progress.interrupted()
-        return outcome
-    except store.StoreError as exc:
-        raise SweepError(str(exc)) from exc
-    finally:
-        lock.__exit__(None, None, None)
+        for record in (executor or LocalExecutor()).run(config, pending, reference_reps):
+            store.append_record(out, record)
+            outcome.ran += 1
+            outcome.records.append(record)
+            progress.update(f"{record.model} {record.dataset} lambda={record.lam:g} seed={record.seed}")
+            if on_record is not None:
+                on_record(record)
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+        progress.interrupted()
+    return outcome

@@ -6,10 +6,9 @@ with the lambda = 0 run of the same seed. Ratios and energy changes are on the l
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Mapping
 
-import numpy as np
 
 from .figures import Target, targets
 from .intervals import Interval, t_interval
@@ -65,11 +64,16 @@ def groups(records: Iterable[RunRecord]) -> dict[Group, dict[float, dict[int, Ru
 
 
 def e_ratio(at_lambda: list[float], at_baseline: list[float]) -> StatResult | None:
-    """E(0) / E(lambda) paired by seed: geometric mean with its interval (log scale)."""
+    """E(0) / E(lambda) paired by seed: the reciprocal of the geometric-mean ratio E(lambda) / E(0), with its
+    interval (log scale), so "E fell 22x" reads directly."""
     pairs = [(a, b) for a, b in zip(at_lambda, at_baseline) if a > 0 and b > 0]
     if not pairs:
         return None
-    return paired_ratio([b for _, b in pairs], [a for a, _ in pairs], "E(lambda=0) / E(lambda), times")
+    fall = paired_ratio([a for a, _ in pairs], [b for _, b in pairs], "E(lambda) / E(0)")
+    inv = (lambda v: None if v is None or v == 0 else 1.0 / v)
+    return replace(fall, quantity="E(lambda=0) / E(lambda), times", estimate=inv(fall.estimate),
+                   low=inv(fall.high), high=inv(fall.low),
+                   method=fall.method + "; reported as its reciprocal E(0) / E(lambda)")
 
 
 def _unusable(reason: str, n: int) -> StatResult:
@@ -100,14 +104,14 @@ def lambda_rows(records: list[RunRecord], factors: Mapping[str, float] | None = 
                     if name in per_run[runs[s].key] and name in per_run[base[s].key]]
                 provenance[name] = next(per_run[r.key][name].provenance for r in runs.values() if name in per_run[r.key])
                 joules[name] = t_interval(per_run[r.key][name].energy_j for r in runs.values() if name in per_run[r.key])
+                if lam == 0.0 or not pairs:
+                    continue  # lambda = 0 is the baseline itself: no change to compute
                 if any(a.negative or b.negative for a, b, _ in pairs):
                     negative.append(name)
                     bad = sum(a.negative or b.negative for a, b, _ in pairs)
                     change[name] = _unusable(f"{bad} of {len(pairs)} seed pairs have a negative net energy (the idle "
                                              "baseline exceeded the loaded window): no net change computed; see the "
                                              "raw figures", len(pairs))
-                    continue
-                if lam == 0.0 or len(pairs) < 1:
                     continue
                 change[name] = energy_change([a.energy_j for a, _, _ in pairs], [b.energy_j for _, b, _ in pairs],
                                              proxy_fell=proxy_fell)
@@ -194,8 +198,3 @@ def carbon_rows(records: list[RunRecord], country: str) -> tuple[list[CarbonRow]
         prov = next(ts[name].provenance for ts in per_run if name in ts)
         rows.append(CarbonRow(name, prov, t_interval(values), t_interval(v / J_PER_KWH * intensity for v in values)))
     return rows, f"{country.upper()}: {intensity:g} gCO2e/kWh ({source})"
-
-
-def mean_of(values: Iterable[Any]) -> float:
-    data = [v for v in values if v is not None]
-    return float(np.mean(data)) if data else float("nan")
