@@ -18,8 +18,9 @@ def format_measurement(m: Measurement) -> str:
     for domain in sorted(m.failed):
         lines.append(f"  {domain:<{width}}  {'failed':>14}    {m.failed[domain]}")
     if m.total_provenance is not None:
+        incomplete = "" if m.total_complete else f"; incomplete: {', '.join(sorted(m.failed))} failed"
         lines.append(f"  {'total':<{width}}  {m.total_energy_j:>14.6f} J  {m.total_provenance} "
-                     f"({' + '.join(m.total_domains)})")
+                     f"({' + '.join(m.total_domains)}{incomplete})")
     else:
         lines.append(f"  {'total':<{width}}  {'n/a':>14}    no energy domain")
     if m.flops is not None:

@@ -145,6 +145,7 @@ def merge(windows: Sequence[tuple[str, Measurement]], ranks: Sequence[int] | Non
     readings: dict[str, list[tuple[int, float, str]]] = defaultdict(list)  # domain -> (rank, joules, label)
     failures: dict[str, list[str]] = defaultdict(list)
     device_ids: dict[str, set[str]] = defaultdict(set)
+    kinds: dict[str, str] = {}
     notes: list[str] = []
     for rank, (host, window) in zip(ranks, windows):
         try:
@@ -159,6 +160,8 @@ def merge(windows: Sequence[tuple[str, Measurement]], ranks: Sequence[int] | Non
         for domain in dict.fromkeys((*window.energy_j, *window.failed)):
             key, note = _aggregate_domain(host, rank, domain, window.devices.get(domain))
             named[domain] = key
+            if domain in window.kinds:
+                kinds[key] = window.kinds[domain]  # the total rule reads the declared kind, not the name
             if note:
                 notes.append(note)
             if domain in window.devices:
@@ -203,6 +206,7 @@ def merge(windows: Sequence[tuple[str, Measurement]], ranks: Sequence[int] | Non
     warnings = [f"rank {rank}: {text}" for rank, window in zip(ranks, measurements) for text in window.warnings]
     names = list(dict.fromkeys(w.name for w in measurements))
     return Measurement(
+        kinds={k: v for k, v in kinds.items() if k in energy_j or k in failed},
         name="|".join(names),
         duration_s=max(w.duration_s for w in measurements),
         energy_j=energy_j,
@@ -222,7 +226,8 @@ def _aggregate_domain(host: str, rank: int, domain: str, device: str | None) -> 
         return f"{host}/{domain}", None
     if _GPU.match(domain):
         if device:
-            return f"{host}/gpu:{device}", None
+            # An old-style MIG UUID ("MIG-GPU-x/1/0") holds "/", which would read as a host prefix.
+            return f"{host}/gpu:{device.replace('/', ':')}", None
         key = f"{host}/{domain}:rank{rank}"
         return key, f"{key}: no GPU UUID in devices, so it cannot be matched with other ranks' and counts for this rank"
     return f"{host}/{domain}:rank{rank}", None

@@ -134,7 +134,8 @@ class Measurement:
             if self._kind(d) == HARDWARE_COUNTER:
                 counted.add(_host_and_class(d))
                 match = _CPU_DOMAIN.match(d)
-                if match and match.group(3) == "psys":
+                # Only a psys that has a figure stands in for the sockets; a failed one leaves them to count.
+                if match and match.group(3) == "psys" and d in self.energy_j:
                     psys_hosts.add(match.group(1))
         for domain in sorted(self.energy_j):
             kind = self._kind(domain)
@@ -163,6 +164,20 @@ class Measurement:
         return None
 
     @property
+    def total_complete(self) -> bool:
+        """False when a domain that would have counted in the total failed in this window (a GPU, a socket's
+        package or DRAM, a platform psys): ``total_energy_j`` then leaves that hardware out."""
+        for domain in self.failed:
+            kind = self._kind(domain)
+            if kind == HARDWARE_COUNTER:
+                match = _CPU_DOMAIN.match(domain)
+                if match is None or match.group(3) in ("package", "dram", "psys"):
+                    return False
+            elif kind == MODEL:
+                return False
+        return True
+
+    @property
     def total_energy_j(self) -> float:
         """Joules summed over ``total_domains`` (0.0 when none)."""
         return math.fsum(self.energy_j[d] for d in self.total_domains)
@@ -185,6 +200,7 @@ class Measurement:
             "total_energy_j": self.total_energy_j,
             "total_domains": list(self.total_domains),
             "total_provenance": self.total_provenance,
+            "total_complete": self.total_complete,
             "flops": self.flops,
             "flops_provenance": COUNTED if self.flops is not None else None,
             "uncounted_ops": dict(self.uncounted_ops),

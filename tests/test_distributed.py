@@ -335,3 +335,25 @@ def test_four_ranks_on_two_hosts_aggregate_to_the_trees_truth(tmp_path):
     assert total.energy_j["sim-host-0/gpu:GPU-A0"] == pytest.approx(100.0)
     assert total.total_provenance == "measured"
     assert total.failed == {}
+
+
+def test_merge_keeps_each_domains_declared_kind_so_the_total_reads_it():
+    from energymeter.distributed import merge
+
+    window = Measurement(name="w", duration_s=1.0, energy_j={"acc:0": 4.0, "cpu:model": 1.0},
+                         provenance={"acc:0": "measured", "cpu:model": "modeled"},
+                         kinds={"acc:0": "hardware-counter", "cpu:model": "model"})
+    merged = merge([("h", window)])
+    assert merged.kinds["h/acc:0:rank0"] == "hardware-counter"
+    assert merged.total_energy_j == pytest.approx(5.0)
+
+
+def test_an_old_style_mig_uuid_with_slashes_still_counts_once():
+    from energymeter.distributed import merge
+
+    def gpu_window():
+        return Measurement(name="w", duration_s=1.0, energy_j={"gpu:0": 3.0}, provenance={"gpu:0": "measured"},
+                           devices={"gpu:0": "MIG-GPU-abc/1/0"})
+    merged = merge([("h", gpu_window()), ("h", gpu_window())])
+    assert merged.total_energy_j == pytest.approx(3.0)
+    assert list(merged.energy_j) == ["h/gpu:MIG-GPU-abc:1:0"]

@@ -199,3 +199,27 @@ def test_fvcore_cross_check_reports_macs_and_names_the_convention():
     check = fvcore_cross_check(net, (x,))
     assert check["macs"] * 2 == FORWARD
     assert "MACs" in check["convention"]
+
+
+def test_backward_is_counted_even_when_the_first_parameter_is_unused():
+    torch.manual_seed(0)
+
+    class Skips(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Linear(4, 4)
+            self.used = torch.nn.Linear(16, 8)
+
+        def forward(self, x):
+            return self.used(x)
+
+    net, x = Skips(), torch.randn(32, 16)
+    meter = Meter(["flops"])
+    meter.begin_window("fwd", model=net)
+    net(x)
+    forward = meter.end_window("fwd").flops
+    meter.begin_window("step", model=net)
+    net(x).sum().backward()
+    step = meter.end_window("step").flops
+    assert forward == 2 * 32 * 16 * 8
+    assert step > forward  # backward's FLOPs are in: the unused first layer did not hide them

@@ -121,3 +121,50 @@ def test_random_nvml_faults_never_give_an_impossible_gpu_window(clock, seed):
             assert 0.0 <= step_j <= GPU_CEILING_W * (dt_s + ALLOWANCE_S) + 1e-9
         previous = reading
     assert windows > 0
+
+
+def _wait_for(predicate, timeout_s=5.0):
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return predicate()
+
+
+def test_a_dead_power_sampler_fails_its_gpus_instead_of_a_silent_wrong_integral(monkeypatch):
+    from energymeter.testing import FakeGpu, FakeNVML
+
+    monkeypatch.setattr("threading.excepthook", lambda args: None)  # the poller reports its error; keep it quiet
+    session = NvmlBackend(nvml_module=FakeNVML([FakeGpu(has_counter=False)]), sample_period_s=0.001).open()
+
+    def broken() -> None:
+        raise RuntimeError("driver wedged")
+
+    session._sampler._fn = broken
+    session.activate()
+    assert _wait_for(lambda: session._sampler.error is not None)
+    reading = session.read()
+    assert "gpu:0" not in reading.energy_j
+    assert "power sampler stopped" in reading.failed["gpu:0"] and "driver wedged" in reading.failed["gpu:0"]
+    session.close()
+
+
+def test_a_dead_wrap_poller_fails_the_rapl_zones_instead_of_losing_wraps(powercap, monkeypatch):
+    from energymeter.backends.rapl import RaplBackend
+
+    monkeypatch.setattr("threading.excepthook", lambda args: None)
+    powercap.add_package(0, dram=True, max_range_uj=1_000_000)  # a 1 J range: the poller runs often
+    session = RaplBackend(powercap_root=powercap.root, max_power_w=10.0).open()
+
+    def broken() -> None:
+        raise RuntimeError("poll crashed")
+
+    session._poller._fn = broken
+    session.activate()
+    assert _wait_for(lambda: session._poller.error is not None)
+    reading = session.read()
+    assert reading.energy_j == {}
+    assert all("wrap poller stopped" in reason for reason in reading.failed.values())
+    assert set(reading.failed) == {"cpu:0:package", "cpu:0:dram"}
+    session.close()

@@ -175,3 +175,15 @@ def test_malformed_profiles_are_clear_errors(tmp_path, mutate, needle):
     path.write_text("{not json")
     with pytest.raises(ProfileError, match="not valid JSON"):
         load_loihi_profile(path)
+
+
+def test_synaptic_operation_counts_are_exact_integers_beyond_float32_precision():
+    from energymeter.loihi.counting import _count_synops, _Totals
+
+    gen = torch.Generator().manual_seed(0)
+    spikes = (torch.rand(512, 3072, generator=gen) < 0.9).to(torch.float32)
+    fanout = torch.randint(0, 200, (3072,), generator=gen).to(torch.float32)
+    totals = _Totals([], 1)
+    _count_synops("linear", fanout, spikes, totals)
+    exact = int((spikes.to(torch.int64) * fanout.to(torch.int64)).sum())
+    assert exact > 2**24 and totals.synops == exact

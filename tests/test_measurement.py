@@ -124,3 +124,16 @@ def test_a_meters_windows_carry_each_domains_kind(powercap):
     assert m.kinds == {"cpu:0:package": "hardware-counter", "cpu:model": "model"}
     assert m.total_domains == ("cpu:0:package",)
     assert Measurement.from_dict(m.to_dict()).kinds == m.kinds
+
+
+def test_a_failed_psys_leaves_the_sockets_to_count_and_marks_the_total_incomplete():
+    m = make({"cpu:0:package": 10.0, "cpu:0:dram": 2.0}, failed={"cpu:1:psys": "lost"})
+    assert m.total_energy_j == pytest.approx(12.0)  # not 0 J: a failed psys stands in for nothing
+    assert not m.total_complete and m.to_dict()["total_complete"] is False
+
+
+def test_a_failed_package_marks_the_total_incomplete_and_a_failed_core_does_not():
+    m = make({"cpu:0:dram": 2.0, "gpu:0": 5.0}, failed={"cpu:0:package": "lost"})
+    assert m.total_energy_j == pytest.approx(7.0) and not m.total_complete
+    assert make({"cpu:0:package": 1.0}, failed={"cpu:0:core": "lost"}).total_complete
+    assert make({"cpu:0:package": 1.0}).total_complete

@@ -85,7 +85,9 @@ def _describe(value: Any, tensor_type: type) -> Any:
         return tuple(sorted((k, _describe(v, tensor_type)) for k, v in value.items()))
     if isinstance(value, (int, float, str, bool, type(None))):
         return value
-    return type(value).__name__
+    # Another object: its type and a bounded repr, so two calls with different settings are not taken
+    # for one cached signature (a repr with an address only costs a recount, never a wrong count).
+    return (type(value).__name__, repr(value)[:200])
 
 
 def _tensors(value: Any, tensor_type: type) -> list[Any]:

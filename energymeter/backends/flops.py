@@ -285,11 +285,13 @@ class FlopSession:
             state = modules[key] = _ModuleState(weakref.ref(model, forget))
         # The hooks carry their state: no per-call lookup (a weak-dict get allocates a weakref).
         state.handles = [model.register_forward_pre_hook(functools.partial(self._pre_hook, state), with_kwargs=True)]
-        first = next((p for p in model.parameters() if p.requires_grad), None)
-        if first is not None and hasattr(first, "register_post_accumulate_grad_hook"):
-            # One call per backward on one parameter: cheaper than a tensor hook per forward.
-            state.handles.append(first.register_post_accumulate_grad_hook(
-                functools.partial(self._mark_backward, state)))
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        if trainable and all(hasattr(p, "register_post_accumulate_grad_hook") for p in trainable):
+            # One trivial call per trainable parameter per backward (cheaper than a tensor hook per forward).
+            # Every parameter, not one: a backward that skips the first (an unused layer) still marks the
+            # window. Gradients taken with torch.autograd.grad accumulate nothing and are not seen.
+            mark = functools.partial(self._mark_backward, state)
+            state.handles += [p.register_post_accumulate_grad_hook(mark) for p in trainable]
         else:
             state.handles.append(model.register_forward_hook(functools.partial(self._post_hook, state)))
         return state

@@ -32,8 +32,13 @@ def fvcore_cross_check(model: Any, inputs: tuple[Any, ...]) -> dict[str, Any]:
     analysis = FlopCountAnalysis(model, inputs)
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
-    logging.getLogger("fvcore").setLevel(logging.ERROR)
-    macs = int(analysis.total())
+    logger = logging.getLogger("fvcore")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # fvcore logs per-operator notes while counting; restored after
+    try:
+        macs = int(analysis.total())
+    finally:
+        logger.setLevel(level)
     return {"macs": macs, "flops_equivalent": 2 * macs,
             "convention": "fvcore counts one multiply-add as 1 (MACs); energymeter/torch count it as 2 FLOPs",
             "unsupported_ops": dict(analysis.unsupported_ops())}

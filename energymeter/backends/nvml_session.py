@@ -70,6 +70,7 @@ class NvmlSession(EnergySession):
         #: GPUs failed for the rest of the session, and why.
         self._stuck: dict[str, str] = {}
         self._stuck_view: Mapping[str, str] = _EMPTY
+        self._sampler_failed = False
         self._epoch: dict[str, int] = {}
         self._epochs_view: Mapping[str, int] = _EMPTY
         try:
@@ -216,6 +217,13 @@ class NvmlSession(EnergySession):
     def read(self) -> Reading:
         """Cumulative joules per GPU since the session opened."""
         with self._lock:
+            error = self._sampler.error
+            if error is not None and not self._sampler_failed:
+                # A dead sampler integrates nothing more: its GPUs fail rather than report a two-point trapezoid.
+                self._sampler_failed = True
+                for gpu in self._sampling_gpus:
+                    self._stick(gpu.domain, f"the power sampler stopped ({type(error).__name__}: {error}); "
+                                            "the integral after it would be wrong")
             faults: dict[str, str] = {}
             self._sample_locked(faults)
             self._read_counters_locked(faults)

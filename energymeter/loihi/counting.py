@@ -24,7 +24,8 @@ class _Totals:
 def _count_synops(kind: str, fanout: torch.Tensor | None, spikes: torch.Tensor, totals: _Totals) -> None:
     if fanout is None:  # a bias-driven layer has no synapses
         return
-    events = int((spikes.flatten(1) * fanout.flatten()).sum())
+    # float64 sums integers exactly up to 2**53; float32 would round counts above 2**24.
+    events = int((spikes.flatten(1).to(torch.float64) * fanout.flatten().to(torch.float64)).sum())
     if kind == "avgpool":
         totals.pool += events
     else:

@@ -136,9 +136,15 @@ def run_lava(cases: Sequence[tuple[LavaNetwork, torch.Tensor | None, int]], *, r
     if proc.returncode != 0:
         tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
         raise EnergymeterError(f"lava-nc run failed (exit {proc.returncode}): {tail}")
-    data = json.loads(proc.stdout)
+    try:
+        data = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise EnergymeterError(f"lava-nc runner printed no readable result: {exc}") from exc
+    if len(data.get("results", ())) != len(cases):
+        raise EnergymeterError(f"lava-nc returned {len(data.get('results', ()))} result(s) for {len(cases)} "
+                               "network(s): nothing is compared")
     runs = []
-    for (network, _, _), result in zip(cases, data["results"]):
+    for (network, _, _), result in zip(cases, data["results"], strict=True):
         neurons = None
         if record == "neurons":
             samples = result["neurons"]
@@ -254,7 +260,7 @@ def compare_random_networks(networks: int, seed: int, *, near_ties: int = 0, chu
     for start in range(0, len(cases), chunk):
         part = cases[start:start + chunk]
         runs = run_lava([(net, None, steps) for _, net, steps in part], record="neurons", python=python, timeout_s=1800)
-        for (net_seed, net, steps), run in zip(part, runs):
+        for (net_seed, net, steps), run in zip(part, runs, strict=True):
             sim = simulate(net, None, steps, record="neurons", exact=exact)
             assert sim.neuron_spikes is not None and run.neuron_spikes is not None
             if not all(torch.equal(sim.neuron_spikes[n], run.neuron_spikes[n]) for n in net.names):
