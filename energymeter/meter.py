@@ -181,12 +181,15 @@ class Meter:
         try:
             if self.sync:
                 _cuda_sync()
+            # The clock is read before the opening readings and after the closing ones, so the duration
+            # spans everything the energy figures span (reads of several sessions take time).
+            start_wall_s, start_mono_s = time.time(), time.monotonic()
             if self._single is not None:
                 window.readings = [_read(self._single.session, self._single.domains)]
             elif self._plans:
                 window.readings = [_read(p.session, p.domains) for p in self._plans]
-            window.start_wall_s = time.time()
-            window.start_mono_s = time.monotonic()
+            window.start_wall_s = start_wall_s
+            window.start_mono_s = start_mono_s  # set last: non-zero marks the window open (see end_window)
             if self._flops is not None and (model is not None or not self._plans):
                 window.flop_window = self._flops.begin(model)
         except BaseException:
@@ -209,7 +212,6 @@ class Meter:
         try:
             if self.sync:
                 _cuda_sync()
-            end_mono_s = time.monotonic()
             single = self._single
             if single is not None:
                 end = [_read(single.session, single.domains)]
@@ -217,6 +219,7 @@ class Meter:
                 end = [_read(p.session, p.domains) for p in self._plans]
             else:
                 end = []
+            end_mono_s = time.monotonic()
         finally:
             if not released:
                 with self._lock:

@@ -143,7 +143,16 @@ class measure(contextlib.ContextDecorator):
             # First use, or the pool closed this meter to make room: take the shared one (reopened).
             self._meter = None
             meter = self.meter
-        window = meter._begin(self.name, self.model)
+        try:
+            window = meter._begin(self.name, self.model)
+        except RuntimeError:
+            if not (self._pooled and meter._closed):
+                raise
+            # The pool closed this idle meter between the check above and the window (another thread made
+            # room): take the shared one again; the window has not begun, so nothing is lost.
+            self._meter = None
+            meter = self.meter
+            window = meter._begin(self.name, self.model)
         try:
             self._local.stack.append((meter, window))
         except AttributeError:

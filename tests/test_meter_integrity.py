@@ -202,3 +202,26 @@ def test_a_measure_whose_shared_meter_the_pool_closed_reopens_it(powercap, monke
         powercap.set_energy("intel-rapl:0", powercap.energy("intel-rapl:0") + 2_000_000)
     assert first.result.energy_j["cpu:0:package"] == pytest.approx(2.0)
     close_shared_meters()
+
+
+def test_a_measure_whose_meter_is_evicted_just_before_its_window_opens_takes_a_fresh_one(powercap, monkeypatch):
+    import energymeter.shared as shared
+
+    powercap.add_package(0)
+    close_shared_meters()
+    m = measure(["rapl"], powercap_root=powercap.root)
+    with m:
+        pass
+    meter = m._meter
+    real_begin = meter._begin
+
+    def evicted(*args, **kwargs):  # the pool closes this meter between the check and the window
+        meter.close()
+        return real_begin(*args, **kwargs)
+
+    monkeypatch.setattr(meter, "_begin", evicted)
+    with m:
+        pass
+    assert m._meter is not meter and m.result is not None
+    close_shared_meters()
+    del shared
