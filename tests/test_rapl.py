@@ -202,13 +202,17 @@ def test_a_negative_range_is_unusable_and_the_poller_period_stays_sane(powercap,
     assert "cpu:0:package" not in reading.energy_j and "cannot be corrected" in reading.failed["cpu:0:package"]
 
 
-def test_a_range_too_small_to_poll_is_unusable_and_never_makes_the_poller_spin(powercap, clock):
+def test_a_range_too_small_to_poll_leaves_the_zone_out_and_never_makes_the_poller_spin(powercap, clock):
     powercap.add_package(0, max_range_uj=1_000)  # 1 mJ: would wrap in under a microsecond at 1500 W
     status = backend(powercap, clock).probe()
-    assert "faster than it can be polled" in status.reason
+    assert not status.available and "faster than it can be polled" in status.reason
+    powercap.add_package(1, dram=True)  # a second socket with an ordinary range
+    status = backend(powercap, clock).probe()
+    assert status.available and status.domains == ("cpu:1:package", "cpu:1:dram")
+    assert "cpu:0:package" in status.reason and "zone left out" in status.reason
     session = backend(powercap, clock).open()
     assert session.poll_period_s >= 0.01
-    assert session.window_warnings(1.0)
+    assert set(session.read().energy_j) == {"cpu:1:package", "cpu:1:dram"}
 
 
 def test_a_counter_above_its_range_fails_the_zone_because_the_range_file_is_wrong(powercap, clock):

@@ -125,11 +125,19 @@ class RaplBackend(Backend):
                 return BackendStatus(self.name, False, f"cannot read {path}: {exc}",
                                      tuple(z.domain for z in zones), MEASURED)
         zones = [replace(z, max_power_w=self.max_power_w or self.limits.for_kind(z.kind)) for z in zones]
-        for i, zone in enumerate(zones):
+        usable = []
+        for zone in zones:
             note = _unpollable(zone)
             if note:
-                notes.append(note)
-                zones[i] = replace(zone, max_range_uj=None)
+                # Wraps between two polls would go unseen and a forward step could still look plausible:
+                # such a zone is left out, never reported as measured by chance.
+                notes.append(f"{note}; zone left out")
+            else:
+                usable.append(zone)
+        if not usable:
+            return BackendStatus(self.name, False, "no RAPL zone can be tracked: " + "; ".join(notes),
+                                 tuple(z.domain for z in zones), MEASURED)
+        zones = usable
         self._zones, self._notes = zones, notes
         reason = f"{len(zones)} RAPL zone(s) under {self.root}"
         if notes:
