@@ -187,3 +187,27 @@ def test_synaptic_operation_counts_are_exact_integers_beyond_float32_precision()
     _count_synops("linear", fanout, spikes, totals)
     exact = int((spikes.to(torch.int64) * fanout.to(torch.int64)).sum())
     assert exact > 2**24 and totals.synops == exact
+
+
+def test_a_simulation_that_cannot_be_priced_fails_the_domain_not_the_callers_simulate(digits, trained, monkeypatch):
+    import energymeter.loihi.energy as pricing
+
+    model, _ = trained["mlp"]
+    snn = convert(model, digits.x_train[:100])
+
+    def broken(sim, profile):
+        raise ValueError("profile lacks a cost")
+
+    real = pricing.estimate_energy
+    monkeypatch.setattr(pricing, "estimate_energy", broken)
+    m = measure(["loihi"])
+    with m:
+        sim = simulate(snn, digits.x_test[:5], 5)  # returns normally: its work is done
+    assert sim.samples == 5
+    assert "loihi:sim" not in m.result.energy_j and "failed inside the window" in m.result.failed["loihi:sim"]
+    (session,) = m.meter._energy
+    assert "profile lacks a cost" in session.last_failure
+    monkeypatch.setattr(pricing, "estimate_energy", real)
+    with m:  # a later window measures again
+        simulate(snn, digits.x_test[:5], 5)
+    assert m.result.energy_j["loihi:sim"] > 0 and not m.result.failed

@@ -61,21 +61,34 @@ class LoihiSession(EnergySession):
         self.profile = load_loihi_profile(profile)
         self._lock = threading.Lock()
         self._total_j = 0.0
+        self._epoch = 0
+        self.last_failure: str | None = None
         self._simulator = simulator
         simulator.subscribe(self.add)
 
     def add(self, sim: Any) -> None:
-        """Price one finished simulation and add it."""
+        """Price one finished simulation and add it.
+
+        A simulation this session cannot price is a fault of the ``loihi:sim`` domain, not of the caller's
+        ``simulate()`` (whose work is done): the domain's epoch is bumped, so every window that spans it
+        fails that domain, and later windows measure again. The last reason is kept in ``last_failure``.
+        """
         from ..loihi.energy import estimate_energy
 
-        energy_j = estimate_energy(sim, self.profile).total_energy_j
+        try:
+            energy_j = estimate_energy(sim, self.profile).total_energy_j
+        except Exception as exc:  # not swallowed: the windows spanning it fail, with the reason kept here
+            with self._lock:
+                self._epoch += 1
+                self.last_failure = f"a simulation could not be priced ({type(exc).__name__}: {exc})"
+            return
         with self._lock:
             self._total_j += energy_j
 
     def read(self) -> Reading:
-        """Modeled joules so far."""
+        """Modeled joules so far, with the epoch of pricing failures."""
         with self._lock:
-            return Reading({DOMAIN: self._total_j})
+            return Reading({DOMAIN: self._total_j}, {}, {DOMAIN: self._epoch} if self._epoch else {})
 
     def close(self) -> None:
         """Stop receiving simulations."""
