@@ -55,7 +55,9 @@ class FakeCounters:
 @pytest.mark.slow
 def test_verdicts_on_fake_hardware_noise_is_inconclusive_constant_power_does_not_track_loihi_tracks(powercap, tmp_path):
     counters = FakeCounters(powercap)
-    meter = Meter(["rapl"], powercap_root=counters.root, reader=counters, max_power_w=1e7)
+    # A ceiling far above the noise steps (up to ~30 J a read) and low enough that the fake range (262 kJ)
+    # still wraps slowly enough to be polled (2.6 s at 100 kW).
+    meter = Meter(["rapl"], powercap_root=counters.root, reader=counters, max_power_w=1e5)
     config = SweepConfig(models=("mlp",), datasets=("digits",), lambdas=(0.0, 1e-2), seeds=3, epochs=3,
                          min_window_s=0.1, idle_s=0.02, reference_s=0.02, snn_samples=40, snn_timesteps=20,
                          inference_samples=64, backends=("rapl",))
