@@ -177,11 +177,17 @@ def test_rounds_stop_when_the_next_one_would_end_after_the_budget():
     module = load_script()
     operands = {name: torch.ones(8, 8) for name in "abc"}
     meter = ChargedMeter()
-    stop_at_s = time.monotonic() + 1.0  # about 0.3 s of calibration and warm-up, then rounds of about 0.15 s
-    results, rounds = module.run_windows(meter, operands, torch.ones(8, 8), "cpu", 0.05, 1000, stop_at_s,
-                                         lambda uuid: (None, None), meter.charge)
-    assert 1 <= rounds < 1000
-    assert time.monotonic() < stop_at_s + 0.5  # at most one round's overrun, with room for a busy machine
+    ticks = iter(range(10**6))
+
+    def clock() -> float:  # a fake clock: every reading is 0.1 s after the previous, whatever the machine does
+        return next(ticks) * 0.1
+
+    # Rounds read the clock at the check, at their start and at their end: a round "takes" 0.1 s, and the
+    # next one runs only while the check time + max(last round, 3 windows of 0.05 s) < 1.0. Checks fall at
+    # 0.0, 0.3, 0.6 (0.6 + 0.15 < 1.0) and 0.9 (0.9 + 0.15 >= 1.0): exactly 3 rounds.
+    results, rounds = module.run_windows(meter, operands, torch.ones(8, 8), "cpu", 0.05, 1000, 1.0,
+                                         lambda uuid: (None, None), meter.charge, clock=clock)
+    assert rounds == 3
     assert len(meter.order) == 3 * rounds
 
 

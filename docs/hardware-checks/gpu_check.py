@@ -349,7 +349,8 @@ def gemms_per_chunk(a: Any, b: Any, out: Any, device: str) -> int:
 
 def run_windows(meter: Any, operands: dict[str, Any], weights: Any, device: str, window_s: float,
                 max_rounds: int, stop_at_s: float, state: Callable[[Any], tuple[float | None, float | None]],
-                charge: Callable[[str, int], None] | None = None) -> tuple[dict[str, ClassWindows], int]:
+                charge: Callable[[str, int], None] | None = None,
+                clock: Callable[[], float] = time.monotonic) -> tuple[dict[str, ClassWindows], int]:
     """Measure interleaved windows, the class order rotating each round (ABCD, BCDA, CDAB, DABC, ...).
 
     Rotating rather than repeating ABCD cancels thermal drift as ABCD does and also spreads each class
@@ -357,7 +358,7 @@ def run_windows(meter: Any, operands: dict[str, Any], weights: Any, device: str,
 
     A window runs whole chunks of GEMMs until ``window_s`` has passed; the Meter synchronises CUDA at both
     edges, so every GEMM of a window lands inside it. Rounds stop at ``max_rounds`` or when the next round
-    would end after ``stop_at_s`` (monotonic seconds).
+    would end after ``stop_at_s`` (seconds on ``clock``, monotonic by default).
 
     Returns:
         Per class what it measured, and the rounds run.
@@ -376,8 +377,8 @@ def run_windows(meter: Any, operands: dict[str, Any], weights: Any, device: str,
     names = list(operands)
     round_s = 0.0
     rounds = 0
-    while rounds < max_rounds and time.monotonic() + max(round_s, len(names) * window_s) < stop_at_s:
-        round_start = time.monotonic()
+    while rounds < max_rounds and clock() + max(round_s, len(names) * window_s) < stop_at_s:
+        round_start = clock()
         order = names[rounds % len(names):] + names[:rounds % len(names)]
         for name in order:
             a = operands[name]
@@ -411,7 +412,7 @@ def run_windows(meter: Any, operands: dict[str, Any], weights: Any, device: str,
             if sm_clock_mhz is not None:
                 record.sm_clock_mhz.append(sm_clock_mhz)
         rounds += 1
-        round_s = time.monotonic() - round_start
+        round_s = clock() - round_start
     return results, rounds
 
 
