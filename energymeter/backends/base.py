@@ -169,6 +169,7 @@ class Poller:
         self._closed = False
         #: The exception ``fn`` raised, which stopped this poller; None while it has not.
         self.error: BaseException | None = None
+        self._error_taken = False
 
     @property
     def running(self) -> bool:
@@ -241,6 +242,17 @@ class Poller:
                 with cond:
                     cls._calling = None
                     cond.notify_all()
+
+    def take_error(self) -> str | None:
+        """The error that stopped this poller, in words, the first time it is asked for; else None.
+
+        A session calls it on each read and fails the domains that depended on the poller once.
+        """
+        with Poller._cond:
+            if self.error is None or self._error_taken:
+                return None
+            self._error_taken = True
+            return f"{type(self.error).__name__}: {self.error}"
 
     def _fail(self, exc: BaseException) -> None:
         """Stop a poller whose ``fn`` raised, and report it as an uncaught thread exception would be."""

@@ -70,7 +70,6 @@ class NvmlSession(EnergySession):
         #: GPUs failed for the rest of the session, and why.
         self._stuck: dict[str, str] = {}
         self._stuck_view: Mapping[str, str] = _EMPTY
-        self._sampler_failed = False
         self._epoch: dict[str, int] = {}
         self._epochs_view: Mapping[str, int] = _EMPTY
         try:
@@ -217,13 +216,11 @@ class NvmlSession(EnergySession):
     def read(self) -> Reading:
         """Cumulative joules per GPU since the session opened."""
         with self._lock:
-            error = self._sampler.error
-            if error is not None and not self._sampler_failed:
+            stopped = self._sampler.take_error()
+            if stopped is not None:
                 # A dead sampler integrates nothing more: its GPUs fail rather than report a two-point trapezoid.
-                self._sampler_failed = True
                 for gpu in self._sampling_gpus:
-                    self._stick(gpu.domain, f"the power sampler stopped ({type(error).__name__}: {error}); "
-                                            "the integral after it would be wrong")
+                    self._stick(gpu.domain, f"the power sampler stopped ({stopped}); the integral after it would be wrong")
             faults: dict[str, str] = {}
             self._sample_locked(faults)
             self._read_counters_locked(faults)

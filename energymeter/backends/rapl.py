@@ -178,7 +178,6 @@ class RaplSession(EnergySession):
         self._stuck: dict[str, str] = {}
         self._stuck_pending = False
         self._stuck_view: Mapping[str, str] = _EMPTY
-        self._poller_failed = False
         self._epochs_view: Mapping[str, int] = _EMPTY
         self._epoch: dict[str, int] = {}
         self._warnings = [f"{z.domain}: max_energy_range_uj unusable; a wrap inside this window would fail the domain"
@@ -346,13 +345,11 @@ class RaplSession(EnergySession):
     def read(self) -> Reading:
         """Cumulative joules per zone since the session opened."""
         with self._lock:
-            error = self._poller.error
-            if error is not None and not self._poller_failed:
+            stopped = self._poller.take_error()
+            if stopped is not None:
                 # A dead wrap poller cannot count wraps any more: fail every zone, never report a silent undercount.
-                self._poller_failed = True
                 for domain in self._domains:
-                    self._stick(domain, f"the wrap poller stopped ({type(error).__name__}: {error}); "
-                                        "wraps after it could not be counted")
+                    self._stick(domain, f"the wrap poller stopped ({stopped}); wraps after it could not be counted")
             faults = self._poll_locked()
             energy_j = {d: uj / 1e6 for d, uj in zip(self._domains, self._total_uj)}
             if faults is None:
