@@ -19,7 +19,7 @@ import sys
 import torch
 from torch import nn
 
-from bench_window import CLOCK_NAME, interleaved, quartiles
+from bench_window import CLOCK_NAME, interleaved, percent_over, quartiles
 from energymeter.models import ActivationEnergy
 
 ROUNDS = 201
@@ -78,7 +78,7 @@ def main() -> int:
           f"{ROUNDS} interleaved rounds of {NUMBER} steps, clock: {CLOCK_NAME}; overhead over the unhooked twin, median [quartiles]:")
     overhead = {}
     for name, label in (("inline", "E inline in the forward (the floor)"), ("hooked", "ActivationEnergy hooks")):
-        ratios = [(a / b - 1) * 100 for a, b in zip(times[name], times["plain"])]
+        ratios = percent_over(times, name, "plain")
         q1, med, q3 = quartiles(ratios)
         overhead[name] = ratios
         print(f"  {label:<40} {med:+6.2f}% [{q1:+.2f}%, {q3:+.2f}%]")

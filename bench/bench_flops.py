@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from bench_window import CLOCK_NAME, interleaved, quartiles
+from bench_window import CLOCK_NAME, interleaved, percent_over, quartiles
 from energymeter import measure
 
 ROUNDS = 201
@@ -95,11 +95,9 @@ def main() -> int:
     print(f"  first window (shadow pass after the window, wall time): {first_s * 1e3:.2f} ms")
     for name, label in (("reused", "with m: step()  (one measure object)"),
                         ("each", "with measure(['flops'], model=net): step()")):
-        ratios = [(a / b - 1) * 100 for a, b in zip(times[name], times["plain"])]
-        q1, med, q3 = quartiles(ratios)
+        q1, med, q3 = quartiles(percent_over(times, name, "plain"))
         print(f"  {label:<46} {med:+6.2f}% [{q1:+.2f}%, {q3:+.2f}%]   target < 1%: {'met' if med < 1 else 'NOT met'}")
-    ratios = [(a / b - 1) * 100 for a, b in zip(times["control"], times["plain"])]
-    q1, med, q3 = quartiles(ratios)
+    q1, med, q3 = quartiles(percent_over(times, "control", "plain"))
     print(f"  control: {statistics.median(hot['busy']) * 1e6:.1f} us of pure Python (a hot empty window: "
           f"{statistics.median(hot['window']) * 1e6:.1f} us) before each step: {med:+6.2f}% [{q1:+.2f}%, {q3:+.2f}%]")
     direct = [m - p for m, p in zip(tiny_times["measured"], tiny_times["plain"])]

@@ -65,6 +65,11 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
     return q[0], statistics.median(values), q[2]
 
 
+def percent_over(times: dict[str, list[float]], a: str, b: str) -> list[float]:
+    """``a``'s extra time over ``b``, round by round, in percent of ``b``."""
+    return [(x / y - 1) * 100 for x, y in zip(times[a], times[b])]
+
+
 def ratio_line(label: str, times: dict[str, list[float]], a: str, b: str, target: float | None = None) -> str:
     """``a`` over ``b``, round by round: median [quartiles], with the medians in microseconds."""
     ratios = [x / y for x, y in zip(times[a], times[b])]

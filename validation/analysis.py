@@ -76,9 +76,7 @@ class Analysis:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary (``report.json``)."""
         def row(r: Any) -> dict[str, Any]:
-            out = {}
-            for key, value in asdict(r).items():
-                out[key] = value
+            out = asdict(r)
             for name in ("e_ratio", "accuracy_change_pp"):
                 if hasattr(r, name):
                     out[name] = None if getattr(r, name) is None else getattr(r, name).to_dict()
