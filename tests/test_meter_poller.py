@@ -25,11 +25,13 @@ def test_pollers_share_one_thread_and_poll_only_while_started():
         assert wait_for(lambda: calls["fast"] >= 5 and calls["slow"] >= 3)
         assert len([t for t in threading.enumerate() if t.name == "energymeter-poller"]) == 1
         fast.stop()
-        time.sleep(0.05)  # a poll already due may still run once
+        slow_at_stop = calls["slow"]
+        # Calls run one at a time on the one thread: once "slow" has been called after stop(), no call
+        # of "fast" that began before stop() can still be running. No fixed sleeps: load cannot fail it.
+        assert wait_for(lambda: calls["slow"] > slow_at_stop)
         stopped_at = calls["fast"]
-        slow_before = calls["slow"]
-        time.sleep(0.1)
-        assert calls["fast"] == stopped_at and calls["slow"] > slow_before
+        assert wait_for(lambda: calls["slow"] >= slow_at_stop + 5)  # "fast" fell due at least 5 times since
+        assert calls["fast"] == stopped_at
         assert not fast.running and slow.running
     finally:
         fast.close()
