@@ -2,7 +2,8 @@
 
 A 784-256-10 MLP, batch 128, SGD, one thread. After the first window (whose FLOPs are counted on a
 shadow pass after it ends), every window with the same calls reuses the count: what remains is one
-forward pre-hook on the module, one post-accumulate-grad hook on one parameter, and the window itself.
+forward pre-hook on the module, one post-accumulate-grad hook per trainable parameter (4 here), and the
+window itself.
 Variants run in interleaved rounds; the overhead is a ratio within each round, median [quartiles].
 Target: < 1%. Run: ``.venv/bin/python bench/bench_flops.py``.
 """
@@ -16,7 +17,7 @@ import time
 import torch
 
 from bench_window import CLOCK_NAME, interleaved, percent_over, quartiles
-from energymeter import measure
+from energymeter import Meter, measure
 
 ROUNDS = 201
 NUMBER = 5
@@ -70,9 +71,10 @@ def main() -> int:
     def window_alone() -> None:
         with reused:
             pass
-    # The same window around a step of a one-weight module: what the window and its active hooks cost by
+    # The same window around a step of a module of the same structure with one-weight layers (the same
+    # hooks: one pre-hook, 4 trainable parameters): what the window and its active hooks cost by
     # themselves, free of the big step's noise, as a share of the big plain step.
-    tiny = torch.nn.Linear(1, 1)
+    tiny = torch.nn.Sequential(torch.nn.Linear(1, 1), torch.nn.ReLU(), torch.nn.Linear(1, 1))
     tiny_x = torch.randn(1, 1)
     tiny_m = measure(["flops"], model=tiny)
 
@@ -84,8 +86,37 @@ def main() -> int:
         with tiny_m:
             tiny_step()
 
+    # Where the direct cost goes: the same small step with the session's hooks installed but no window
+    # open; with a bare FlopSession window (no meter); with a named Meter window.
+    def small() -> torch.nn.Module:
+        return torch.nn.Sequential(torch.nn.Linear(1, 1), torch.nn.ReLU(), torch.nn.Linear(1, 1))
+
+    idle, bare, named = small(), small(), small()
+    with measure(["flops"], model=idle):  # installs the hooks; no window is open on it afterwards
+        idle(tiny_x).sum().backward()
+    meter = Meter(["flops"])
+    session = meter._flops  # the meter's FlopSession: its windows without the meter's own work
+
+    def small_step(net: torch.nn.Module) -> None:
+        net.zero_grad()
+        net(tiny_x).sum().backward()
+
+    def bare_window() -> None:
+        w = session.begin(bare)
+        small_step(bare)
+        session.end(w)
+
+    def named_window() -> None:
+        meter.begin_window("step", model=named)
+        small_step(named)
+        meter.end_window("step")
+
     tiny_measured()
-    tiny_times = interleaved({"plain": tiny_step, "measured": tiny_measured}, rounds=ROUNDS, number=200)
+    bare_window()
+    named_window()
+    tiny_times = interleaved({"plain": tiny_step, "measured": tiny_measured, "idle": lambda: small_step(idle),
+                              "bare": bare_window, "named": named_window}, rounds=ROUNDS, number=200)
+    meter.close()
     times = interleaved({"plain": plain, "reused": measured_reused, "each": measured_each_time, "control": control},
                         rounds=ROUNDS, number=NUMBER)
     hot = interleaved({"window": window_alone, "busy": busy_python}, rounds=ROUNDS, number=200)
@@ -102,8 +133,14 @@ def main() -> int:
           f"{statistics.median(hot['window']) * 1e6:.1f} us) before each step: {med:+6.2f}% [{q1:+.2f}%, {q3:+.2f}%]")
     direct = [m - p for m, p in zip(tiny_times["measured"], tiny_times["plain"])]
     q1, med, q3 = quartiles(direct)
-    print(f"  the window and its active hooks by themselves (around a one-weight step, 200 calls per round): "
+    print(f"  the window and its active hooks by themselves (around a step of one-weight layers, 200 calls per round): "
           f"{med * 1e6:.1f} us [{q1 * 1e6:.1f}, {q3 * 1e6:.1f}] = {med / plain_s * 100:.2f}% of the plain step")
+    for name, label in (("idle", "hooks installed, no window open (pre-hook + 4 backward marks)"),
+                        ("bare", "a FlopSession window alone (hooks active, no meter)"),
+                        ("named", "a Meter(['flops']) named window"),
+                        ("measured", "with m: (measure object)")):
+        q1, med, q3 = quartiles([m - p for m, p in zip(tiny_times[name], tiny_times["plain"])])
+        print(f"    {label:<64} {med * 1e6:5.1f} us [{q1 * 1e6:.1f}, {q3 * 1e6:.1f}]")
     return 0
 
 
