@@ -56,13 +56,14 @@ class PythonCalls:
             self.functions.add((frame.f_globals.get("__name__", "?"), frame.f_code.co_name))
 
     def __enter__(self):
+        self._before = sys.getprofile(), threading.getprofile()
         threading.setprofile(self._profile)
         sys.setprofile(self._profile)
         return self
 
     def __exit__(self, *exc):
-        sys.setprofile(None)
-        threading.setprofile(None)
+        sys.setprofile(self._before[0])
+        threading.setprofile(self._before[1])
 
     def of(self, prefix):
         return {f"{m}.{name}" for m, name in self.functions
