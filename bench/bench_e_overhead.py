@@ -19,7 +19,7 @@ import sys
 import torch
 from torch import nn
 
-from bench_window import CLOCK_NAME, interleaved, percent_over, quartiles
+from bench_window import CLOCK_NAME, interleaved, median_ci, percent_over, quartiles, verdict_at_most
 from energymeter.models import ActivationEnergy
 
 ROUNDS = 201
@@ -84,8 +84,9 @@ def main() -> int:
         print(f"  {label:<40} {med:+6.2f}% [{q1:+.2f}%, {q3:+.2f}%]")
     gaps = [h - i for h, i in zip(overhead["hooked"], overhead["inline"])]
     q1, med, q3 = quartiles(gaps)
-    print(f"  hooks minus floor, per round: {med:+.2f} points [{q1:+.2f}, {q3:+.2f}]   target within 2 points: "
-          f"{'met' if med <= 2 else 'NOT met'}")
+    low, high = median_ci(gaps)
+    print(f"  hooks minus floor, per round: {med:+.2f} points [{q1:+.2f}, {q3:+.2f}], median 95% CI "
+          f"[{low:+.2f}, {high:+.2f}]   target within 2 points: {verdict_at_most(gaps, 2.0)}")
     return 0
 
 

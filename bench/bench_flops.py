@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from bench_window import CLOCK_NAME, interleaved, percent_over, quartiles
+from bench_window import CLOCK_NAME, interleaved, median_ci, percent_over, quartiles, verdict_at_most
 from energymeter import Meter, measure
 
 ROUNDS = 201
@@ -126,8 +126,11 @@ def main() -> int:
     print(f"  first window (shadow pass after the window, wall time): {first_s * 1e3:.2f} ms")
     for name, label in (("reused", "with m: step()  (one measure object)"),
                         ("each", "with measure(['flops'], model=net): step()")):
-        q1, med, q3 = quartiles(percent_over(times, name, "plain"))
-        print(f"  {label:<46} {med:+6.2f}% [{q1:+.2f}%, {q3:+.2f}%]   target < 1%: {'met' if med < 1 else 'NOT met'}")
+        overhead = percent_over(times, name, "plain")
+        q1, med, q3 = quartiles(overhead)
+        low, high = median_ci(overhead)
+        print(f"  {label:<46} {med:+6.2f}% [{q1:+.2f}%, {q3:+.2f}%], median 95% CI [{low:+.2f}%, {high:+.2f}%]   "
+              f"target < 1%: {verdict_at_most(overhead, 1.0)}")
     q1, med, q3 = quartiles(percent_over(times, "control", "plain"))
     print(f"  control: {statistics.median(hot['busy']) * 1e6:.1f} us of pure Python (a hot empty window: "
           f"{statistics.median(hot['window']) * 1e6:.1f} us) before each step: {med:+6.2f}% [{q1:+.2f}%, {q3:+.2f}%]")

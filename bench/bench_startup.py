@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from bench_window import quartiles
+from bench_window import median_ci, quartiles, verdict_at_most
 
 ROUNDS = 9
 NUMBER = 3
@@ -39,7 +39,8 @@ def main() -> int:
     print(f"Start-up, {ROUNDS} interleaved rounds of {NUMBER} runs each, wall time:")
     print(f"  energymeter measure -- true / python -c pass   {med:.2f}x [{q1:.2f}, {q3:.2f}]   "
           f"({statistics.median(times['measure']) * 1e3:.0f} ms / {statistics.median(times['baseline']) * 1e3:.0f} ms)"
-          f"   target <= 8x: {'met' if med <= 8 else 'NOT met'}")
+          f"   median 95% CI [{median_ci(ratios)[0]:.2f}, {median_ci(ratios)[1]:.2f}]; target <= 8x: "
+          f"{verdict_at_most(ratios, 8.0)}")
     return 0
 
 

@@ -8,7 +8,9 @@ Rows, all on one fake two-socket powercap tree (4 zones: two packages, each with
 * Zeus's ``ZeusMonitor`` window and codecarbon's RAPL reader (start + delta), where installed, against ours.
 
 Every variant runs ``NUMBER`` calls per round; rounds alternate the order of the variants, and each
-ratio is taken within a round, so drift on a shared machine hits both sides alike. Nothing is asserted.
+ratio is taken within a round, so drift on a shared machine hits both sides alike. A target is judged on
+a distribution-free 95% interval of the median ratio: met, NOT met, or inconclusive where the interval
+straddles it. Nothing is asserted.
 Run: ``.venv/bin/python bench/bench_window.py`` (``make bench`` installs zeus and codecarbon first).
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import os
 import statistics
 import sys
@@ -65,6 +68,37 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
     return q[0], statistics.median(values), q[2]
 
 
+def median_ci(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free confidence interval for the median: two order statistics of ``values``.
+
+    The interval [x_(j), x_(n+1-j)] (sorted, 1-based) covers the median with probability
+    1 - 2 P(Binomial(n, 1/2) < j); j is the largest rank that keeps that at least ``confidence``.
+    With too few values for any such j, the interval is the whole range (the verdict is then inconclusive).
+    """
+    xs = sorted(values)
+    n = len(xs)
+    alpha = 1.0 - confidence
+    tail, j = 0.0, 0
+    while j < n // 2:
+        tail += math.comb(n, j) / 2 ** n  # P(Binomial(n, 1/2) <= j)
+        if 2 * tail > alpha:
+            break
+        j += 1
+    if j == 0:
+        return xs[0], xs[-1]
+    return xs[j - 1], xs[n - j]
+
+
+def verdict_at_most(values: list[float], target: float) -> str:
+    """"met" when the median's 95% interval lies at or below ``target``, "NOT met" when above, else "inconclusive"."""
+    low, high = median_ci(values)
+    if high <= target:
+        return "met"
+    if low > target:
+        return "NOT met"
+    return "inconclusive"
+
+
 def percent_over(times: dict[str, list[float]], a: str, b: str) -> list[float]:
     """``a``'s extra time over ``b``, round by round, in percent of ``b``."""
     return [(x / y - 1) * 100 for x, y in zip(times[a], times[b])]
@@ -77,7 +111,8 @@ def ratio_line(label: str, times: dict[str, list[float]], a: str, b: str, target
     text = (f"  {label:<52} {med:8.2f}x [{q1:.2f}, {q3:.2f}]   ({statistics.median(times[a]) * 1e6:9.1f} us / "
             f"{statistics.median(times[b]) * 1e6:7.1f} us)")
     if target is not None:
-        text += f"   target <= {target:g}x: {'met' if med <= target else 'NOT met'}"
+        low, high = median_ci(ratios)
+        text += f"   median 95% CI [{low:.2f}, {high:.2f}]; target <= {target:g}x: {verdict_at_most(ratios, target)}"
     return text
 
 
