@@ -36,10 +36,11 @@ def main() -> int:
             times[name].append(run_s(BASELINE if name == "baseline" else MEASURE))
     ratios = [m / b for m, b in zip(times["measure"], times["baseline"])]
     q1, med, q3 = quartiles(ratios)
+    low, high = median_ci(ratios)
     print(f"Start-up, {ROUNDS} interleaved rounds of {NUMBER} runs each, wall time:")
     print(f"  energymeter measure -- true / python -c pass   {med:.2f}x [{q1:.2f}, {q3:.2f}]   "
           f"({statistics.median(times['measure']) * 1e3:.0f} ms / {statistics.median(times['baseline']) * 1e3:.0f} ms)"
-          f"   median 95% CI [{median_ci(ratios)[0]:.2f}, {median_ci(ratios)[1]:.2f}]; target <= 8x: "
+          f"   median 95% CI [{low:.2f}, {high:.2f}]; target <= 8x: "
           f"{verdict_at_most(ratios, 8.0)}")
     return 0
 
