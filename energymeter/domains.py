@@ -1,0 +1,136 @@
+"""What a measured domain is, declared as data by the session that reports it.
+
+Every energy session publishes, for each domain it reports, one frozen ``Domain``: which class of
+device it belongs to, whether its figure is host-wide, per device or per process, the device's stable
+identity, which other domains its figure already contains, its provenance and the kind of backend
+that produced it. ``Measurement``, its total rule, ``distributed.merge``, the analysis and the
+cross-checks read these fields; no consumer parses a domain's meaning out of its name.
+
+Only records written before declarations existed (schemas 1 and 2) have their declarations inferred
+from their names, by ``infer_domain`` below: it is the one place that knows the old naming patterns.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
+
+from .kinds import HARDWARE_COUNTER, KINDS, MODEL, SIMULATOR
+
+# Device classes.
+CPU = "cpu"
+GPU = "gpu"
+SOC = "soc"  # a combined figure of a system on chip (CPU, GPU and memory of one package)
+ACCELERATOR = "accelerator"
+SIMULATED = "simulated"
+DEVICE_CLASSES = (CPU, GPU, SOC, ACCELERATOR, SIMULATED)
+
+# Scopes: who else sees the same figure.
+HOST = "host"  # every process on the host reads the same counter (RAPL packages, a board rail)
+DEVICE = "device"  # one device, identified by device_id, which several processes (ranks) may share
+PROCESS = "process"  # this process's own figure (a CPU-time model, a simulation)
+SCOPES = (HOST, DEVICE, PROCESS)
+
+_PROVENANCES = ("measured", "integrated", "modeled")
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    """The declaration of one energy domain.
+
+    Attributes:
+        name: The domain's key in ``Measurement.energy_j`` (``"cpu:0:package"``, ``"gpu:0"``).
+        device_class: One of ``DEVICE_CLASSES``.
+        scope: One of ``SCOPES``.
+        device_id: A stable identity of the hardware (a GPU's UUID, a RAPL zone's sysfs path, a socket);
+            ``""`` when there is none.
+        contains: Names of the domains whose energy this domain's figure already includes (a platform
+            ``psys`` contains the packages and DRAM; a package contains its cores).
+        provenance: ``measured``, ``integrated`` or ``modeled``.
+        kind: The kind of backend that reports it (``energymeter.kinds.KINDS``).
+    """
+
+    name: str
+    device_class: str
+    scope: str
+    provenance: str
+    kind: str
+    device_id: str = ""
+    contains: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.device_class not in DEVICE_CLASSES:
+            raise ValueError(f"domain {self.name!r}: unknown device class {self.device_class!r}")
+        if self.scope not in SCOPES:
+            raise ValueError(f"domain {self.name!r}: unknown scope {self.scope!r}")
+        if self.provenance not in _PROVENANCES:
+            raise ValueError(f"domain {self.name!r}: unknown provenance {self.provenance!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"domain {self.name!r}: unknown backend kind {self.kind!r}")
+        if type(self.contains) is not tuple:
+            object.__setattr__(self, "contains", tuple(self.contains))
+        if self.name in self.contains:
+            raise ValueError(f"domain {self.name!r} cannot contain itself")
+
+    def renamed(self, name: str, contains: tuple[str, ...] | None = None) -> "Domain":
+        """The same declaration under another name (a host prefix, a rank suffix)."""
+        return replace(self, name=name, contains=self.contains if contains is None else contains)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (without the name, which is the key it is stored under)."""
+        return {"device_class": self.device_class, "scope": self.scope, "device_id": self.device_id,
+                "contains": list(self.contains), "provenance": self.provenance, "kind": self.kind}
+
+    @classmethod
+    def from_dict(cls, name: str, data: Mapping[str, Any]) -> "Domain":
+        """Reads ``to_dict``'s form back.
+
+        Raises:
+            ValueError, TypeError, KeyError: a malformed declaration.
+        """
+        contains = data.get("contains", ())
+        if not isinstance(contains, (list, tuple)):
+            raise TypeError(f"domain {name!r}: contains must be a list")
+        return cls(name=name, device_class=str(data["device_class"]), scope=str(data["scope"]),
+                   device_id=str(data.get("device_id", "")), contains=tuple(str(c) for c in contains),
+                   provenance=str(data["provenance"]), kind=str(data["kind"]))
+
+
+# -- schemas 1 and 2 only: declarations inferred from the names those records used -------------
+_OLD_CPU = re.compile(r"^(?:(.+)/)?cpu:(\d+):(package|dram|psys|core|uncore)$")
+_OLD_GPU = re.compile(r"^(?:(.+)/)?gpu:[^/]+$")
+_OLD_CPU_MODEL = re.compile(r"^(?:(.+)/)?cpu:model(?::.+)?$")
+_OLD_LOIHI = re.compile(r"^(?:(.+)/)?loihi:sim(?::.+)?$")
+
+
+def infer_domain(name: str, provenance: str, kind: str | None, device_id: str,
+                 names: tuple[str, ...]) -> Domain | None:
+    """A declaration for a domain of an old record, read from its name; None when the name is unknown.
+
+    Args:
+        name: The domain's name, with or without a ``"<host>/"`` prefix.
+        provenance: Its provenance label.
+        kind: Its backend kind where the record has one (schema 2), else None.
+        device_id: Its device identity where the record has one, else ``""``.
+        names: Every domain name of the record (energy and failed), for containment.
+    """
+    cpu = _OLD_CPU.match(name)
+    if cpu is not None:
+        host, socket, part = cpu.group(1), cpu.group(2), cpu.group(3)
+        prefix = f"{host}/" if host else ""
+        if part == "psys":
+            parts = [n for n in names if (m := _OLD_CPU.match(n)) and m.group(1) == host and m.group(3) != "psys"]
+            contains = tuple(sorted(parts))
+        elif part == "package":
+            contains = tuple(n for n in (f"{prefix}cpu:{socket}:core", f"{prefix}cpu:{socket}:uncore") if n in names)
+        else:
+            contains = ()
+        return Domain(name, CPU, HOST, provenance, kind or HARDWARE_COUNTER, device_id, contains)
+    if _OLD_GPU.match(name):
+        return Domain(name, GPU, DEVICE, provenance, kind or HARDWARE_COUNTER, device_id)
+    if _OLD_CPU_MODEL.match(name):
+        return Domain(name, CPU, PROCESS, provenance, kind or MODEL, device_id)
+    if _OLD_LOIHI.match(name):
+        return Domain(name, SIMULATED, PROCESS, provenance, kind or SIMULATOR, device_id)
+    return None
