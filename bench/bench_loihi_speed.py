@@ -23,8 +23,9 @@ import time
 
 import torch
 
+from energymeter.crosscheck.lava_check import (LavaUnavailable, find_lava_python, random_network, random_spikes,
+                                               run_lava)
 from energymeter.loihi import convert, simulate
-from energymeter.loihi.lava_check import LavaUnavailable, find_lava_python, random_network, random_spikes, run_lava
 
 SIZES = (784, 256, 256, 10)
 TIMESTEPS = 100

@@ -67,6 +67,27 @@ def test_the_simulator_does_not_know_the_measuring_backend():
     assert bad == []
 
 
+def test_the_measuring_core_never_imports_the_crosscheck_wing():
+    # The wing compares the core with independent peers and may import it; the reverse would measure through it.
+    def above_the_core(module):
+        return (any(inside(module, wing) for wing in ("energymeter.crosscheck", "energymeter.models",
+                                                       "energymeter.validation"))
+                or module.startswith("energymeter.cli"))
+
+    checked = {m for m, _ in EDGES if not above_the_core(m)}
+    assert {"energymeter.meter", "energymeter.measurement", "energymeter.backends.flops",
+            "energymeter.backends.loihi", "energymeter.loihi.simulation"} <= checked
+    bad = [(m, t) for m, t in EDGES if m in checked and inside(t, "energymeter.crosscheck")]
+    assert bad == []
+
+
+def test_the_lava_runner_imports_nothing_of_energymeter():
+    # It runs as a script in lava's own Python 3.10, where energymeter is not installed.
+    targets = [t for m, t in EDGES if m == "energymeter.crosscheck.lava_runner"]
+    assert "json" in targets
+    assert [t for t in targets if inside(t, "energymeter")] == []
+
+
 def test_the_checker_sees_function_level_imports(tmp_path):
     # The checker must find an import buried in a function, or the rules above prove nothing.
     path = tmp_path / "x.py"

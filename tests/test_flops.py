@@ -5,7 +5,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from energymeter import Meter, measure  # noqa: E402
-from energymeter.backends.flops import fvcore_cross_check  # noqa: E402
+from energymeter.crosscheck.fvcore_check import fvcore_cross_check  # noqa: E402
 
 
 def mlp():

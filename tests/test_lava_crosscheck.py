@@ -9,18 +9,21 @@ network reaches (``plant_near_tie``): there float32 arithmetic flips a spike, so
 All networks go to lava in one subprocess.
 """
 
+import json
 import os
 import random
+import subprocess
+import sys
 
 import pytest
 
 torch = pytest.importorskip("torch")
 np = pytest.importorskip("numpy")
 
+from energymeter.crosscheck.lava_check import (RUNNER, LavaUnavailable, find_lava_python,  # noqa: E402
+                                               random_network, random_spikes, run_lava)
+from energymeter.crosscheck.lava_reference import plant_near_tie, reference_spikes  # noqa: E402
 from energymeter.loihi import simulate  # noqa: E402
-from energymeter.loihi.lava_check import (LavaUnavailable, find_lava_python, random_network,  # noqa: E402
-                                          random_spikes, run_lava)
-from energymeter.loihi.lava_reference import plant_near_tie, reference_spikes  # noqa: E402
 
 SEED = int(os.environ.get("ENERGYMETER_LAVA_SEED") or random.SystemRandom().randrange(2**31))
 PLAIN, NEAR_TIES, WITH_INPUTS = 10, 3, 3
@@ -128,3 +131,18 @@ def test_missing_interpreter_is_a_clear_reason(monkeypatch, tmp_path):
     monkeypatch.setenv("PYENV_ROOT", str(tmp_path))
     with pytest.raises(LavaUnavailable, match="no Python 3.10 with lava-nc found"):
         find_lava_python()
+
+
+def test_the_lava_runner_runs_by_path_where_energymeter_cannot_be_imported(tmp_path):
+    # lava's Python 3.10 has no energymeter: the runner found beside lava_check must run there as a script.
+    # -S drops site-packages (energymeter's editable install with it); the stdlib is all it may need.
+    def run(*args, spec=None):
+        return subprocess.run([sys.executable, "-S", *args], input=json.dumps(spec), capture_output=True, text=True,
+                              timeout=60, cwd=tmp_path)
+
+    assert run("-c", "import energymeter").returncode != 0  # else this test would prove nothing
+    empty = run(str(RUNNER), spec={"schema_version": 2, "networks": []})
+    assert empty.returncode == 0, empty.stderr
+    assert json.loads(empty.stdout) == {"schema_version": 2, "results": []}
+    wrong = run(str(RUNNER), spec={"schema_version": 1, "networks": []})
+    assert wrong.returncode == 1 and "expected schema_version 2, got 1" in wrong.stderr

@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -211,3 +213,38 @@ def test_a_simulation_that_cannot_be_priced_fails_the_domain_not_the_callers_sim
     with m:  # a later window measures again
         simulate(snn, digits.x_test[:5], 5)
     assert m.result.energy_j["loihi:sim"] > 0 and not m.result.failed
+
+
+def test_simulation_observers_are_called_until_unsubscribed_and_refused_twice():
+    from energymeter.loihi import LavaLayer, LavaNetwork, simulation
+
+    net = LavaNetwork([LavaLayer(du=0.0, dv=0.0, vth=1.0, bias=torch.full((3,), 0.3, dtype=torch.float64))])
+    seen = []
+    simulation.subscribe(seen.append)
+    try:
+        with pytest.raises(ValueError, match="already subscribed"):
+            simulation.subscribe(seen.append)  # a second entry would count every simulation twice
+        first = simulate(net, None, 8)
+    finally:
+        simulation.unsubscribe(seen.append)
+    simulate(net, None, 8)
+    assert seen == [first] and first.total_spikes == 6  # 3 neurons at 0.3 per step pass 1.0 at steps 4 and 8
+    simulation.unsubscribe(seen.append)  # not subscribed: nothing to do
+
+
+def test_public_names_are_the_functions_and_their_modules_are_named_apart():
+    import energymeter.loihi as loihi
+    from energymeter.loihi import conversion, simulation
+
+    assert loihi.simulate is simulation.simulate and callable(loihi.simulate)
+    assert loihi.convert is conversion.convert and loihi.conversion is conversion
+    assert not hasattr(loihi.simulate, "subscribe")  # the observer registry lives in the module
+
+
+def test_the_profile_and_pricing_load_without_torch():
+    code = ("import sys\nfrom energymeter.loihi import estimate_energy, load_loihi_profile\n"
+            "load_loihi_profile('loihi1')\nprint('torch' in sys.modules)\n"
+            "from energymeter.loihi import simulate\nprint('torch' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "True"]

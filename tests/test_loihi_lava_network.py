@@ -6,10 +6,10 @@ torch = pytest.importorskip("torch")
 np = pytest.importorskip("numpy")
 from torch import nn  # noqa: E402
 
+from energymeter.crosscheck.lava_check import random_network, random_spikes  # noqa: E402
+from energymeter.crosscheck.lava_reference import run_reference  # noqa: E402
 from energymeter.loihi import (LavaLayer, LavaLif, LavaNetwork, SpikingLayer, SpikingNetwork, convert,  # noqa: E402
                                simulate)
-from energymeter.loihi.lava_check import random_network, random_spikes  # noqa: E402
-from energymeter.loihi.lava_reference import run_reference  # noqa: E402
 
 
 def test_bias_driven_neuron_fires_when_its_potential_first_exceeds_the_threshold():
@@ -180,8 +180,8 @@ def test_exact_lava_mode_is_bit_identical_to_lavas_arithmetic_on_random_networks
 
     import numpy as np
 
-    from energymeter.loihi.lava_check import random_network, random_spikes
-    from energymeter.loihi.lava_reference import reference_spikes
+    from energymeter.crosscheck.lava_check import random_network, random_spikes
+    from energymeter.crosscheck.lava_reference import reference_spikes
 
     rng = random.Random()
     seed = rng.randrange(2**31)

@@ -243,7 +243,7 @@ def test_report_on_a_directory_without_results_exits_2(tmp_path, capsys):
 
 
 def test_peers_are_not_run_without_a_measured_domain_and_say_why():
-    from energymeter.validation.crosscheck import peers
+    from energymeter.crosscheck.peer_meters import peers
 
     with peers({"cpu:model": "modeled"}) as results:
         pass
@@ -252,7 +252,7 @@ def test_peers_are_not_run_without_a_measured_domain_and_say_why():
 
 
 def test_peers_read_the_same_window_where_a_measured_domain_exists(monkeypatch):
-    from energymeter.validation import crosscheck
+    from energymeter.crosscheck import peer_meters
 
     calls = []
 
@@ -267,9 +267,9 @@ def test_peers_read_the_same_window_where_a_measured_domain_exists(monkeypatch):
     def broken(country=None):
         raise RuntimeError("no permission")
 
-    monkeypatch.setitem(crosscheck.PEERS, "pyRAPL", (begin, end, "cpu"))
-    monkeypatch.setitem(crosscheck.PEERS, "codecarbon", (broken, end, "any"))
-    with crosscheck.peers({"cpu:0:package": "measured"}) as results:
+    monkeypatch.setitem(peer_meters.PEERS, "pyRAPL", (begin, end, "cpu"))
+    monkeypatch.setitem(peer_meters.PEERS, "codecarbon", (broken, end, "any"))
+    with peer_meters.peers({"cpu:0:package": "measured"}) as results:
         assert calls == ["begin"]
     assert calls == ["begin", "end"]
     assert results["pyRAPL"] == {"cpu:0:package": 1.5}

@@ -87,7 +87,7 @@ def inference_window(model: Any, x: Any, meter: Any, min_window_s: float, device
     """The fixed inference workload repeated until the window lasts ``min_window_s``, and peers' readings."""
     import torch
 
-    from .crosscheck import peers
+    from energymeter.crosscheck.peer_meters import peers
 
     model.eval()
     x = x.to(device)

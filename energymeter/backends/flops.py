@@ -46,7 +46,6 @@ from typing import Any, Mapping
 from ..measurement import COUNTED
 from .base import OPERATION_COUNTER, Backend, BackendStatus
 from .flop_counting import _convert, _Counting, _describe, _hook_free_copy, _tensors
-from .fvcore_check import fvcore_cross_check  # noqa: F401 (re-exported)
 
 DOMAIN = "flops"
 

@@ -1,13 +1,12 @@
 """The ``loihi`` backend: domain ``loihi:sim``, the modeled Loihi energy of spiking simulations run in a window.
 
-A session subscribes to ``energymeter.loihi.simulate``'s observer list when it opens and unsubscribes
-when it closes: the simulator owns the list and knows nothing of backends. Probing reads only the
-profile (no torch); opening imports the simulator, which needs torch.
+A session subscribes to the simulator's observer registry (``energymeter.loihi.simulation.subscribe``)
+when it opens and unsubscribes when it closes: the simulator owns the registry and knows nothing of
+backends. Probing reads only the profile (no torch); opening imports the simulator, which needs torch.
 """
 
 from __future__ import annotations
 
-import importlib
 import threading
 from pathlib import Path
 from typing import Any
@@ -52,10 +51,8 @@ class LoihiSession(EnergySession):
     """Cumulative modeled joules of every simulation finished since opening."""
 
     def __init__(self, profile: str | Path) -> None:
+        from ..loihi import simulation
         from ..loihi.profile import load_loihi_profile
-
-        # The module, by its full name: ``energymeter.loihi.simulate`` as an attribute is the function.
-        simulator = importlib.import_module("energymeter.loihi.simulate")
 
         self.provenance = {DOMAIN: MODELED}
         self.profile = load_loihi_profile(profile)
@@ -63,8 +60,7 @@ class LoihiSession(EnergySession):
         self._total_j = 0.0
         self._epoch = 0
         self.last_failure: str | None = None
-        self._simulator = simulator
-        simulator.subscribe(self.add)
+        simulation.subscribe(self.add)
 
     def add(self, sim: Any) -> None:
         """Price one finished simulation and add it.
@@ -92,4 +88,6 @@ class LoihiSession(EnergySession):
 
     def close(self) -> None:
         """Stop receiving simulations."""
-        self._simulator.unsubscribe(self.add)
+        from ..loihi import simulation
+
+        simulation.unsubscribe(self.add)

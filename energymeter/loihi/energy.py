@@ -11,7 +11,7 @@ from ..measurement import MODELED
 from .profile import LoihiProfile, load_loihi_profile
 
 if TYPE_CHECKING:  # pricing needs only the counts; the simulator (and torch) is not imported for it
-    from .simulate import SimResult
+    from .simulation import SimResult
 
 PJ = 1e-12
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .convert import SpikingLayer, SpikingNetwork
+from .conversion import SpikingLayer, SpikingNetwork
 from .counting import _count_input, _count_neurons, _count_synops, _Totals
 
 

@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from .convert import SpikingNetwork
+from .conversion import SpikingNetwork
 from .counting import _count_input, _count_neurons, _count_synops, _Totals
 from .lava_network import LavaNetwork
 

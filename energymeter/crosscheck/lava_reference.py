@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .lava_network import LavaLayer, LavaNetwork
+from ..loihi.lava_network import LavaLayer, LavaNetwork
 
 
 @dataclass(frozen=True)

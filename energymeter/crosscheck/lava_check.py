@@ -26,8 +26,8 @@ from typing import Any, Sequence
 import torch
 
 from ..errors import EnergymeterError
-from .lava_network import LavaLayer, LavaNetwork
-from .simulate import simulate
+from ..loihi.lava_network import LavaLayer, LavaNetwork
+from ..loihi.simulation import simulate
 
 RUNNER = Path(__file__).with_name("lava_runner.py")
 DEFAULT_TIMEOUT_S = 300.0
@@ -156,14 +156,6 @@ def run_lava(cases: Sequence[tuple[LavaNetwork, torch.Tensor | None, int]], *, r
     return runs
 
 
-def torch_spikes(network: LavaNetwork, spikes: torch.Tensor | None, timesteps: int) -> list[list[list[int]]]:
-    """Spikes per sample, layer and timestep from the torch simulator in lava mode (all samples in one batch)."""
-    sim = simulate(network, spikes, timesteps, record="neurons")
-    assert sim.neuron_spikes is not None
-    return [[[int(n) for n in sim.neuron_spikes[name][s].sum(dim=-1)] for name in network.names]
-            for s in range(sim.samples)]
-
-
 WEIGHT_KINDS = ("signed", "sparse", "heavy-tailed", "integer")
 
 
@@ -273,7 +265,7 @@ def compare_random_networks(networks: int, seed: int, *, near_ties: int = 0, chu
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m energymeter.loihi.lava_check --networks N [--near-ties K] [--seed S]``: print the summary as JSON."""
+    """``python -m energymeter.crosscheck.lava_check --networks N [--near-ties K] [--seed S]``: print the summary as JSON."""
     import argparse
 
     parser = argparse.ArgumentParser(description=compare_random_networks.__doc__.splitlines()[0])

@@ -19,6 +19,10 @@ Counting definitions (NeuroBench's where one exists):
 
 The input encoder is a layer of IF neurons driven by pixel values (threshold 1); its spikes are
 counted (they drive the first layer's synapses), its neuron updates are not (they are off-core).
+
+Observers of finished simulations (the ``loihi`` measuring backend's open sessions) register with
+``subscribe(observer)`` / ``unsubscribe(observer)``, this module's registry: each is called with every
+``SimResult`` after ``simulate`` returns it.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Callable, Mapping
 
 import torch
 
-from .convert import SpikingNetwork
+from .conversion import SpikingNetwork
 from .counting import _Totals
 from .if_mode import _run_if
 from .lava_mode import LavaLif, _lava_stages, _run_lava
@@ -41,15 +45,21 @@ __all__ = ["DYNAMICS", "RECORDS", "LavaLif", "SimResult", "simulate", "subscribe
 DYNAMICS = ("if", "lava")
 RECORDS = ("counts", "neurons")
 
-# Observers of finished simulations (e.g. an open ``loihi:sim`` measurement session). The simulator
-# owns this list and calls each observer with the SimResult; it imports nothing of the observers.
+# The registry of observers of finished simulations (e.g. an open ``loihi:sim`` measurement session).
+# The simulator owns it and calls each observer with the SimResult; it imports nothing of the observers.
 _observers: list[Callable[["SimResult"], None]] = []
 _observers_lock = threading.Lock()
 
 
 def subscribe(observer: Callable[["SimResult"], None]) -> None:
-    """Call ``observer(result)`` after every ``simulate()`` from now on."""
+    """Call ``observer(result)`` after every ``simulate()`` from now on.
+
+    Raises:
+        ValueError: ``observer`` is already subscribed (it would be called, and count, twice).
+    """
     with _observers_lock:
+        if observer in _observers:
+            raise ValueError(f"{observer!r} is already subscribed to finished simulations")
         _observers.append(observer)
 
 
@@ -234,8 +244,3 @@ def simulate(network: SpikingNetwork | LavaNetwork, inputs: torch.Tensor | None,
     _notify(result)
     return result
 
-
-# ``from energymeter.loihi import simulate`` gives this function, not this module (the package keeps
-# the public name for the function); observers subscribe through it too (``backends/loihi.py``).
-simulate.subscribe = subscribe  # type: ignore[attr-defined]
-simulate.unsubscribe = unsubscribe  # type: ignore[attr-defined]
