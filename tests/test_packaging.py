@@ -73,6 +73,14 @@ def test_wheel_ships_the_hardware_profiles(wheel):
     assert "energymeter/testing/fake_nvml.py" in wheel
 
 
+@pytest.mark.slow
+def test_wheel_ships_the_crosscheck_wing_with_the_lava_runner_beside_lava_check(wheel):
+    # lava_check finds the runner script by path, next to itself: both must be in the wheel.
+    assert {"energymeter/crosscheck/lava_check.py", "energymeter/crosscheck/lava_runner.py",
+            "energymeter/crosscheck/peer_meters.py", "energymeter/crosscheck/fvcore_check.py"} <= set(wheel)
+    assert "energymeter/loihi/simulation.py" in wheel and "energymeter/loihi/lava_check.py" not in wheel
+
+
 def test_importing_energymeter_prints_nothing_and_touches_no_hardware():
     code = ("import sys, energymeter, energymeter.validation, energymeter.backends; "
             "assert 'pynvml' not in sys.modules and 'torch' not in sys.modules, 'imported at import time'; "
