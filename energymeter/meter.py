@@ -42,17 +42,18 @@ from .selection import MISSING_RAISE, MISSING_SKIP, _check_missing, _select  # n
 _Proxy = MappingProxyType
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _trusted = Measurement._trusted
+_NOT_COUNTED = object()  # a window the operation counter does not count (any token, None included, is valid)
 
 
 class _Window:
-    __slots__ = ("name", "start_mono_s", "start_wall_s", "readings", "flop_window", "shadow_s")
+    __slots__ = ("name", "start_mono_s", "start_wall_s", "readings", "count_token", "shadow_s")
 
     def __init__(self, name: Any) -> None:
         self.name = name
         self.start_mono_s = 0.0  # 0.0 until the opening readings are taken
         self.start_wall_s = 0.0
         self.readings: list[Reading] = []
-        self.flop_window: Any = None
+        self.count_token: Any = _NOT_COUNTED  # the operation counter's token while it counts this window
         self.shadow_s = 0.0
 
 
@@ -228,7 +229,7 @@ class Meter:
             window.start_wall_s = start_wall_s
             window.start_mono_s = start_mono_s  # set last: non-zero marks the window open (see end_window)
             if self._counter is not None and (model is not None or not self._plans):
-                window.flop_window = self._counter.begin(model)
+                window.count_token = self._counter.begin(model)
         except BaseException:
             with self._lock:
                 if register:
@@ -263,7 +264,8 @@ class Meter:
                     self._release_locked()
         duration_s = end_mono_s - window.start_mono_s
         # FLOPs after the closing energy reading: a shadow pass here is outside this window's joules.
-        flop_result = self._counter.end(window.flop_window) if window.flop_window is not None else None
+        token = window.count_token
+        flop_result = self._counter.end(token) if token is not _NOT_COUNTED else None
         warnings = [*self._base_warnings]
         if single is not None:  # the common case: one session, no merging
             energy_j, provenance, failed = self._difference(single, window.readings[0], end[0])
