@@ -6,8 +6,9 @@ identity, which other domains its figure already contains, its provenance and th
 that produced it. ``Measurement``, its total rule, ``distributed.merge``, the analysis and the
 cross-checks read these fields; no consumer parses a domain's meaning out of its name.
 
-Only records written before declarations existed (schemas 1 and 2) have their declarations inferred
-from their names, by ``infer_domain`` below: it is the one place that knows the old naming patterns.
+Only records written before declarations existed (schemas 1 and 2), and sessions written before them
+(which publish only ``provenance`` and ``devices``), have their declarations inferred from their names,
+by ``infer_domain`` below: it is the one place that knows the old naming patterns.
 """
 
 from __future__ import annotations
@@ -108,11 +109,6 @@ def host_of(name: str) -> str | None:
     """
     host, _, _ = name.rpartition("/")
     return host or None
-
-
-def renamed_all(domains: Mapping[str, Domain], prefix: str) -> dict[str, Domain]:
-    """Every declaration under ``prefix + name``, its containment renamed alike."""
-    return {prefix + n: d.renamed(prefix + n, tuple(prefix + c for c in d.contains)) for n, d in domains.items()}
 
 
 # -- schemas 1 and 2, and sessions that publish no declarations: inferred from names ----------------

@@ -34,9 +34,9 @@ from types import MappingProxyType
 from typing import Any, Hashable, Iterator, Mapping, Sequence
 
 from .backends.base import OPERATION_COUNTER, Backend, EnergySession, Reading, WindowCounter
-from .domains import Domain, infer_domains
-from .errors import DomainConflict
+from .domains import Domain
 from .measurement import Measurement
+from .session_plans import SessionPlan, difference, merged_declarations, read_session
 from .selection import MISSING_RAISE, MISSING_SKIP, _check_missing, _select  # noqa: F401 (re-exported)
 
 _Proxy = MappingProxyType
@@ -57,41 +57,6 @@ class _Window:
         self.shadow_s = 0.0
 
 
-class _SessionPlan:
-    """What a window needs of one energy session, computed once when the meter opens."""
-
-    __slots__ = ("session", "backend", "declarations", "domains", "provenance", "provenance_proxy")
-
-    def __init__(self, session: EnergySession, backend: Backend) -> None:
-        self.session = session
-        self.backend = backend.name
-        self.declarations = _declarations(session, backend)
-        self.provenance = {n: d.provenance for n, d in self.declarations.items()}
-        self.provenance_proxy = MappingProxyType(self.provenance)
-        self.domains = tuple(self.declarations)
-
-
-def _declarations(session: EnergySession, backend: Backend) -> dict[str, Domain]:
-    """The session's declarations; for a session that publishes none, inferred from its names and backend.
-
-    Raises:
-        ValueError: a declaration stored under another name, or a label that is no provenance.
-    """
-    declared = dict(session.domains)
-    if not declared:
-        names = tuple(session.provenance)
-        kinds = dict.fromkeys(names, backend.kind)
-        covers = backend.covers[0] if backend.covers else None
-        try:
-            return infer_domains(session.provenance, session.devices, kinds, names, covers)
-        except ValueError as exc:
-            raise ValueError(f"{backend.name}: session reports {exc}") from None
-    for name, declaration in declared.items():
-        if not isinstance(declaration, Domain) or declaration.name != name:
-            raise ValueError(f"{backend.name}: domains[{name!r}] is not the Domain named {name!r}")
-    return declared
-
-
 def _cuda_sync() -> None:
     """Wait for queued CUDA work so it lands inside the window it belongs to."""
     torch = sys.modules.get("torch")
@@ -101,16 +66,6 @@ def _cuda_sync() -> None:
     if cuda.is_initialized():  # cheap, and implies is_available()
         for index in range(cuda.device_count()):
             cuda.synchronize(index)
-
-
-
-
-def _read(session: EnergySession, domains: tuple[str, ...]) -> Reading:
-    try:
-        return session.read()
-    except Exception as exc:  # recorded per domain, not swallowed: the other domains must survive
-        reason = f"{type(exc).__name__}: {exc}"
-        return Reading({}, {d: reason for d in domains})
 
 
 class Meter:
@@ -144,7 +99,7 @@ class Meter:
         #: The Backend objects this meter opened a session of, in order (the selection after ``missing=``).
         self.opened_backends, self.skipped = _select(backends, options, missing)
         self._energy: list[EnergySession] = []
-        self._plans: list[_SessionPlan] = []
+        self._plans: list[SessionPlan] = []
         self._counter: WindowCounter | None = None
         self._lock = threading.Lock()
         self._windows: dict[Hashable, _Window | None] = {}
@@ -155,17 +110,7 @@ class Meter:
         try:
             for backend in self.opened_backends:
                 self._open_session(backend)
-            declarations: dict[str, Domain] = {}
-            owners: dict[str, str] = {}
-            for plan in self._plans:
-                for domain in plan.domains:
-                    if domain in owners:
-                        raise DomainConflict(
-                            f"domain {domain!r} is reported by both {owners[domain]!r} and {plan.backend!r}: one "
-                            f"figure would replace the other; measure them in separate meters, or give one "
-                            f"backend's domains other names")
-                    owners[domain] = plan.backend
-                declarations.update(plan.declarations)
+            declarations = merged_declarations(self._plans)
         except BaseException:
             self.close()
             raise
@@ -188,7 +133,7 @@ class Meter:
             self._counter = session
             return
         self._energy.append(session)  # before its plan: close() must reach it if the plan is refused
-        self._plans.append(_SessionPlan(session, backend))
+        self._plans.append(SessionPlan(session, backend))
 
     @property
     def domains(self) -> Mapping[str, Domain]:
@@ -223,9 +168,9 @@ class Meter:
             # spans everything the energy figures span (reads of several sessions take time).
             start_wall_s, start_mono_s = time.time(), time.monotonic()
             if self._single is not None:
-                window.readings = [_read(self._single.session, self._single.domains)]
+                window.readings = [read_session(self._single.session, self._single.domains)]
             elif self._plans:
-                window.readings = [_read(p.session, p.domains) for p in self._plans]
+                window.readings = [read_session(p.session, p.domains) for p in self._plans]
             window.start_wall_s = start_wall_s
             window.start_mono_s = start_mono_s  # set last: non-zero marks the window open (see end_window)
             if self._counter is not None and (model is not None or not self._plans):
@@ -252,9 +197,9 @@ class Meter:
                 _cuda_sync()
             single = self._single
             if single is not None:
-                end = [_read(single.session, single.domains)]
+                end = [read_session(single.session, single.domains)]
             elif self._plans:
-                end = [_read(p.session, p.domains) for p in self._plans]
+                end = [read_session(p.session, p.domains) for p in self._plans]
             else:
                 end = []
             end_mono_s = time.monotonic()
@@ -268,14 +213,14 @@ class Meter:
         flop_result = self._counter.end(token) if token is not _NOT_COUNTED else None
         warnings = [*self._base_warnings]
         if single is not None:  # the common case: one session, no merging
-            energy_j, provenance, failed = self._difference(single, window.readings[0], end[0])
+            energy_j, provenance, failed = difference(single, window.readings[0], end[0])
             warnings += single.session.window_warnings(duration_s)
         elif not self._plans:
             energy_j, provenance, failed = {}, _EMPTY, {}
         else:
             energy_j, provenance, failed = {}, {}, {}
             for plan, before, after in zip(self._plans, window.readings, end):
-                e, p, f = self._difference(plan, before, after)
+                e, p, f = difference(plan, before, after)
                 energy_j.update(e)
                 provenance.update(p)
                 failed.update(f)
@@ -305,32 +250,6 @@ class Meter:
         return _trusted(name, duration_s, _Proxy(energy_j), self._domains_proxy, flops,
                         uncounted if type(uncounted) is _Proxy else _Proxy(dict(uncounted)), (*warnings,),
                         window.start_wall_s, provenance)
-
-    @staticmethod
-    def _difference(plan: _SessionPlan, before: Reading, after: Reading
-                    ) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
-        """A session's joules, provenance and failures over a window, from its two readings."""
-        b, a = before.energy_j, after.energy_j
-        if not before.failed and not after.failed and before.epochs == after.epochs and len(a) == len(b) == len(
-                plan.domains):
-            # Nothing failed or recovered: every domain has both readings.
-            return {d: a[d] - b[d] for d in plan.domains}, plan.provenance_proxy, {}
-        energy, provenance, failed = {}, {}, {}
-        for domain, label in plan.provenance.items():
-            reason = after.failed.get(domain) or before.failed.get(domain)
-            if reason is None and (domain not in a or domain not in b):
-                reason = "no reading"
-            if reason is None and before.epochs.get(domain, 0) != after.epochs.get(domain, 0):
-                fault = after.fault_reasons.get(domain)
-                reason = ("a read of this domain failed inside the window and recovered (its figure would be "
-                          f"incomplete): {fault}" if fault else "a read of this domain failed inside the window and "
-                          "recovered; its figure would be incomplete")
-            if reason is not None:
-                failed[domain] = reason
-                continue
-            energy[domain] = a[domain] - b[domain]
-            provenance[domain] = label
-        return energy, provenance, failed
 
     def begin_window(self, name: str, *, model: Any = None) -> None:
         """Open a window.

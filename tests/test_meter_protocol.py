@@ -60,14 +60,14 @@ def test_a_window_spanning_a_recovered_fault_says_which_fault(powercap):
 
 
 def test_a_reading_without_fault_reasons_still_fails_the_spanning_window_in_the_old_words():
-    from energymeter.meter import Meter as _Meter, _SessionPlan  # noqa: F401
+    from energymeter.session_plans import difference
 
     class Plan:  # what _difference reads of a plan
         domains = ("x",)
         provenance = {"x": "measured"}
         provenance_proxy = provenance
 
-    energy, _, failed = _Meter._difference(Plan, Reading({"x": 1.0}), Reading({"x": 2.0}, {}, {"x": 1}))
+    energy, _, failed = difference(Plan, Reading({"x": 1.0}), Reading({"x": 2.0}, {}, {"x": 1}))
     assert energy == {} and failed["x"].endswith("recovered; its figure would be incomplete")
 
 

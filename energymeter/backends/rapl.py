@@ -177,9 +177,8 @@ class RaplSession(EnergySession):
         self._stuck: dict[str, str] = {}
         self._stuck_pending = False
         self._stuck_view: Mapping[str, str] = _EMPTY
-        self._epochs_view: Mapping[str, int] = _EMPTY
+        self._epochs_view, self._reasons_view = _EMPTY, _EMPTY  # per domain: recovered faults, the latest's reason
         self._epoch: dict[str, int] = {}
-        self._reasons_view: Mapping[str, str] = _EMPTY  # domain -> its latest recovered fault's reason
         self._warnings = [f"{z.domain}: max_energy_range_uj unusable; a wrap inside this window would fail the domain"
                           for z in zones if z.max_range_uj is None]
         # Parallel lists, one entry per zone still read (a stuck zone is dropped from all of them).
