@@ -95,7 +95,7 @@ def main() -> int:
     with measure(["flops"], model=idle):  # installs the hooks; no window is open on it afterwards
         idle(tiny_x).sum().backward()
     meter = Meter(["flops"])
-    session = meter._flops  # the meter's FlopSession: its windows without the meter's own work
+    session = meter._counter  # the meter's FlopSession: its windows without the meter's own work
 
     def small_step(net: torch.nn.Module) -> None:
         net.zero_grad()

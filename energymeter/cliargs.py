@@ -32,11 +32,6 @@ def positive_int(text: str) -> int:
     return _int_at_least(text, 1)
 
 
-def nonnegative_int(text: str) -> int:
-    """argparse type: an integer of at least 0."""
-    return _int_at_least(text, 0)
-
-
 def finite(text: str) -> float:
     """argparse type: a finite float (nan and inf are refused)."""
     try:

@@ -9,12 +9,25 @@ from .measurement import Measurement
 
 
 def format_measurement(m: Measurement) -> str:
-    """A small table: one row per domain with joules and provenance, then total, FLOPs, failures, warnings."""
+    """A small table: one row per domain with joules, provenance and device class (from its declaration), then
+    total, FLOPs, failures, warnings. A domain left out of the total says what contains it, where something does."""
     lines = [f"window {m.name!r}: {m.duration_s:.4f} s"]
     width = max([len(d) for d in (*m.energy_j, *m.failed)] + [len("total")])
+    total = set(m.total_domains)
+    containers: dict[str, list[str]] = {}
+    for domain in m.total_domains:
+        for inner in m.domains[domain].contains:
+            containers.setdefault(inner, []).append(domain)
     for domain in sorted(m.energy_j):
-        marker = "" if domain in m.total_domains else "  (not in total)"
-        lines.append(f"  {domain:<{width}}  {m.energy_j[domain]:>14.6f} J  {m.provenance[domain]}{marker}")
+        declaration = m.domains[domain]
+        if domain in total:
+            marker = ""
+        elif domain in containers:
+            marker = f"  (not in total: inside {', '.join(containers[domain])})"
+        else:
+            marker = "  (not in total)"
+        lines.append(f"  {domain:<{width}}  {m.energy_j[domain]:>14.6f} J  {declaration.provenance:<10} "
+                     f"{declaration.device_class}{marker}")
     for domain in sorted(m.failed):
         lines.append(f"  {domain:<{width}}  {'failed':>14}    {m.failed[domain]}")
     if m.total_provenance is not None:

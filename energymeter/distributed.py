@@ -13,7 +13,10 @@ How the windows are combined:
   a boot id). Domains in the aggregate carry it as a prefix: ``"<host>/cpu:0:package"``. Containers on one
   machine share its boot id but may have their own hostnames: give their ranks one ``$ENERGYMETER_HOST_ID``,
   or they count the machine's sockets once per container.
-* **Host-wide counters** (RAPL ``cpu:N:package|dram|psys|core|uncore``) count once per host. Two ranks
+Each domain's declaration (``Measurement.domains``: its ``scope``, ``device_id``, ``contains``) says how
+it combines; no rule reads a domain's name.
+
+* **Host-wide counters** (scope ``host``: RAPL ``cpu:N:package|dram|psys|core|uncore``) count once per host. Two ranks
   read the same counter over windows that start and end a few microseconds to milliseconds apart. The
   aggregate takes the **largest** reading: each rank's reading is the counter's increase over a
   sub-interval of the union of the ranks' windows, so each is a lower bound of the host's energy over
@@ -21,14 +24,17 @@ How the windows are combined:
   would usually be the same one, but windows that overlap without nesting can make the longest window
   not the one that saw the most energy.) When the readings differ by more than 10% of the largest, a
   warning says the windows were not aligned.
-* **GPUs** count once per UUID (``"<host>/gpu:<uuid>"``), by the same largest-reading rule: two ranks
-  that both see a GPU, under any CUDA index, do not double it. A GPU whose Measurement carries no UUID
-  in ``devices`` cannot be matched with other ranks' and is kept per rank (``"<host>/gpu:N:rank<R>"``)
+* **Devices** (scope ``device``: GPUs) count once per device id (``"<host>/gpu:<uuid>"``, the device
+  class and its id), by the same largest-reading rule: two ranks that both see a GPU, under any CUDA
+  index, do not double it. A device domain without an id (or one of several domains of a window that
+  share one id) cannot be matched with other ranks' and is kept per rank (``"<host>/gpu:N:rank<R>"``)
   with a warning.
-* **Per-process domains** (everything else: ``cpu:model`` is this process's CPU seconds x power per
+* **Per-process domains** (scope ``process``: ``cpu:model`` is this process's CPU seconds x power per
   thread; ``loihi:sim`` is this process's simulation) sum over ranks, so each keeps its own name:
   ``"<host>/cpu:model:rank<R>"``. The total rule then counts ``cpu:model`` only on hosts with no CPU
   counter, as in a single process.
+* **Containment** is renamed with the domains (``"<host>/cpu:0:psys"`` contains ``"<host>/cpu:0:package"``)
+  and united over ranks, so the total rule counts a psys once per host and not its packages.
 * **Provenance** of a merged domain is the weakest label any rank gave it; the aggregate's
   ``total_provenance`` is then the weakest over the total, as for one window.
 * **Failed domains.** A domain that failed on any rank that measured it fails in the aggregate, with
@@ -39,7 +45,8 @@ How the windows are combined:
   are only as aligned as their NTP). **FLOPs** are counted per process and sum; when some ranks counted
   and others did not, the sum would understate, so ``flops`` is None with a warning. Uncounted operators
   sum their call counts. **Warnings** keep every rank's, prefixed ``"rank R: "``, then the aggregate's own.
-* **Devices** map each aggregate domain to its hardware identity: the zone's sysfs path, the GPU's UUID.
+* **Device ids**: each aggregate domain keeps its hardware identity (the zone's sysfs path, the GPU's UUID);
+  ranks on one host that name different ids for one host-wide domain get a warning.
 * **Name**: the ranks' common window name; differing names are joined with ``"|"`` in rank order.
 
 Validation happens after the gather, on every rank alike: a rank with a bad host id or a
@@ -67,11 +74,12 @@ torch is imported inside ``aggregate()`` only; importing this module loads neith
 from __future__ import annotations
 
 import os
-import re
 import socket
-from collections import defaultdict
+from collections import Counter, defaultdict
+from dataclasses import replace
 from typing import Any, Sequence
 
+from .domains import DEVICE, GPU, HOST, Domain
 from .errors import EnergymeterError
 from .measurement import PROVENANCES, Measurement
 
@@ -80,9 +88,6 @@ HOST_ID_ENV = "ENERGYMETER_HOST_ID"
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 #: Readings of one host-wide counter that spread by more than this fraction of the largest draw a warning.
 MISALIGNED_FRACTION = 0.10
-
-_HOST_WIDE = re.compile(r"^cpu:\d+:(?:package|dram|psys|core|uncore)$")
-_GPU = re.compile(r"^gpu:[^/]+$")
 
 
 class DistributedError(EnergymeterError):
@@ -144,52 +149,49 @@ def merge(windows: Sequence[tuple[str, Measurement]], ranks: Sequence[int] | Non
         raise ValueError(f"ranks {ranks} do not name each of the {len(windows)} windows once")
     readings: dict[str, list[tuple[int, float, str]]] = defaultdict(list)  # domain -> (rank, joules, label)
     failures: dict[str, list[str]] = defaultdict(list)
-    device_ids: dict[str, set[str]] = defaultdict(set)
-    kinds: dict[str, str] = {}
+    declared: dict[str, list[Domain]] = defaultdict(list)  # aggregate domain -> each rank's declaration of it
     notes: list[str] = []
     for rank, (host, window) in zip(ranks, windows):
         try:
             _check_host(host, f"rank {rank}: host")
         except DistributedError as exc:
             raise ValueError(str(exc)) from None
-        for domain in (*window.energy_j, *window.failed):
+        for domain in window.domains:
             if "/" in domain:
                 raise ValueError(f"rank {rank}: domain {domain!r} already carries a host prefix; merge() takes "
                                  f"the windows of single processes")
+        # Device domains of this window that share one id cannot be told apart by it.
+        ids = Counter((d.device_class, d.device_id) for d in window.domains.values() if d.scope == DEVICE)
         named: dict[str, str] = {}
-        for domain in dict.fromkeys((*window.energy_j, *window.failed)):
-            key, note = _aggregate_domain(host, rank, domain, window.devices.get(domain))
-            named[domain] = key
-            if domain in window.kinds:
-                kinds[key] = window.kinds[domain]  # the total rule reads the declared kind, not the name
+        for domain, declaration in window.domains.items():
+            shared = ids[(declaration.device_class, declaration.device_id)] > 1
+            named[domain], note = _aggregate_domain(host, rank, declaration, shared)
             if note:
                 notes.append(note)
-            if domain in window.devices:
-                device_ids[key].add(window.devices[domain])
+        for domain, declaration in window.domains.items():
+            inside = tuple(named.get(c, f"{host}/{c}") for c in declaration.contains)
+            declared[named[domain]].append(declaration.renamed(named[domain], inside))
         for domain, joules in window.energy_j.items():
-            readings[named[domain]].append((rank, joules, window.provenance[domain]))
+            readings[named[domain]].append((rank, joules, window.domains[domain].provenance))
         for domain, reason in window.failed.items():
             failures[named[domain]].append(f"rank {rank}: {reason}")
 
     energy_j: dict[str, float] = {}
-    provenance: dict[str, str] = {}
     for key in sorted(readings):
         if key in failures:
             continue
         values = readings[key]
         energy_j[key] = max(joules for _, joules, _ in values)
-        provenance[key] = max((label for _, _, label in values), key=PROVENANCES.index)  # max: weakest
         low = min(joules for _, joules, _ in values)
         if len(values) > 1 and energy_j[key] > 0 and energy_j[key] - low > MISALIGNED_FRACTION * energy_j[key]:
             notes.append(f"{key}: ranks {', '.join(str(r) for r, _, _ in values)} read {low:.6g} to "
                          f"{energy_j[key]:.6g} J: their windows were not aligned; the aggregate takes the largest")
     failed = {key: "; ".join(reasons) for key, reasons in sorted(failures.items())}
-    devices: dict[str, str] = {}
-    for key, ids in sorted(device_ids.items()):
-        devices[key] = sorted(ids)[0]
-        if len(ids) > 1:
-            notes.append(f"{key}: ranks on one host name different devices for it ({', '.join(sorted(ids))}); "
-                         f"counted once")
+    domains: dict[str, Domain] = {}
+    for key in (*energy_j, *failed):
+        domains[key], note = _merged_declaration(key, declared[key], readings.get(key, ()))
+        if note:
+            notes.append(note)
 
     measurements = [w for _, w in windows]
     flop_counts = [w.flops for w in measurements]
@@ -206,31 +208,50 @@ def merge(windows: Sequence[tuple[str, Measurement]], ranks: Sequence[int] | Non
     warnings = [f"rank {rank}: {text}" for rank, window in zip(ranks, measurements) for text in window.warnings]
     names = list(dict.fromkeys(w.name for w in measurements))
     return Measurement(
-        kinds={k: v for k, v in kinds.items() if k in energy_j or k in failed},
         name="|".join(names),
         duration_s=max(w.duration_s for w in measurements),
         energy_j=energy_j,
-        provenance=provenance,
         flops=flops,
         uncounted_ops=dict(uncounted),
         failed=failed,
         warnings=tuple(warnings + list(dict.fromkeys(notes))),
         start_time_s=min(w.start_time_s for w in measurements),
-        devices=devices,
+        domains=domains,
     )
 
 
-def _aggregate_domain(host: str, rank: int, domain: str, device: str | None) -> tuple[str, str | None]:
-    """The aggregate's name for one rank's domain, and a warning when it cannot be matched across ranks."""
-    if _HOST_WIDE.match(domain):
-        return f"{host}/{domain}", None
-    if _GPU.match(domain):
-        if device:
+def _aggregate_domain(host: str, rank: int, declaration: Domain, shared_id: bool) -> tuple[str, str | None]:
+    """The aggregate's name for one rank's domain (by its scope), and a warning when it cannot be matched."""
+    name = declaration.name
+    if declaration.scope == HOST:
+        return f"{host}/{name}", None
+    if declaration.scope == DEVICE:
+        device = declaration.device_id
+        if device and not shared_id:
             # An old-style MIG UUID ("MIG-GPU-x/1/0") holds "/", which would read as a host prefix.
-            return f"{host}/gpu:{device.replace('/', ':')}", None
-        key = f"{host}/{domain}:rank{rank}"
-        return key, f"{key}: no GPU UUID in devices, so it cannot be matched with other ranks' and counts for this rank"
-    return f"{host}/{domain}:rank{rank}", None
+            return f"{host}/{declaration.device_class}:{device.replace('/', ':')}", None
+        key = f"{host}/{name}:rank{rank}"
+        if device:
+            why = f"other domains of this rank share its device id {device!r}"
+        else:
+            why = "no GPU UUID in its declaration" if declaration.device_class == GPU else "no device id"
+        return key, f"{key}: {why}, so it cannot be matched with other ranks' and counts for this rank"
+    return f"{host}/{name}:rank{rank}", None
+
+
+def _merged_declaration(key: str, declarations: list[Domain], values: Sequence[tuple[int, float, str]]
+                        ) -> tuple[Domain, str | None]:
+    """One declaration for an aggregate domain from its ranks': the weakest provenance any rank read it with,
+    the containment of all of them, the first device id in sorted order (and a warning when they differ)."""
+    labels = [label for _, _, label in values] or [d.provenance for d in declarations]
+    contains = tuple(dict.fromkeys(c for d in declarations for c in d.contains))
+    ids = sorted({d.device_id for d in declarations if d.device_id})
+    merged = replace(declarations[0], provenance=max(labels, key=PROVENANCES.index),  # max: weakest
+                     device_id=ids[0] if ids else "", contains=contains)
+    note = None
+    if len(ids) > 1:
+        note = f"{key}: ranks on one host name different devices for it ({', '.join(ids)}); counted once"
+    return merged, note
 
 
 def aggregate(measurement: Measurement, group: Any = None) -> Measurement:

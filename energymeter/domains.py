@@ -6,8 +6,9 @@ identity, which other domains its figure already contains, its provenance and th
 that produced it. ``Measurement``, its total rule, ``distributed.merge``, the analysis and the
 cross-checks read these fields; no consumer parses a domain's meaning out of its name.
 
-Only records written before declarations existed (schemas 1 and 2) have their declarations inferred
-from their names, by ``infer_domain`` below: it is the one place that knows the old naming patterns.
+Only records written before declarations existed (schemas 1 and 2), and sessions written before them
+(which publish only ``provenance`` and ``devices``), have their declarations inferred from their names,
+by ``infer_domain`` below: it is the one place that knows the old naming patterns.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ PROCESS = "process"  # this process's own figure (a CPU-time model, a simulation
 SCOPES = (HOST, DEVICE, PROCESS)
 
 _PROVENANCES = ("measured", "integrated", "modeled")
+
+#: The kind of a domain read from an old record whose name says nothing known: it never counts in a total.
+#: No backend has it (it is not in ``energymeter.kinds.KINDS``).
+UNKNOWN_KIND = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +71,7 @@ class Domain:
             raise ValueError(f"domain {self.name!r}: unknown scope {self.scope!r}")
         if self.provenance not in _PROVENANCES:
             raise ValueError(f"domain {self.name!r}: unknown provenance {self.provenance!r}")
-        if self.kind not in KINDS:
+        if self.kind not in KINDS and self.kind != UNKNOWN_KIND:
             raise ValueError(f"domain {self.name!r}: unknown backend kind {self.kind!r}")
         if type(self.contains) is not tuple:
             object.__setattr__(self, "contains", tuple(self.contains))
@@ -97,24 +102,45 @@ class Domain:
                    provenance=str(data["provenance"]), kind=str(data["kind"]))
 
 
-# -- schemas 1 and 2 only: declarations inferred from the names those records used -------------
+def host_of(name: str) -> str | None:
+    """The host prefix of an aggregate's domain (``"h1/cpu:0:package"`` -> ``"h1"``), None for a single process's.
+
+    Host prefixes are added by ``energymeter.distributed.merge``; the total rule applies host by host.
+    """
+    host, _, _ = name.rpartition("/")
+    return host or None
+
+
+# -- schemas 1 and 2, and sessions that publish no declarations: inferred from names ----------------
 _OLD_CPU = re.compile(r"^(?:(.+)/)?cpu:(\d+):(package|dram|psys|core|uncore)$")
 _OLD_GPU = re.compile(r"^(?:(.+)/)?gpu:[^/]+$")
 _OLD_CPU_MODEL = re.compile(r"^(?:(.+)/)?cpu:model(?::.+)?$")
 _OLD_LOIHI = re.compile(r"^(?:(.+)/)?loihi:sim(?::.+)?$")
 
 
-def infer_domain(name: str, provenance: str, kind: str | None, device_id: str,
-                 names: tuple[str, ...]) -> Domain | None:
-    """A declaration for a domain of an old record, read from its name; None when the name is unknown.
+def _default_provenance(kind: str | None) -> str:
+    return "modeled" if kind in (MODEL, SIMULATOR) else "measured"
+
+
+def infer_domain(name: str, provenance: str | None, kind: str | None, device_id: str,
+                 names: tuple[str, ...], device_class: str | None = None) -> Domain:
+    """A declaration for a domain that has none (an old record's, or a session's that publishes none).
+
+    Known names (RAPL's ``cpu:N:part``, ``gpu:N``, ``cpu:model``, ``loihi:sim``, each with an optional
+    ``"<host>/"`` prefix and a ``:rank<R>`` suffix where merges added them) get what those names always
+    meant. Any other name gets ``device_class`` (default ``accelerator``), scope ``process`` and the
+    given kind, or ``UNKNOWN_KIND`` (never counted) when it has none.
 
     Args:
-        name: The domain's name, with or without a ``"<host>/"`` prefix.
-        provenance: Its provenance label.
-        kind: Its backend kind where the record has one (schema 2), else None.
-        device_id: Its device identity where the record has one, else ``""``.
-        names: Every domain name of the record (energy and failed), for containment.
+        name: The domain's name.
+        provenance: Its provenance label; None where the record has none (a failed domain): then
+            ``modeled`` for models and simulators, else ``measured``.
+        kind: Its backend kind where known (schema 2, a session's backend), else None.
+        device_id: Its device identity where known, else ``""``.
+        names: Every domain name of the record or session (energy and failed), for containment.
+        device_class: The class for a name this function does not know (a backend's ``covers``).
     """
+    provenance = provenance or _default_provenance(kind)
     cpu = _OLD_CPU.match(name)
     if cpu is not None:
         host, socket, part = cpu.group(1), cpu.group(2), cpu.group(3)
@@ -133,4 +159,12 @@ def infer_domain(name: str, provenance: str, kind: str | None, device_id: str,
         return Domain(name, CPU, PROCESS, provenance, kind or MODEL, device_id)
     if _OLD_LOIHI.match(name):
         return Domain(name, SIMULATED, PROCESS, provenance, kind or SIMULATOR, device_id)
-    return None
+    chosen_class = device_class if device_class in DEVICE_CLASSES else ACCELERATOR
+    return Domain(name, chosen_class, PROCESS, provenance, kind or UNKNOWN_KIND, device_id)
+
+
+def infer_domains(provenance: Mapping[str, str], devices: Mapping[str, str], kinds: Mapping[str, str],
+                  names: tuple[str, ...], device_class: str | None = None) -> dict[str, Domain]:
+    """``infer_domain`` for each of ``names``, from the parallel maps that records before schema 3 carried."""
+    return {n: infer_domain(n, provenance.get(n), kinds.get(n), devices.get(n, ""), names, device_class)
+            for n in names}

@@ -16,3 +16,7 @@ class UnknownBackend(EnergymeterError):
 class ProfileError(EnergymeterError):
     """A hardware profile that is missing, malformed or incomplete."""
 
+
+
+class DomainConflict(EnergymeterError, ValueError):
+    """Two sessions of one meter report the same domain name (one figure would replace the other)."""

@@ -1,5 +1,6 @@
 """What a backend is, declared as data on its class (``Backend.kind``) and carried into every Measurement
-(``Measurement.kinds``): the default selection and the no-double-counting total rule both read it."""
+(each domain's ``Domain.kind``): the default selection, the meter's protocol per session and the
+no-double-counting total rule all read it."""
 
 HARDWARE_COUNTER = "hardware-counter"  # reads this machine's energy from the hardware (RAPL, NVML)
 MODEL = "model"  # estimates this machine's energy from a model (TDP x utilisation)

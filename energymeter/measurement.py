@@ -7,21 +7,27 @@ Every energy figure is in joules and carries one provenance label:
 * ``modeled``: computed from a model (TDP x utilisation, pJ-per-operation tables).
 
 FLOPs are ``counted``; they are not energy and live in their own field.
+
+What each domain is (device class, scope, device id, what it contains, provenance, backend kind) is
+declared by the session that measured it (``energymeter.domains.Domain``) and carried in
+``Measurement.domains``; the total rule reads those declarations, never the domains' names.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from .kinds import HARDWARE_COUNTER, KINDS, MODEL
+from .domains import UNKNOWN_KIND, Domain, host_of, infer_domains
+from .errors import EnergymeterError
+from .kinds import HARDWARE_COUNTER, MODEL
 
-SCHEMA_VERSION = 2
-#: Versions ``from_dict`` reads: 1 lacks ``devices`` (read as empty).
-READABLE_SCHEMA_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+#: Versions ``from_dict`` reads: 1 lacks ``devices`` (read as empty); 1 and 2 lack ``domains`` (their
+#: declarations are inferred from the domains' names by ``energymeter.domains.infer_domain``).
+READABLE_SCHEMA_VERSIONS = (1, 2, 3)
 
 MEASURED = "measured"
 INTEGRATED = "integrated"
@@ -31,27 +37,21 @@ PROVENANCES = (MEASURED, INTEGRATED, MODELED)
 
 # Strongest first: a total is only as strong as its weakest contributor.
 _PROVENANCE_RANK = {MEASURED: 0, INTEGRATED: 1, MODELED: 2}
-
-# Domains may carry a host prefix (``"<host>/cpu:0:package"``) when windows of several hosts are combined
-# (``energymeter.distributed.aggregate``); the total rule then applies per host.
-_CPU_DOMAIN = re.compile(r"^(?:(.+)/)?cpu:(\d+):(package|dram|psys|core|uncore)$")
-_GPU_DOMAIN = re.compile(r"^(?:.+/)?gpu:[^/]+$")
-_CPU_MODEL_DOMAIN = re.compile(r"^(?:(.+)/)?cpu:model(?::.+)?$")
+_Proxy = MappingProxyType
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
-def _host_and_class(domain: str) -> tuple[str | None, str]:
-    """(host or None, device class) of a domain: ``"a/cpu:0:package"`` -> ("a", "cpu"); ``"gpu:0"`` -> (None, "gpu")."""
-    host, _, local = domain.rpartition("/")
-    return (host or None, local.split(":", 1)[0])
+class SchemaError(EnergymeterError, ValueError):
+    """A serialised measurement that cannot be read back (a ValueError too, as it always was)."""
 
 
-class SchemaError(ValueError):
-    """A serialised measurement that cannot be read back."""
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Measurement:
-    """Energy drawn by each hardware domain during one window.
+    """Energy drawn by each domain during one window.
+
+    Build one with ``domains=`` (the declarations), or, as before declarations existed, with the maps
+    ``provenance=`` (required then: one label per energy domain), ``devices=`` and ``kinds=``, from which
+    the declarations are inferred by name (``energymeter.domains.infer_domain``).
 
     Attributes:
         name: The window's name.
@@ -59,123 +59,188 @@ class Measurement:
         duration_s: Window length in seconds (monotonic clock).
         energy_j: Joules per domain, e.g. ``"gpu:0"``, ``"cpu:0:package"``, ``"cpu:0:dram"``,
             ``"cpu:0:psys"``, ``"cpu:model"``. Failed domains are absent here and present in ``failed``.
-        provenance: Domain to ``measured`` | ``integrated`` | ``modeled``.
+        domains: Domain to its declaration, for every domain in ``energy_j`` and ``failed``.
         flops: Floating-point operations counted in the window (a multiply-add counts 2), or None
             when no FLOP counter ran or it could not count this window.
         uncounted_ops: Operator name to call count for operators the FLOP counter saw but has no
             formula for (their FLOPs are not in ``flops``).
         failed: Domain to the reason it has no figure for this window.
         warnings: Human-readable caveats (short window, no wraparound correction, ...).
-        devices: Domain to a stable hardware identity where one exists (a GPU's UUID, a RAPL zone's
-            sysfs path), so windows from several processes can be combined without double counting.
-        kinds: Domain to the kind of backend that measured it (``hardware-counter``, ``model``,
-            ``simulator``), which the total rule reads; domains without one are judged by their names.
     """
 
     name: str
     duration_s: float
-    energy_j: Mapping[str, float] = field(default_factory=dict)
-    provenance: Mapping[str, str] = field(default_factory=dict)
-    flops: int | None = None
-    uncounted_ops: Mapping[str, int] = field(default_factory=dict)
-    failed: Mapping[str, str] = field(default_factory=dict)
-    warnings: tuple[str, ...] = ()
-    start_time_s: float = 0.0
-    devices: Mapping[str, str] = field(default_factory=dict)
-    kinds: Mapping[str, str] = field(default_factory=dict)
+    energy_j: Mapping[str, float]
+    domains: Mapping[str, Domain]
+    flops: int | None
+    uncounted_ops: Mapping[str, int]
+    failed: Mapping[str, str]
+    warnings: tuple[str, ...]
+    start_time_s: float
+    # Derived maps and the total, computed on first use (the record is immutable, so they never go stale).
+    _cache: dict[str, Any] = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        if self.energy_j.keys() != self.provenance.keys():
-            raise ValueError("every energy domain needs exactly one provenance label")
-        for domain, label in self.provenance.items():
-            if label not in _PROVENANCE_RANK:
-                raise ValueError(f"domain {domain!r}: unknown provenance {label!r}")
-        # Read-only copies so that a frozen record cannot be changed through its dicts. This runs at
-        # every window's end, so it avoids getattr/setattr by name.
+    def __init__(self, name: str, duration_s: float, energy_j: Mapping[str, float] | None = None,
+                 provenance: Mapping[str, str] | None = None, flops: int | None = None,
+                 uncounted_ops: Mapping[str, int] | None = None, failed: Mapping[str, str] | None = None,
+                 warnings: tuple[str, ...] = (), start_time_s: float = 0.0, devices: Mapping[str, str] | None = None,
+                 kinds: Mapping[str, str] | None = None, *, domains: Mapping[str, Domain] | None = None) -> None:
+        energy = dict(energy_j or {})
+        failures = dict(failed or {})
+        names = tuple(dict.fromkeys((*energy, *failures)))
+        if domains is None:
+            labels = dict(provenance or {})
+            if energy.keys() != labels.keys():
+                raise ValueError("every energy domain needs exactly one provenance label")
+            for domain, label in labels.items():
+                if label not in _PROVENANCE_RANK:
+                    raise ValueError(f"domain {domain!r}: unknown provenance {label!r}")
+            declared = infer_domains(labels, devices or {}, kinds or {}, names)
+        else:
+            if provenance is not None or devices is not None or kinds is not None:
+                raise TypeError("give domains= or the provenance/devices/kinds maps, not both")
+            declared = dict(domains)
+            for key, declaration in declared.items():
+                if not isinstance(declaration, Domain) or declaration.name != key:
+                    raise ValueError(f"domains[{key!r}] must be the Domain named {key!r}, not {declaration!r}")
+            undeclared = [n for n in names if n not in declared]
+            if undeclared:
+                raise ValueError(f"domain(s) without a declaration: {', '.join(undeclared)}")
+            extra = [n for n in declared if n not in energy and n not in failures]
+            if extra:
+                raise ValueError(f"declaration(s) of domains with neither a figure nor a failure: {', '.join(extra)}")
         setattr_ = object.__setattr__
-        setattr_(self, "energy_j", MappingProxyType(dict(self.energy_j)))
-        setattr_(self, "provenance", MappingProxyType(dict(self.provenance)))
-        setattr_(self, "uncounted_ops", MappingProxyType(dict(self.uncounted_ops)))
-        setattr_(self, "failed", MappingProxyType(dict(self.failed)))
-        setattr_(self, "devices", MappingProxyType(dict(self.devices)))
-        setattr_(self, "kinds", MappingProxyType(dict(self.kinds)))
-        for domain, kind in self.kinds.items():
-            if kind not in KINDS:
-                raise ValueError(f"domain {domain!r}: unknown backend kind {kind!r}")
-        if type(self.warnings) is not tuple:
-            setattr_(self, "warnings", tuple(self.warnings))
+        setattr_(self, "name", name)
+        setattr_(self, "duration_s", duration_s)
+        setattr_(self, "energy_j", _Proxy(energy))
+        setattr_(self, "domains", _Proxy({n: declared[n] for n in names}))
+        setattr_(self, "flops", flops)
+        setattr_(self, "uncounted_ops", _Proxy(dict(uncounted_ops or {})))
+        setattr_(self, "failed", _Proxy(failures))
+        setattr_(self, "warnings", tuple(warnings))
+        setattr_(self, "start_time_s", start_time_s)
+        setattr_(self, "_cache", {})
+
+    @classmethod
+    def _trusted(cls, name: str, duration_s: float, energy_j: Mapping[str, float], domains: Mapping[str, Domain],
+                 flops: int | None, uncounted_ops: Mapping[str, int], warnings: tuple[str, ...],
+                 start_time_s: float, provenance: Mapping[str, str]) -> "Measurement":
+        """A window in which every declared domain has its figure, built without the checks (the Meter's path).
+
+        The caller guarantees what ``__init__`` would check: ``energy_j`` has exactly the keys of
+        ``domains``, ``provenance`` is each domain's declared label, and every mapping is read-only and
+        owned by nobody who changes it.
+        """
+        m = _new(cls)
+        _set(m, "name", name)
+        _set(m, "duration_s", duration_s)
+        _set(m, "energy_j", energy_j)
+        _set(m, "domains", domains)
+        _set(m, "flops", flops)
+        _set(m, "uncounted_ops", uncounted_ops)
+        _set(m, "failed", _EMPTY)
+        _set(m, "warnings", warnings)
+        _set(m, "start_time_s", start_time_s)
+        _set(m, "_cache", {"provenance": provenance})
+        return m
+
+    # -- the parallel maps of schemas 1 and 2, derived from the declarations ------------------------
+    @property
+    def provenance(self) -> Mapping[str, str]:
+        """Domain to ``measured`` | ``integrated`` | ``modeled``, for every domain in ``energy_j``."""
+        cache = self._cache
+        if "provenance" not in cache:
+            cache["provenance"] = _Proxy({d: self.domains[d].provenance for d in self.energy_j})
+        return cache["provenance"]
+
+    @property
+    def devices(self) -> Mapping[str, str]:
+        """Domain to its stable hardware identity (a GPU's UUID, a RAPL zone's sysfs path), where it has one."""
+        cache = self._cache
+        if "devices" not in cache:
+            cache["devices"] = _Proxy({d: c.device_id for d, c in self.domains.items() if c.device_id})
+        return cache["devices"]
+
+    @property
+    def kinds(self) -> Mapping[str, str]:
+        """Domain to the kind of backend that measured it (domains of old records whose kind is unknown are absent)."""
+        cache = self._cache
+        if "kinds" not in cache:
+            cache["kinds"] = _Proxy({d: c.kind for d, c in self.domains.items() if c.kind != UNKNOWN_KIND})
+        return cache["kinds"]
+
+    # -- the total rule ------------------------------------------------------------------------------
+    def _rule(self) -> tuple[tuple[str, ...], bool]:
+        """(total_domains, total_complete), computed once from the declarations."""
+        cache = self._cache
+        if "total" in cache:
+            return cache["total"]
+        domains, energy = self.domains, self.energy_j
+        # (host, device class) pairs with a hardware counter, measured or failed: a model stands in for neither.
+        covered = {(host_of(n), d.device_class) for n, d in domains.items() if d.kind == HARDWARE_COUNTER}
+        containers: dict[str, list[str]] = {}  # domain -> the counters with a figure that contain it
+        for n in energy:
+            declaration = domains[n]
+            if declaration.kind == HARDWARE_COUNTER:
+                for inner in declaration.contains:
+                    containers.setdefault(inner, []).append(n)
+        counts: dict[str, bool] = {}
+
+        def counted(n: str) -> bool:
+            # A counter counts unless a counter that counts contains it (a failed container has no figure
+            # and is no container here). A containment cycle leaves one of its members counting.
+            if n not in counts:
+                counts[n] = False
+                counts[n] = not any(counted(outer) for outer in containers.get(n, ()))
+            return counts[n]
+
+        chosen = []
+        for n in sorted(energy):
+            declaration = domains[n]
+            if declaration.kind == HARDWARE_COUNTER:
+                if counted(n):
+                    chosen.append(n)
+            elif declaration.kind == MODEL and (host_of(n), declaration.device_class) not in covered:
+                chosen.append(n)
+        complete = True
+        for n in self.failed:
+            declaration = domains[n]
+            if declaration.kind == HARDWARE_COUNTER:
+                would_count = not any(counted(outer) for outer in containers.get(n, ()))
+            else:
+                would_count = declaration.kind == MODEL and (host_of(n), declaration.device_class) not in covered
+            if would_count:
+                complete = False
+                break
+        cache["total"] = (tuple(chosen), complete)
+        return cache["total"]
 
     @property
     def total_domains(self) -> tuple[str, ...]:
         """The domains that ``total_energy_j`` adds up, by the no-double-counting rule.
 
-        The rule, applied in order:
+        The rule reads each domain's declaration (``domains``):
 
-        1. GPUs (``gpu:N``) are disjoint hardware and always count.
-        2. CPU counters: where a ``psys`` domain exists it covers the whole platform (package,
-           DRAM and more), so it counts and the sockets' package and DRAM domains do not.
-           Otherwise each socket's ``package`` and ``dram`` count. ``core`` and ``uncore`` are
-           parts of ``package`` and never count.
-        3. A model's domain (``cpu:model``) counts only where no hardware counter of the same device class
-           (cpu, gpu) exists on its host at all, measured or failed: a modeled figure never stands in
-           for hardware that was measured.
-        4. Simulators (``loihi:sim``) and operation counters are not the hardware that ran the code and
-           never count.
-
-        Which rule a domain follows comes from ``kinds`` (the backend's declared kind); a domain without
-        one (a record written before kinds existed) is judged by its name, and an unknown name never counts.
+        1. A hardware counter with a figure counts unless a hardware counter that counts contains it
+           (``Domain.contains``): a platform ``psys`` that has a figure stands in for the packages and
+           DRAM it contains; a failed one contains nothing here, so the packages count. A package's
+           ``core`` and ``uncore`` are contained by it. GPUs contain nothing and are contained by nothing.
+        2. A model's domain (``cpu:model``) counts only where no hardware counter of its device class
+           exists on its host at all, measured or failed: a modeled figure never stands in for hardware
+           that was measured.
+        3. Simulators (``loihi:sim``), operation counters, and domains of old records whose kind is
+           unknown never count.
 
         Domains prefixed with a host (``"<host>/cpu:0:package"``) follow the same rule host by host.
         """
-        chosen: list[str] = []
-        counted: set[tuple[str | None, str]] = set()  # (host, device class) with a hardware counter
-        psys_hosts: set[str | None] = set()
-        for d in (*self.energy_j, *self.failed):
-            if self._kind(d) == HARDWARE_COUNTER:
-                counted.add(_host_and_class(d))
-                match = _CPU_DOMAIN.match(d)
-                # Only a psys that has a figure stands in for the sockets; a failed one leaves them to count.
-                if match and match.group(3) == "psys" and d in self.energy_j:
-                    psys_hosts.add(match.group(1))
-        for domain in sorted(self.energy_j):
-            kind = self._kind(domain)
-            if kind == HARDWARE_COUNTER:
-                match = _CPU_DOMAIN.match(domain)
-                if match is None:  # a GPU, or another counter of its own hardware: disjoint, always counts
-                    chosen.append(domain)
-                    continue
-                host, part = match.group(1), match.group(3)
-                has_psys = host in psys_hosts
-                if (has_psys and part == "psys") or (not has_psys and part in ("package", "dram")):
-                    chosen.append(domain)
-            elif kind == MODEL and _host_and_class(domain) not in counted:
-                chosen.append(domain)
-        return tuple(chosen)
-
-    def _kind(self, domain: str) -> str | None:
-        """The domain's backend kind: declared, else inferred from its name (None: never counts)."""
-        kind = self.kinds.get(domain)
-        if kind is not None:
-            return kind
-        if _GPU_DOMAIN.match(domain) or _CPU_DOMAIN.match(domain):
-            return HARDWARE_COUNTER
-        if _CPU_MODEL_DOMAIN.match(domain):
-            return MODEL
-        return None
+        return self._rule()[0]
 
     @property
     def total_complete(self) -> bool:
         """False when a domain that would have counted in the total failed in this window (a GPU, a socket's
-        package or DRAM, a platform psys): ``total_energy_j`` then leaves that hardware out."""
-        for domain in self.failed:
-            kind = self._kind(domain)
-            if kind == HARDWARE_COUNTER:
-                match = _CPU_DOMAIN.match(domain)
-                if match is None or match.group(3) in ("package", "dram", "psys"):
-                    return False
-            elif kind == MODEL:
-                return False
-        return True
+        package or DRAM, a platform psys that nothing counted contains): ``total_energy_j`` then leaves that
+        hardware out."""
+        return self._rule()[1]
 
     @property
     def total_energy_j(self) -> float:
@@ -185,11 +250,16 @@ class Measurement:
     @property
     def total_provenance(self) -> str | None:
         """The weakest provenance among the domains in the total, or None when it is empty."""
-        labels = [self.provenance[d] for d in self.total_domains]
+        labels = [self.domains[d].provenance for d in self.total_domains]
         return max(labels, key=_PROVENANCE_RANK.__getitem__) if labels else None
 
+    # -- JSON ---------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict, with ``schema_version``, that ``from_dict`` reads back."""
+        """A JSON-safe dict, with ``schema_version``, that ``from_dict`` reads back.
+
+        ``domains`` holds the declarations; ``provenance``, ``devices`` and ``kinds`` are the same
+        facts as flat maps, for readers of schema 2.
+        """
         return {
             "schema_version": SCHEMA_VERSION,
             "name": self.name,
@@ -206,13 +276,14 @@ class Measurement:
             "uncounted_ops": dict(self.uncounted_ops),
             "failed": dict(self.failed),
             "warnings": list(self.warnings),
+            "domains": {n: d.to_dict() for n, d in self.domains.items()},
             "devices": dict(self.devices),
             "kinds": dict(self.kinds),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Measurement":
-        """Rebuilds a measurement written by ``to_dict``.
+        """Rebuilds a measurement written by ``to_dict`` (schema 3, or 1 and 2 with inferred declarations).
 
         Raises:
             SchemaError: the dict is not a measurement of a schema version this code reads.
@@ -224,18 +295,24 @@ class Measurement:
             raise SchemaError(f"unsupported measurement schema_version {version!r} (this energymeter reads "
                               f"{', '.join(map(str, READABLE_SCHEMA_VERSIONS))})")
         try:
-            return cls(
+            common: dict[str, Any] = dict(
                 name=str(data["name"]),
                 start_time_s=float(data.get("start_time_s", 0.0)),
                 duration_s=float(data["duration_s"]),
                 energy_j={str(k): float(v) for k, v in data["energy_j"].items()},
-                provenance={str(k): str(v) for k, v in data["provenance"].items()},
                 flops=None if data.get("flops") is None else int(data["flops"]),
                 uncounted_ops={str(k): int(v) for k, v in data.get("uncounted_ops", {}).items()},
                 failed={str(k): str(v) for k, v in data.get("failed", {}).items()},
                 warnings=tuple(str(w) for w in data.get("warnings", ())),
-                devices={str(k): str(v) for k, v in data.get("devices", {}).items()},
-                kinds={str(k): str(v) for k, v in data.get("kinds", {}).items()},
             )
+            if version >= 3:
+                return cls(**common, domains={str(k): Domain.from_dict(str(k), v) for k, v in data["domains"].items()})
+            return cls(**common, provenance={str(k): str(v) for k, v in data["provenance"].items()},
+                       devices={str(k): str(v) for k, v in data.get("devices", {}).items()},
+                       kinds={str(k): str(v) for k, v in data.get("kinds", {}).items()})
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SchemaError(f"malformed measurement: {exc}") from exc
+
+
+_new = object.__new__
+_set = object.__setattr__

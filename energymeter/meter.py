@@ -14,64 +14,47 @@ The meter keeps its own work out of the joules it reports:
   options in the process (opened on first use, at most ``POOL_SIZE`` of them, closed at exit), so a
   ``with measure(...)`` block costs one window, not a meter. Background pollers share one scheduler
   thread (``energymeter.backends.base.Poller``): no thread is started per meter or per window.
-* What can be done once (option checks, each session's domains and provenance) is done when the meter
+* What can be done once (option checks, each session's domain declarations) is done when the meter
   opens; a window reads the sessions and builds one ``Measurement``.
+
+One protocol per kind of backend: an energy session (``EnergySession``) is read at both edges of every
+window and declares its domains (``energymeter.domains.Domain``); an operation counter
+(``Backend.kind == OPERATION_COUNTER``, a ``WindowCounter``) counts each window itself, after the closing
+energy readings. Two sessions that report one domain name are refused when the meter opens: one
+figure would otherwise replace the other.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import sys
 import threading
 import time
 from types import MappingProxyType
 from typing import Any, Hashable, Iterator, Mapping, Sequence
 
-from .backends.base import EnergySession, Reading
-from .backends.flops import NOT_COUNTED_WITHOUT_MODEL, FlopSession
-from .measurement import PROVENANCES, Measurement
+from .backends.base import OPERATION_COUNTER, Backend, EnergySession, Reading, WindowCounter
+from .domains import Domain
+from .measurement import Measurement
+from .session_plans import SessionPlan, difference, merged_declarations, read_session
 from .selection import MISSING_RAISE, MISSING_SKIP, _check_missing, _select  # noqa: F401 (re-exported)
 
 _Proxy = MappingProxyType
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-_set = object.__setattr__
-_new_measurement = object.__new__
-# The window path builds a Measurement without __post_init__ (see Meter._end) only while the record
-# has exactly the fields it sets; any other layout falls back to the checked constructor.
-_FAST_MEASUREMENT = (tuple(f.name for f in dataclasses.fields(Measurement)) == (
-    "name", "duration_s", "energy_j", "provenance", "flops", "uncounted_ops", "failed", "warnings", "start_time_s",
-    "devices", "kinds") and "__slots__" in vars(Measurement))
-
+_trusted = Measurement._trusted
+_NOT_COUNTED = object()  # a window the operation counter does not count (any token, None included, is valid)
 
 
 class _Window:
-    __slots__ = ("name", "start_mono_s", "start_wall_s", "readings", "flop_window", "shadow_s")
+    __slots__ = ("name", "start_mono_s", "start_wall_s", "readings", "count_token", "shadow_s")
 
     def __init__(self, name: Any) -> None:
         self.name = name
         self.start_mono_s = 0.0  # 0.0 until the opening readings are taken
         self.start_wall_s = 0.0
         self.readings: list[Reading] = []
-        self.flop_window: Any = None
+        self.count_token: Any = _NOT_COUNTED  # the operation counter's token while it counts this window
         self.shadow_s = 0.0
-
-
-class _SessionPlan:
-    """What a window needs of one energy session, computed once when the meter opens."""
-
-    __slots__ = ("session", "domains", "provenance", "provenance_proxy", "devices", "kind")
-
-    def __init__(self, session: EnergySession, kind: str) -> None:
-        self.session = session
-        self.provenance = dict(session.provenance)
-        unknown = {d: p for d, p in self.provenance.items() if p not in PROVENANCES}
-        if unknown:
-            raise ValueError(f"session reports unknown provenance labels: {unknown}")
-        self.provenance_proxy = MappingProxyType(self.provenance)
-        self.domains = tuple(self.provenance)
-        self.devices = dict(session.devices)
-        self.kind = kind  # the backend's declared kind, for the total rule
 
 
 def _cuda_sync() -> None:
@@ -83,16 +66,6 @@ def _cuda_sync() -> None:
     if cuda.is_initialized():  # cheap, and implies is_available()
         for index in range(cuda.device_count()):
             cuda.synchronize(index)
-
-
-
-
-def _read(session: EnergySession, domains: tuple[str, ...]) -> Reading:
-    try:
-        return session.read()
-    except Exception as exc:  # recorded per domain, not swallowed: the other domains must survive
-        reason = f"{type(exc).__name__}: {exc}"
-        return Reading({}, {d: reason for d in domains})
 
 
 class Meter:
@@ -113,6 +86,8 @@ class Meter:
             ``missing="skip"``.
         TypeError: an option no backend understands.
         ValueError: ``missing`` is neither ``"raise"`` nor ``"skip"``.
+        DomainConflict: two backends report one domain name (the message names both and the domain);
+            every session opened so far is closed.
     """
 
     def __init__(self, backends: Sequence[str] | None = None, *, sync: bool = True, missing: str = MISSING_RAISE,
@@ -121,10 +96,11 @@ class Meter:
             backends = [backends]
         _check_missing(missing)
         self.sync = sync
-        self.backends, self.skipped = _select(backends, options, missing)
+        #: The Backend objects this meter opened a session of, in order (the selection after ``missing=``).
+        self.opened_backends, self.skipped = _select(backends, options, missing)
         self._energy: list[EnergySession] = []
-        self._plans: list[_SessionPlan] = []
-        self._flops: FlopSession | None = None
+        self._plans: list[SessionPlan] = []
+        self._counter: WindowCounter | None = None
         self._lock = threading.Lock()
         self._windows: dict[Hashable, _Window | None] = {}
         self._open = 0  # windows open now, named or not
@@ -132,35 +108,42 @@ class Meter:
         self._closed = False
         self._base_warnings = tuple(f"{name}: skipped: {reason}" for name, reason in self.skipped.items())
         try:
-            for backend in self.backends:
-                session = backend.open()
-                if isinstance(session, FlopSession):
-                    self._flops = session
-                else:
-                    self._energy.append(session)
-                    self._plans.append(_SessionPlan(session, backend.kind))
+            for backend in self.opened_backends:
+                self._open_session(backend)
+            declarations = merged_declarations(self._plans)
         except BaseException:
             self.close()
             raise
         self._single = self._plans[0] if len(self._plans) == 1 else None
-        merged_provenance: dict[str, str] = {}
-        merged_devices: dict[str, str] = {}
-        merged_kinds: dict[str, str] = {}
-        for plan in self._plans:
-            merged_provenance.update(plan.provenance)
-            merged_devices.update(plan.devices)
-            merged_kinds.update(dict.fromkeys(plan.domains, plan.kind))
-        self._provenance_proxy = MappingProxyType(merged_provenance)
-        self._devices_proxy = MappingProxyType(merged_devices)
-        self._kinds_proxy = MappingProxyType(merged_kinds)
+        self._domains_proxy = MappingProxyType(declarations)
+        self._provenance_proxy = MappingProxyType({n: d.provenance for n, d in declarations.items()})
+
+    def _open_session(self, backend: Backend) -> None:
+        """Open one backend's session and file it by the protocol its kind speaks."""
+        session = backend.open()
+        if backend.kind == OPERATION_COUNTER:
+            if self._counter is not None:
+                session.close()
+                raise ValueError(f"{backend.name}: a meter runs one operation counter; "
+                                 f"{type(self._counter).__name__} is already open")
+            if not isinstance(session, WindowCounter):
+                session.close()
+                raise TypeError(f"{backend.name}: an operation counter's session must be a WindowCounter, "
+                                f"not {type(session).__name__}")
+            self._counter = session
+            return
+        self._energy.append(session)  # before its plan: close() must reach it if the plan is refused
+        self._plans.append(SessionPlan(session, backend))
+
+    @property
+    def domains(self) -> Mapping[str, Domain]:
+        """Domain to its declaration, over every energy session (read-only)."""
+        return self._domains_proxy
 
     @property
     def provenance(self) -> dict[str, str]:
         """Domain to provenance over every open energy session."""
-        merged: dict[str, str] = {}
-        for plan in self._plans:
-            merged.update(plan.provenance)
-        return merged
+        return dict(self._provenance_proxy)
 
     # -- the window path: _begin / _end; the named API and measure() sit on top ----------------
     def _begin(self, name: Any, model: Any, register: bool = False) -> _Window:
@@ -185,13 +168,13 @@ class Meter:
             # spans everything the energy figures span (reads of several sessions take time).
             start_wall_s, start_mono_s = time.time(), time.monotonic()
             if self._single is not None:
-                window.readings = [_read(self._single.session, self._single.domains)]
+                window.readings = [read_session(self._single.session, self._single.domains)]
             elif self._plans:
-                window.readings = [_read(p.session, p.domains) for p in self._plans]
+                window.readings = [read_session(p.session, p.domains) for p in self._plans]
             window.start_wall_s = start_wall_s
             window.start_mono_s = start_mono_s  # set last: non-zero marks the window open (see end_window)
-            if self._flops is not None and (model is not None or not self._plans):
-                window.flop_window = self._flops.begin(model)
+            if self._counter is not None and (model is not None or not self._plans):
+                window.count_token = self._counter.begin(model)
         except BaseException:
             with self._lock:
                 if register:
@@ -214,9 +197,9 @@ class Meter:
                 _cuda_sync()
             single = self._single
             if single is not None:
-                end = [_read(single.session, single.domains)]
+                end = [read_session(single.session, single.domains)]
             elif self._plans:
-                end = [_read(p.session, p.domains) for p in self._plans]
+                end = [read_session(p.session, p.domains) for p in self._plans]
             else:
                 end = []
             end_mono_s = time.monotonic()
@@ -226,17 +209,18 @@ class Meter:
                     self._release_locked()
         duration_s = end_mono_s - window.start_mono_s
         # FLOPs after the closing energy reading: a shadow pass here is outside this window's joules.
-        flop_result = self._flops.end(window.flop_window) if window.flop_window is not None else None
+        token = window.count_token
+        flop_result = self._counter.end(token) if token is not _NOT_COUNTED else None
         warnings = [*self._base_warnings]
         if single is not None:  # the common case: one session, no merging
-            energy_j, provenance, failed = self._difference(single, window.readings[0], end[0])
+            energy_j, provenance, failed = difference(single, window.readings[0], end[0])
             warnings += single.session.window_warnings(duration_s)
         elif not self._plans:
             energy_j, provenance, failed = {}, _EMPTY, {}
         else:
             energy_j, provenance, failed = {}, {}, {}
             for plan, before, after in zip(self._plans, window.readings, end):
-                e, p, f = self._difference(plan, before, after)
+                e, p, f = difference(plan, before, after)
                 energy_j.update(e)
                 provenance.update(p)
                 failed.update(f)
@@ -250,56 +234,22 @@ class Meter:
             if flop_result.shadow_s:
                 with self._lock:
                     self._shadow_s += flop_result.shadow_s
-        elif self._flops is not None:
-            warnings.append(NOT_COUNTED_WITHOUT_MODEL)
+        elif self._counter is not None:
+            warnings.append(self._counter.not_counted_without_model)
         if self._shadow_s != window.shadow_s and self._plans:
             inside_s = self._shadow_s - window.shadow_s - (flop_result.shadow_s if flop_result is not None else 0.0)
             if inside_s > 0:
                 warnings.append(f"this window's joules include {inside_s:.3f} s of FLOP counting (shadow passes "
                                 "of windows that ended inside it)")
-        if failed or not _FAST_MEASUREMENT:
+        if failed:
             return Measurement(name=name, start_time_s=window.start_wall_s, duration_s=duration_s, energy_j=energy_j,
-                               provenance=provenance, flops=flops, uncounted_ops=uncounted, failed=failed,
-                               warnings=tuple(warnings), devices=self._devices_proxy, kinds=self._kinds_proxy)
-        # Every domain of every session has its figure: the checks Measurement.__post_init__ makes (one
-        # provenance per energy domain, known labels) were made once when the meter opened, and the
-        # mappings below are read-only views nobody else can change.
-        m = _new_measurement(Measurement)
-        _set(m, "name", name)
-        _set(m, "duration_s", duration_s)
-        _set(m, "energy_j", _Proxy(energy_j))
-        _set(m, "provenance", provenance)
-        _set(m, "flops", flops)
-        _set(m, "uncounted_ops", uncounted if type(uncounted) is _Proxy else _Proxy(dict(uncounted)))
-        _set(m, "failed", _EMPTY)
-        _set(m, "warnings", (*warnings,))
-        _set(m, "start_time_s", window.start_wall_s)
-        _set(m, "devices", self._devices_proxy)
-        _set(m, "kinds", self._kinds_proxy)
-        return m
-
-    @staticmethod
-    def _difference(plan: _SessionPlan, before: Reading, after: Reading
-                    ) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
-        """A session's joules, provenance and failures over a window, from its two readings."""
-        b, a = before.energy_j, after.energy_j
-        if not before.failed and not after.failed and before.epochs == after.epochs and len(a) == len(b) == len(
-                plan.domains):
-            # Nothing failed or recovered: every domain has both readings.
-            return {d: a[d] - b[d] for d in plan.domains}, plan.provenance_proxy, {}
-        energy, provenance, failed = {}, {}, {}
-        for domain, label in plan.provenance.items():
-            reason = after.failed.get(domain) or before.failed.get(domain)
-            if reason is None and (domain not in a or domain not in b):
-                reason = "no reading"
-            if reason is None and before.epochs.get(domain, 0) != after.epochs.get(domain, 0):
-                reason = "a read of this domain failed inside the window and recovered; its figure would be incomplete"
-            if reason is not None:
-                failed[domain] = reason
-                continue
-            energy[domain] = a[domain] - b[domain]
-            provenance[domain] = label
-        return energy, provenance, failed
+                               flops=flops, uncounted_ops=uncounted, failed=failed, warnings=tuple(warnings),
+                               domains=self._domains_proxy)
+        # Every declared domain has its figure: what the checked constructor would verify was verified
+        # when the meter opened, and the mappings passed are read-only views nobody else changes.
+        return _trusted(name, duration_s, _Proxy(energy_j), self._domains_proxy, flops,
+                        uncounted if type(uncounted) is _Proxy else _Proxy(dict(uncounted)), (*warnings,),
+                        window.start_wall_s, provenance)
 
     def begin_window(self, name: str, *, model: Any = None) -> None:
         """Open a window.
@@ -355,8 +305,8 @@ class Meter:
             self._windows.clear()
         for session in self._energy:
             session.close()
-        if self._flops is not None:
-            self._flops.close()
+        if self._counter is not None:
+            self._counter.close()
 
     def __enter__(self) -> "Meter":
         return self

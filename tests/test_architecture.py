@@ -111,3 +111,38 @@ def test_a_rapl_or_cpu_model_window_imports_no_heavy_library(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_the_meter_speaks_the_backend_protocols_and_imports_no_backend_module():
+    # Which protocol a session speaks is chosen by its backend's declared kind, not by importing it.
+    bad = [t for m, t in EDGES if m == "energymeter.meter" and inside(t, "energymeter.backends")
+           and not inside(t, "energymeter.backends.base")]
+    assert bad == []
+
+
+_DOMAIN_NAME_MARKS = ("cpu:", "gpu:", "loihi:", "psys", ":package", ":dram", ":core")
+_REGEX_CALLS = ("compile", "match", "fullmatch", "search", "findall", "finditer", "sub", "split")
+
+
+def domain_name_patterns(path):
+    """Regular expressions in a file that read meaning out of domain names (``re.compile(r"cpu:...")``)."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _REGEX_CALLS
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "re" and node.args
+                and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+                and any(mark in node.args[0].value for mark in _DOMAIN_NAME_MARKS)):
+            yield node.args[0].value
+
+
+def test_only_the_domains_module_reads_domain_names_with_regular_expressions():
+    # A domain's meaning is its declaration; only records older than declarations are read by name.
+    core = [(m, p) for m, p in modules() if not inside(m, "energymeter.models")
+            and not inside(m, "energymeter.validation") and not inside(m, "energymeter.cli")]
+    found = {m: list(domain_name_patterns(p)) for m, p in core}
+    assert {m for m, patterns in found.items() if patterns} == {"energymeter.domains"}
+
+
+def test_the_pattern_checker_finds_a_domain_name_regex(tmp_path):
+    path = tmp_path / "x.py"
+    path.write_text("import re\nHOST_WIDE = re.compile(r'^cpu:\\d+:(?:package|psys)$')\nOK = re.compile(r'package-(\\d+)')\n")
+    assert list(domain_name_patterns(path)) == [r"^cpu:\d+:(?:package|psys)$"]

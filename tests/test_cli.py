@@ -36,7 +36,7 @@ def test_measure_json_goes_to_stderr_and_stdout_is_the_commands(capfd):
     out, err = capfd.readouterr()
     assert code == 0
     assert out == "1\n"  # the command's own output, untouched
-    assert json.loads(err)["schema_version"] == 2
+    assert json.loads(err)["schema_version"] == 3
 
 
 @pytest.mark.parametrize("argv, needle", [

@@ -47,7 +47,7 @@ def test_repeated_windows_on_the_same_module_and_shapes_reuse_the_count_without_
         meter.begin_window(f"s{i}", model=net)
         train_step(net, x, y)
         results.append(meter.end_window(f"s{i}"))
-        passes.append(meter._flops.shadow_passes)
+        passes.append(meter._counter.shadow_passes)
     assert [r.flops for r in results] == [FORWARD + BACKWARD] * 3
     assert passes == [1, 1, 1]  # windows 2 and 3 ran no shadow pass: the count was reused
 
@@ -70,7 +70,7 @@ def test_cache_key_separates_shapes_grad_mode_and_backward():
     small = torch.randn(16, 784)
     assert window("small", lambda: net(small)) == FORWARD // 8
     assert window("both", lambda: (net(x), net(small))) == FORWARD + FORWARD // 8
-    assert meter._flops.shadow_passes == 4  # train, fwd, nograd, small: "fwd2" and "both" reused counts
+    assert meter._counter.shadow_passes == 4  # train, fwd, nograd, small: "fwd2" and "both" reused counts
 
 
 def test_window_that_never_calls_the_named_model_has_no_flops_and_says_why():

@@ -65,7 +65,7 @@ def test_to_dict_is_json_safe_and_round_trips():
     m = Measurement(name="w", duration_s=1.5, energy_j={"gpu:0": 3.0}, provenance={"gpu:0": "integrated"},
                     flops=42, uncounted_ops={"aten.relu": 2}, failed={"cpu:0:package": "x"}, warnings=("short",))
     data = json.loads(json.dumps(m.to_dict()))
-    assert data["schema_version"] == 2
+    assert data["schema_version"] == 3
     assert data["total_energy_j"] == 3.0
     assert data["flops_provenance"] == "counted"
     assert Measurement.from_dict(data) == m

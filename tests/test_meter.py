@@ -141,14 +141,14 @@ def test_naming_an_unavailable_backend_says_why(tmp_path):
 def test_default_meter_leaves_out_the_cpu_model_where_rapl_measures(powercap):
     powercap.add_package(0)
     meter = Meter(powercap_root=powercap.root)
-    names = [b.name for b in meter.backends]
+    names = [b.name for b in meter.opened_backends]
     assert "rapl" in names and "cpu-model" not in names
     meter.close()
 
 
 def test_default_meter_uses_the_cpu_model_where_no_counter_exists(tmp_path):
     meter = Meter(powercap_root=tmp_path / "none")
-    assert "cpu-model" in [b.name for b in meter.backends]
+    assert "cpu-model" in [b.name for b in meter.opened_backends]
     meter.close()
 
 

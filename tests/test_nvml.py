@@ -259,7 +259,7 @@ def test_a_gpu_hidden_by_cuda_visible_devices_is_never_touched(clock):
 def test_an_inaccessible_visible_gpu_is_left_out_with_its_reason_and_the_others_work(clock):
     blocked, used = FakeGpu(uuid="GPU-a", accessible=False), FakeGpu(uuid="GPU-b")
     meter = Meter(["nvml"], nvml_module=FakeNVML([blocked, used]), clock=clock)
-    status = meter.backends[0].probe()
+    status = meter.opened_backends[0].probe()
     assert status.domains == ("gpu:1",)
     assert "gpu:0 (NVML index 0) left out: Insufficient Permissions" in status.reason
     meter.begin_window("w")

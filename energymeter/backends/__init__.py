@@ -31,7 +31,28 @@ _lock = threading.Lock()
 
 __all__ = ["HARDWARE_COUNTER", "KINDS", "MODEL", "OPERATION_COUNTER", "REGISTRY", "SIMULATOR", "Backend",
            "BackendStatus", "EnergySession", "Reading", "available", "backend_class", "create", "default_backend",
-           "default_selection", "energy_names", "names"]
+           "default_selection", "energy_names", "names", "register"]
+
+
+def register(name: str, target: str) -> None:
+    """Add one backend to the registry without editing ``REGISTRY`` (a plugin, a test's fake).
+
+    Args:
+        name: The backend's registry name (its class's ``name``).
+        target: ``"module:Class"``; nothing is imported until the backend is asked for.
+
+    Raises:
+        ValueError: ``name`` is already registered (two producers of one name are an error, never an
+            overwrite), or ``target`` is not of the form ``"module:Class"``.
+    """
+    module_name, _, class_name = target.partition(":")
+    if not module_name or not class_name:
+        raise ValueError(f"backend target {target!r} must be 'module:Class'")
+    with _lock:
+        if name in REGISTRY:
+            raise ValueError(f"backend {name!r} is already registered ({REGISTRY[name]}); not replacing it "
+                             f"with {target}")
+        REGISTRY[name] = target
 
 
 def names() -> list[str]:

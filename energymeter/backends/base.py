@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping
 
+from ..domains import Domain
 from ..errors import BackendUnavailable
 
 # What a backend is, declared as data on its class (``Backend.kind``). The default selection and the
@@ -59,20 +60,60 @@ class Reading:
         epochs: Domain to a count the session raises each time that domain had a fault it recovered
             from (a transient read error, a gap in power sampling). A window whose two readings carry
             different epochs spans the fault: the meter fails the domain for that window only.
+        fault_reasons: Domain to the reason of its latest recovered fault (the one that last raised its
+            epoch), so the window that spans it can say which fault it was.
     """
 
     energy_j: Mapping[str, float]
     failed: Mapping[str, str] = field(default_factory=dict)
     epochs: Mapping[str, int] = field(default_factory=dict)
+    fault_reasons: Mapping[str, str] = field(default_factory=dict)
 
 
 class EnergySession(abc.ABC):
-    """An opened energy backend. Sessions are used from several threads and lock themselves."""
+    """An opened energy backend. Sessions are used from several threads and lock themselves.
 
-    #: Domain to provenance label, fixed when the session opens.
-    provenance: Mapping[str, str]
-    #: Domain to a stable hardware identity (a GPU's UUID, a RAPL zone's path), where one exists.
-    devices: Mapping[str, str] = {}
+    A session says what it measures when it opens: ``domains``, one ``Domain`` declaration per domain
+    (device class, scope, device id, containment, provenance, kind). ``provenance`` and ``devices`` are
+    then derived from it. A session that sets only ``provenance`` (and ``devices``), as sessions did
+    before declarations existed, still works: the meter infers its declarations from the domain names
+    and the backend's ``kind`` and ``covers``.
+    """
+
+    _session_domains: Mapping[str, Domain] = {}
+    _session_provenance: Mapping[str, str] = {}
+    _session_devices: Mapping[str, str] = {}
+
+    @property
+    def domains(self) -> Mapping[str, Domain]:
+        """Domain name to its declaration, fixed when the session opens (empty: none declared)."""
+        return self._session_domains
+
+    @domains.setter
+    def domains(self, value: Mapping[str, Domain]) -> None:
+        self._session_domains = dict(value)
+
+    @property
+    def provenance(self) -> Mapping[str, str]:
+        """Domain to provenance label: from ``domains`` where declared, else as the session set it."""
+        if self._session_domains:
+            return {n: d.provenance for n, d in self._session_domains.items()}
+        return self._session_provenance
+
+    @provenance.setter
+    def provenance(self, value: Mapping[str, str]) -> None:
+        self._session_provenance = dict(value)
+
+    @property
+    def devices(self) -> Mapping[str, str]:
+        """Domain to a stable hardware identity (a GPU's UUID, a RAPL zone's path), where one exists."""
+        if self._session_domains:
+            return {n: d.device_id for n, d in self._session_domains.items() if d.device_id}
+        return self._session_devices
+
+    @devices.setter
+    def devices(self, value: Mapping[str, str]) -> None:
+        self._session_devices = dict(value)
 
     @abc.abstractmethod
     def read(self) -> Reading:
@@ -90,6 +131,34 @@ class EnergySession(abc.ABC):
 
     def close(self) -> None:
         """Release hardware handles."""
+
+
+class WindowCounter(abc.ABC):
+    """An opened operation counter (``Backend.kind == OPERATION_COUNTER``): it counts each window itself.
+
+    Unlike an energy session it reports no cumulative joules: the meter calls ``begin`` after a window's
+    opening energy readings and ``end`` after its closing ones, so counting work stays outside the joules.
+    """
+
+    #: The warning a window gets when it could not be counted because it named no model (see ``begin``).
+    not_counted_without_model: ClassVar[str] = "not counted: the window named no model"
+
+    @abc.abstractmethod
+    def begin(self, model: Any = None) -> Any:
+        """Start counting a window in the calling thread; returns the token ``end`` takes.
+
+        Args:
+            model: The module the window runs (counted after the window), or None to count inline
+                (which the meter asks only when it measures no energy).
+        """
+
+    @abc.abstractmethod
+    def end(self, token: Any) -> Any:
+        """Close a window; returns a result with ``flops`` (int or None), ``uncounted_ops``, ``warnings``
+        and ``shadow_s`` (seconds of counting work done here, after the window's closing energy reading)."""
+
+    def close(self) -> None:
+        """Release what the counter holds (hooks)."""
 
 
 class Backend(abc.ABC):

@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Callable
 
+from ..domains import CPU, PROCESS, Domain
 from ..errors import ProfileError
 from ..measurement import MODELED
 from ..profiles import CpuPower, cpu_power
@@ -86,7 +87,8 @@ class CpuModelSession(EnergySession):
     """Cumulative modeled joules = CPU seconds since opening x watts per thread."""
 
     def __init__(self, power_per_thread_w: float, cpu_time: Callable[[], float]) -> None:
-        self.provenance = {DOMAIN: MODELED}
+        # This process's own CPU seconds: scope process (ranks on one host each have their own).
+        self.domains = {DOMAIN: Domain(DOMAIN, CPU, PROCESS, MODELED, MODEL)}
         self.power_per_thread_w = power_per_thread_w
         self._cpu_time = cpu_time
         self._lock = threading.Lock()

@@ -44,7 +44,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from ..measurement import COUNTED
-from .base import OPERATION_COUNTER, Backend, BackendStatus
+from .base import OPERATION_COUNTER, Backend, BackendStatus, WindowCounter
 from .flop_counting import _convert, _Counting, _describe, _hook_free_copy, _tensors
 
 DOMAIN = "flops"
@@ -126,10 +126,11 @@ class _ModuleState:
         self.results: dict[tuple[Any, ...], FlopResult] = {}
 
 
-class FlopSession:
+class FlopSession(WindowCounter):
     """FLOP windows: per-thread inline counting, or shadow passes for windows that name their module."""
 
     provenance = {DOMAIN: COUNTED}
+    not_counted_without_model = NOT_COUNTED_WITHOUT_MODEL
 
     def __init__(self) -> None:
         import torch

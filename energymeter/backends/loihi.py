@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ..domains import PROCESS, SIMULATED, Domain
 from ..errors import ProfileError
 from ..measurement import MODELED
 from .base import SIMULATOR, Backend, BackendStatus, EnergySession, Reading
@@ -54,7 +55,7 @@ class LoihiSession(EnergySession):
         from ..loihi import simulation
         from ..loihi.profile import load_loihi_profile
 
-        self.provenance = {DOMAIN: MODELED}
+        self.domains = {DOMAIN: Domain(DOMAIN, SIMULATED, PROCESS, MODELED, SIMULATOR)}
         self.profile = load_loihi_profile(profile)
         self._lock = threading.Lock()
         self._total_j = 0.0
@@ -84,7 +85,9 @@ class LoihiSession(EnergySession):
     def read(self) -> Reading:
         """Modeled joules so far, with the epoch of pricing failures."""
         with self._lock:
-            return Reading({DOMAIN: self._total_j}, {}, {DOMAIN: self._epoch} if self._epoch else {})
+            if not self._epoch:
+                return Reading({DOMAIN: self._total_j})
+            return Reading({DOMAIN: self._total_j}, {}, {DOMAIN: self._epoch}, {DOMAIN: self.last_failure or ""})
 
     def close(self) -> None:
         """Stop receiving simulations."""

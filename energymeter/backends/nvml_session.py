@@ -11,7 +11,9 @@ import time
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
+from ..domains import DEVICE, GPU, Domain
 from ..errors import BackendUnavailable
+from ..kinds import HARDWARE_COUNTER
 from ..measurement import INTEGRATED, MEASURED
 from .base import EnergySession, Poller, Reading
 from .nvml_devices import Gpu
@@ -59,8 +61,9 @@ class NvmlSession(EnergySession):
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self._nvml = nvml
         self.gpus = gpus
-        self.provenance = {g.domain: MEASURED if g.mode == "counter" else INTEGRATED for g in gpus}
-        self.devices = {g.domain: g.uuid for g in gpus if g.uuid}
+        # One device per GPU, keyed by its UUID, so that ranks sharing a GPU count it once.
+        self.domains = {g.domain: Domain(g.domain, GPU, DEVICE, MEASURED if g.mode == "counter" else INTEGRATED,
+                                         HARDWARE_COUNTER, g.uuid or "") for g in gpus}
         self.max_power_w = max_power_w
         self._ceiling_mj_per_s = max_power_w * 1000.0
         self._allowance_s = step_allowance_s
@@ -72,6 +75,7 @@ class NvmlSession(EnergySession):
         self._stuck_view: Mapping[str, str] = _EMPTY
         self._epoch: dict[str, int] = {}
         self._epochs_view: Mapping[str, int] = _EMPTY
+        self._reasons_view: Mapping[str, str] = _EMPTY  # GPU -> its latest recovered fault's reason
         try:
             nvml.nvmlInit()
         except nvml.NVMLError as exc:
@@ -108,6 +112,7 @@ class NvmlSession(EnergySession):
         """Fail a GPU for this read and raise its epoch: windows spanning the fault fail, later ones do not."""
         self._epoch[domain] = self._epoch.get(domain, 0) + 1
         self._epochs_view = MappingProxyType(dict(self._epoch))
+        self._reasons_view = MappingProxyType({**self._reasons_view, domain: reason})
         if faults is not None:
             faults[domain] = reason
 
@@ -233,7 +238,7 @@ class NvmlSession(EnergySession):
                 if domain not in stuck and domain not in faults:
                     energy[domain] = joules
             failed = MappingProxyType({**stuck, **faults}) if faults else self._stuck_view
-            return Reading(energy, failed, self._epochs_view)
+            return Reading(energy, failed, self._epochs_view, self._reasons_view)
 
     def activate(self) -> None:
         """Start the power sampler when any GPU needs it."""

@@ -36,7 +36,7 @@ from ..errors import ProfileError
 from ..measurement import MEASURED
 from ..profiles import PowerLimits, power_limits
 from .base import HARDWARE_COUNTER, Backend, BackendStatus, EnergySession, Poller, Reading
-from .rapl_zones import PERMISSION_FIX, Reader, Zone, _read_file, discover
+from .rapl_zones import PERMISSION_FIX, Reader, Zone, _read_file, declarations, discover
 
 __all__ = ["DEFAULT_ROOT", "PERMISSION_FIX", "ROOT_ENV", "RaplBackend", "RaplSession", "Zone", "discover"]
 
@@ -168,8 +168,7 @@ class RaplSession(EnergySession):
     def __init__(self, zones: list[Zone], reader: Reader | None, clock: Callable[[], float],
                  step_allowance_s: float) -> None:
         self.zones = zones
-        self.provenance = {z.domain: MEASURED for z in zones}
-        self.devices = {z.domain: z.path for z in zones}
+        self.domains = declarations(zones)
         self._reader = reader
         self._clock = clock
         self._allowance_s = step_allowance_s
@@ -178,7 +177,7 @@ class RaplSession(EnergySession):
         self._stuck: dict[str, str] = {}
         self._stuck_pending = False
         self._stuck_view: Mapping[str, str] = _EMPTY
-        self._epochs_view: Mapping[str, int] = _EMPTY
+        self._epochs_view, self._reasons_view = _EMPTY, _EMPTY  # per domain: recovered faults, the latest's reason
         self._epoch: dict[str, int] = {}
         self._warnings = [f"{z.domain}: max_energy_range_uj unusable; a wrap inside this window would fail the domain"
                           for z in zones if z.max_range_uj is None]
@@ -322,6 +321,7 @@ class RaplSession(EnergySession):
         domain = self._domains[i]
         self._epoch[domain] = self._epoch.get(domain, 0) + 1
         self._epochs_view = MappingProxyType(dict(self._epoch))
+        self._reasons_view = MappingProxyType({**self._reasons_view, domain: reason})
         faults = faults if faults is not None else {}
         faults[domain] = reason
         return faults
@@ -353,10 +353,10 @@ class RaplSession(EnergySession):
             faults = self._poll_locked()
             energy_j = {d: uj / 1e6 for d, uj in zip(self._domains, self._total_uj)}
             if faults is None:
-                return Reading(energy_j, self._stuck_view, self._epochs_view)
+                return Reading(energy_j, self._stuck_view, self._epochs_view, self._reasons_view)
             for domain in faults:
                 del energy_j[domain]
-            return Reading(energy_j, MappingProxyType({**self._stuck, **faults}), self._epochs_view)
+            return Reading(energy_j, MappingProxyType({**self._stuck, **faults}), self._epochs_view, self._reasons_view)
 
     def activate(self) -> None:
         """Start the wrap poller."""

@@ -12,6 +12,9 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from ..domains import CPU, HOST, Domain
+from ..kinds import HARDWARE_COUNTER
+
 _ZONE_DIR = re.compile(r"^(intel-rapl|intel-rapl-mmio):(\d+)(?::(\d+))?$")
 _PACKAGE = re.compile(r"^package-(\d+)$")
 
@@ -116,3 +119,21 @@ def _domain_for(name: str, parent: str | None) -> str | None:
     if package and name in ("dram", "core", "uncore"):
         return f"cpu:{package.group(1)}:{name}"
     return None
+
+
+def declarations(zones: list[Zone]) -> dict[str, Domain]:
+    """Each zone's domain declared (``energymeter.domains.Domain``): host-wide CPU counters, ``measured``.
+
+    A package contains its own ``core`` and ``uncore`` subzones (they are parts of its figure; its DRAM is
+    not); a ``psys`` zone contains every other zone of the host. The device id is the zone's directory.
+    """
+    def contained(zone: Zone) -> tuple[str, ...]:
+        if zone.kind == "psys":
+            return tuple(z.domain for z in zones if z is not zone)
+        if zone.kind == "package":
+            prefix = os.path.basename(zone.path) + ":"  # a subzone's directory is "<package dir>:M"
+            return tuple(z.domain for z in zones
+                         if z.kind in ("core", "uncore") and os.path.basename(z.path).startswith(prefix))
+        return ()
+
+    return {z.domain: Domain(z.domain, CPU, HOST, "measured", HARDWARE_COUNTER, z.path, contained(z)) for z in zones}

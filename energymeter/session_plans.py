@@ -1,0 +1,105 @@
+"""What a meter knows of each energy session it opened, and what a window computes from two readings.
+
+A ``SessionPlan`` is computed once when the meter opens: the session's domain declarations (published by
+the session, or inferred from its names and backend where it publishes none), their provenance, and the
+names a window reads. ``merged_declarations`` refuses two sessions that report one domain name.
+``difference`` turns a window's two readings into its joules and failures.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from .backends.base import Backend, EnergySession, Reading
+from .domains import Domain, infer_domains
+from .errors import DomainConflict
+
+
+class SessionPlan:
+    """What a window needs of one energy session, computed once when the meter opens."""
+
+    __slots__ = ("session", "backend", "declarations", "domains", "provenance", "provenance_proxy")
+
+    def __init__(self, session: EnergySession, backend: Backend) -> None:
+        self.session = session
+        self.backend = backend.name
+        self.declarations = declarations_of(session, backend)
+        self.provenance = {n: d.provenance for n, d in self.declarations.items()}
+        self.provenance_proxy = MappingProxyType(self.provenance)
+        self.domains = tuple(self.declarations)
+
+
+def declarations_of(session: EnergySession, backend: Backend) -> dict[str, Domain]:
+    """The session's declarations; for a session that publishes none, inferred from its names and backend.
+
+    Raises:
+        ValueError: a declaration stored under another name, or a label that is no provenance.
+    """
+    declared = dict(session.domains)
+    if not declared:
+        names = tuple(session.provenance)
+        kinds = dict.fromkeys(names, backend.kind)
+        covers = backend.covers[0] if backend.covers else None
+        try:
+            return infer_domains(session.provenance, session.devices, kinds, names, covers)
+        except ValueError as exc:
+            raise ValueError(f"{backend.name}: session reports {exc}") from None
+    for name, declaration in declared.items():
+        if not isinstance(declaration, Domain) or declaration.name != name:
+            raise ValueError(f"{backend.name}: domains[{name!r}] is not the Domain named {name!r}")
+    return declared
+
+
+def merged_declarations(plans: "list[SessionPlan]") -> dict[str, Domain]:
+    """Every plan's declarations in one map.
+
+    Raises:
+        DomainConflict: two sessions report one domain name; the message names it and both backends.
+    """
+    declarations: dict[str, Domain] = {}
+    owners: dict[str, str] = {}
+    for plan in plans:
+        for domain in plan.domains:
+            if domain in owners:
+                raise DomainConflict(
+                    f"domain {domain!r} is reported by both {owners[domain]!r} and {plan.backend!r}: one figure "
+                    f"would replace the other; measure them in separate meters, or give one backend's domains "
+                    f"other names")
+            owners[domain] = plan.backend
+        declarations.update(plan.declarations)
+    return declarations
+
+
+def read_session(session: EnergySession, domains: tuple[str, ...]) -> Reading:
+    """The session's reading; a read that raises fails every domain of the session for it, with the reason."""
+    try:
+        return session.read()
+    except Exception as exc:  # recorded per domain, not swallowed: the other domains must survive
+        reason = f"{type(exc).__name__}: {exc}"
+        return Reading({}, {d: reason for d in domains})
+
+
+def difference(plan: "SessionPlan", before: Reading, after: Reading
+                ) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
+    """A session's joules, provenance and failures over a window, from its two readings."""
+    b, a = before.energy_j, after.energy_j
+    if not before.failed and not after.failed and before.epochs == after.epochs and len(a) == len(b) == len(
+            plan.domains):
+        # Nothing failed or recovered: every domain has both readings.
+        return {d: a[d] - b[d] for d in plan.domains}, plan.provenance_proxy, {}
+    energy, provenance, failed = {}, {}, {}
+    for domain, label in plan.provenance.items():
+        reason = after.failed.get(domain) or before.failed.get(domain)
+        if reason is None and (domain not in a or domain not in b):
+            reason = "no reading"
+        if reason is None and before.epochs.get(domain, 0) != after.epochs.get(domain, 0):
+            fault = after.fault_reasons.get(domain)
+            reason = ("a read of this domain failed inside the window and recovered (its figure would be "
+                      f"incomplete): {fault}" if fault else "a read of this domain failed inside the window and "
+                      "recovered; its figure would be incomplete")
+        if reason is not None:
+            failed[domain] = reason
+            continue
+        energy[domain] = a[domain] - b[domain]
+        provenance[domain] = label
+    return energy, provenance, failed
