@@ -11,10 +11,10 @@ pytest.importorskip("scipy")
 
 from energymeter import Measurement  # noqa: E402
 from energymeter.cli import main  # noqa: E402
-from energymeter.validation import store  # noqa: E402
-from energymeter.validation.analysis import analyse  # noqa: E402
-from energymeter.validation.record import EpochRecord, LoihiRecord, RunRecord, WindowRecord  # noqa: E402
-from energymeter.validation.report import write_reports  # noqa: E402
+from energymeter.validation.records import store  # noqa: E402
+from energymeter.validation.analysis.analysis import analyse  # noqa: E402
+from energymeter.validation.records.record import EpochRecord, LoihiRecord, RunRecord, WindowRecord  # noqa: E402
+from energymeter.validation.report.report import write_reports  # noqa: E402
 
 
 def fixture(energy_of, n_seeds=4, lambdas=(0.0, 1e-3, 1e-2), provenance="measured", models=("mlp",), seed=0,
@@ -103,7 +103,7 @@ def test_correlations_are_within_groups_so_architecture_differences_do_not_make_
                 for r in fixture(lambda e, rng, level=level: level * (1 + 0.05 * rng.randn()), seed=offset)]
     records = build("mlp", 1.0, 1) + build("cnn", 10.0, 10)
     a = analyse(records)
-    e_corr = next(s for p, t, _, s in a.correlations if p == "E" and t.startswith("inference"))
+    e_corr = next(s for p, t, _, s in a.correlations if p == "E" and t.phase == "inference")
     assert abs(e_corr.estimate) < 0.5
     assert e_corr.verdict != "tracks"
 
@@ -189,11 +189,15 @@ def test_report_lists_unreadable_lines_on_stderr(tmp_path, capsys):
 
 
 def test_plot_axes_carry_each_figures_own_unit_not_a_bare_energy_label():
-    from energymeter.validation.plots import _unit
+    from energymeter.validation.analysis.figures import FigureId
 
-    assert _unit("inference cpu:model (net J per workload)") == "net J per workload"
-    assert _unit("training gpu:0 (net J)") == "net J"
-    assert _unit("loihi:sim loihi1 (modeled J per input)") == "modeled J per input"
+    inference = FigureId("inference", "cpu:model", "net", "workload", "modeled")
+    training = FigureId("training", "gpu:0", "net", "run", "measured")
+    loihi = FigureId("loihi:sim", "loihi1", "raw", "input", "modeled")
+    assert inference.kind.axis_label == "net J per workload"
+    assert training.kind.axis_label == "net J per run"
+    assert loihi.kind.axis_label == "modeled J per input"
+    assert len({f.kind.axis_label for f in (inference, training, loihi)}) == 3 and {f.unit for f in (inference,)} == {"J"}
 
 
 def with_reference(records, joules_of_index):
@@ -224,17 +228,15 @@ def test_a_flat_reference_gives_no_drift_warning_and_a_drifting_one_does():
 
 
 def test_busy_runs_are_those_with_other_work_or_a_high_load():
-    from energymeter.validation.machine_load import is_busy
-    from energymeter.validation.record import MachineLoad
+    from energymeter.validation.records.record import MachineLoad
 
-    assert is_busy(MachineLoad(load_avg_1m=0.1, other_cpu_share=0.5, logical_cpus=2))
-    assert is_busy(MachineLoad(load_avg_1m=9.0, other_cpu_share=0.0, logical_cpus=2))
-    assert not is_busy(MachineLoad(load_avg_1m=0.5, other_cpu_share=0.02, logical_cpus=2))
-    assert not is_busy(None)
+    assert MachineLoad(load_avg_1m=0.1, other_cpu_share=0.5, logical_cpus=2).busy
+    assert MachineLoad(load_avg_1m=9.0, other_cpu_share=0.0, logical_cpus=2).busy
+    assert not MachineLoad(load_avg_1m=0.5, other_cpu_share=0.02, logical_cpus=2).busy
 
 
 def test_load_sampler_computes_the_other_processes_share_of_the_machine():
-    from energymeter.validation.machine_load import LoadSampler
+    from energymeter.validation.run.machine_load import LoadSampler
 
     clock = {"total": 100.0, "own": 10.0}
     sampler = LoadSampler(period_s=0.01, total_cpu_s=lambda: clock["total"], own_cpu_s=lambda: clock["own"],

@@ -7,8 +7,8 @@ import os
 import pytest
 
 from energymeter import Measurement
-from energymeter.validation import store
-from energymeter.validation.record import RecordError, RunRecord, WindowRecord, net_energy_j
+from energymeter.validation.records import store
+from energymeter.validation.records.record import RecordError, RunRecord, WindowRecord, net_energy_j
 
 
 def window(joules, duration_s=2.0, provenance="measured", idle=None, workloads=1, samples=0):
@@ -177,7 +177,7 @@ def test_a_second_lock_on_the_same_directory_is_refused(tmp_path):
     import sys
 
     with store.lock(tmp_path):
-        code = ("import sys; from pathlib import Path; from energymeter.validation import store\n"
+        code = ("import sys; from pathlib import Path; from energymeter.validation.records import store\n"
                 "try:\n    store.lock(Path(sys.argv[1])).__enter__()\nexcept store.StoreError as e:\n"
                 "    print(e); sys.exit(3)")
         proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)

@@ -17,10 +17,10 @@ pytest.importorskip("torch")
 
 from energymeter import Meter  # noqa: E402
 from energymeter.cli import main  # noqa: E402
-from energymeter.validation import store  # noqa: E402
-from energymeter.validation.analysis import analyse  # noqa: E402
-from energymeter.validation.config import SweepConfig  # noqa: E402
-from energymeter.validation.sweep import LocalExecutor, run_sweep  # noqa: E402
+from energymeter.validation.records import store  # noqa: E402
+from energymeter.validation.analysis.analysis import analyse  # noqa: E402
+from energymeter.validation.run.config import SweepConfig  # noqa: E402
+from energymeter.validation.run.sweep import LocalExecutor, run_sweep  # noqa: E402
 
 QUICK = dict(lambdas=(0.0, 1e-2), seeds=2, epochs=1, min_window_s=0.05, idle_s=0.01, reference_s=0.01,
              snn_samples=20, snn_timesteps=5, inference_samples=32)
