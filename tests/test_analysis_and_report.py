@@ -251,3 +251,69 @@ def test_load_sampler_computes_the_other_processes_share_of_the_machine():
     cpus = load.logical_cpus
     assert load.load_avg_1m == 1.5 and load.cpu_freq_mhz == 2000.0 and load.samples >= 2
     assert 0 < load.other_cpu_share <= 0.15 / cpus / 0.05 + 1e-9
+
+
+def test_a_second_claim_under_a_taken_name_is_refused_and_the_first_is_kept():
+    from energymeter.validation.analysis.claim_registry import CLAIMS, ClaimRegistryError, claim
+
+    first = CLAIMS["energy_tracking"]
+    with pytest.raises(ClaimRegistryError, match="claim 'energy_tracking' is already registered"):
+        @claim("energy_tracking")
+        def impostor(figures, tables):
+            return []
+    assert CLAIMS["energy_tracking"] is first
+
+
+def test_a_claim_registered_in_a_test_appears_in_the_analysis_reading_the_shared_figures():
+    from energymeter.validation.analysis.claim_registry import claim, unregister
+    from energymeter.validation.analysis.claims import Claim
+
+    seen = {}
+
+    @claim("test_runs_with_a_training_figure")
+    def runs_with_training(figures, tables):
+        seen["tables"] = tables
+        count = sum(any(f.phase == "training" for f in run.figures) for run in figures.runs)
+        return [Claim("test_count", {"runs": count}, "runs with a training figure", None, float(count), None, None,
+                      0.95, count, "counted", "holds", f"{count} runs have a training figure")]
+
+    try:
+        a = analyse(fixture(lambda e, rng: e, n_seeds=2))
+    finally:
+        unregister("test_runs_with_a_training_figure")
+    mine = [c for c in a.claims if c.kind == "test_count"]
+    assert [c.estimate for c in mine] == [6.0]  # 3 lambdas x 2 seeds, each with a training window
+    assert a.claims[-1] is mine[0]  # registered last, listed last
+    assert seen["tables"] is a.tables  # the claim read the tables the report shows, not a recomputation
+    assert "test_count" not in {c.kind for c in analyse(fixture(lambda e, rng: e, n_seeds=2)).claims}
+
+
+def test_figure_labels_are_derived_from_their_fields_as_the_reports_name_them():
+    from energymeter.validation.analysis.figures import FigureId
+
+    assert FigureId("inference", "cpu:model", "net", "workload", "modeled").label == \
+        "inference cpu:model (net J per workload)"
+    assert FigureId("inference", "gpu:0", "raw", "workload", "measured").label == "inference gpu:0 (raw J per workload)"
+    assert FigureId("training", "gpu:0", "net", "run", "measured").label == "training gpu:0 (net J)"
+    assert FigureId("loihi:sim", "loihi1", "raw", "input", "modeled").label == "loihi:sim loihi1 (modeled J per input)"
+    with pytest.raises(ValueError, match="no figure kind"):
+        FigureId("training", "gpu:0", "net", "input", "measured")  # no per-input training figure exists
+
+
+def test_each_runs_figures_carry_their_provenance_and_phase_as_fields():
+    a = analyse(fixture(lambda e, rng: e, n_seeds=2, provenance="integrated"))
+    ids = {t for row in a.lambda_rows for t in row.energy_change}
+    assert {(t.phase, t.basis, t.per, t.provenance) for t in ids} == {
+        ("inference", "net", "workload", "integrated"), ("inference", "raw", "workload", "integrated"),
+        ("training", "net", "run", "integrated"), ("loihi:sim", "raw", "input", "modeled")}
+    assert a.measured_domains == ("inference gpu:0 (net J per workload)", "inference gpu:0 (raw J per workload)",
+                                  "training gpu:0 (net J)")
+
+
+def test_the_reference_domain_is_the_widest_cpu_figure_there_is():
+    from energymeter.validation.analysis.domains import reference_domain
+
+    assert reference_domain(["gpu:0", "cpu:0:package", "cpu:0:psys", "cpu:model"]) == "cpu:0:psys"
+    assert reference_domain(["cpu:model", "cpu:1:package", "cpu:0:package"]) == "cpu:0:package"
+    assert reference_domain(["rank1/cpu:model", "gpu:0"]) == "rank1/cpu:model"
+    assert reference_domain(["gpu:0"]) is None
