@@ -189,7 +189,8 @@ def energy_tracking(subject: Mapping[str, Any], target: FigureId, change: StatRe
 def correlation(subject: Mapping[str, Any], proxy: str, target: FigureId, result: StatResult) -> Claim:
     """A proxy's correlation with an energy, within groups, with a cluster-bootstrap interval."""
     provenance = target.provenance
-    text = (f"{proxy} vs {target.label} ({provenance}) within {subject.get('groups', 1)} group(s), {result.n} clusters: "
+    text = (f"{proxy} vs {target.label} ({provenance}) within {subject.get('groups', 1)} group(s), "
+            f"{result.n} clusters: "
             f"{result.quantity} {_interval(result, '+.2f')}: "
             + {"tracks": f"{proxy} tracks it", "does_not_track": f"{proxy} does not track it"}.get(
                 result.verdict or "", f"inconclusive ({result.reason})"))

@@ -277,5 +277,6 @@ def csv_row(record: RunRecord) -> dict[str, Any]:
     if record.load is not None:
         row["load other_cpu_share"] = record.load.other_cpu_share
         row["load load_avg_1m"] = record.load.load_avg_1m
-    row["history (JSON; cumulative_* keys count from the start of training)"] = json.dumps([h.to_dict() for h in record.history])
+    history = json.dumps([h.to_dict() for h in record.history])
+    row["history (JSON; cumulative_* keys count from the start of training)"] = history
     return row

@@ -61,8 +61,9 @@ def joint(figures: Figures, tables: Tables) -> list[Claim]:
     """Per group: how far E fell at the largest lambda whose accuracy loss is shown to be under the bound."""
     out = []
     for (model, dataset, kind) in groups(figures.records):
-        kept = [r for r in tables.lambda_rows if (r.model, r.dataset, r.activation_energy_kind) == (model, dataset, kind)
-                and r.lam > 0 and r.accuracy_change_pp is not None and r.accuracy_change_pp.verdict == "holds"]
+        kept = [r for r in tables.lambda_rows
+                if (r.model, r.dataset, r.activation_energy_kind) == (model, dataset, kind) and r.lam > 0
+                and r.accuracy_change_pp is not None and r.accuracy_change_pp.verdict == "holds"]
         best = max(kept, key=lambda r: r.lam, default=None)
         out.append(paper.joint({"model": model, "dataset": dataset, "activation_energy_kind": kind},
                                None if best is None else best.lam, None if best is None else best.e_ratio))
