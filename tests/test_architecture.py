@@ -73,6 +73,14 @@ def test_the_validation_suite_is_four_rooms_and_its_cli():
     assert tops - set(ROOMS.values()) <= {f"{VALIDATION}.cli", f"{VALIDATION}.crosscheck"}
 
 
+def test_every_package_folder_is_in_the_wheels_package_list():
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {m for m, p in modules() if p.name == "__init__.py"}
+    assert found <= listed, sorted(found - listed)
+
+
 def test_the_records_room_imports_nothing_above_it():
     bad = [(m, t) for m, t in EDGES if inside(m, ROOMS["records"]) and inside(t, VALIDATION)
            and not inside(t, ROOMS["records"])]
