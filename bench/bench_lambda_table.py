@@ -1,5 +1,5 @@
 """The paper's lambda table on digits and mnist-5k: E per test sample relative to lambda = 0 (same seed), under
-each definition of E, and the accuracy change; the paper's claims judged by ``energymeter.validation.claims``
+each definition of E, and the accuracy change; the paper's claims judged by ``energymeter.validation.analysis.claims``
 (the thresholds live there, not here).
 
 For lambda in {0, 1e-5, 1e-4, 1e-3, 1e-2} and 3 seeds (mean [95% interval] over seeds, log scale for ratios).
@@ -13,9 +13,9 @@ import sys
 import time
 
 from energymeter.models import build, evaluate, load_dataset, train
-from energymeter.validation import claims
-from energymeter.validation.stats import accuracy_change
-from energymeter.validation.tables import e_ratio
+from energymeter.validation.analysis import claims
+from energymeter.validation.analysis.stats import accuracy_change
+from energymeter.validation.analysis.tables import e_ratio
 
 LAMBDAS = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
 KINDS = ("l2", "l1", "l0")

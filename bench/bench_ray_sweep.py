@@ -27,10 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from energymeter.validation import store
-from energymeter.validation.config import SweepConfig, SweepError, key_of, preset
-from energymeter.validation.ray_executor import RayExecutor
-from energymeter.validation.sweep import LocalExecutor, run_sweep
+from energymeter.validation.records import store
+from energymeter.validation.run.config import SweepConfig, SweepError, preset
+from energymeter.validation.run.ray_executor import RayExecutor
+from energymeter.validation.run.sweep import LocalExecutor, run_sweep
 
 
 class TimedRayExecutor(RayExecutor):
@@ -122,7 +122,7 @@ def main() -> int:
               f"({(ray_s - executor.start_s) / local_s:.2f}x without the instance start)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    grid = sorted(key_of(run) for run in config.runs())
+    grid = sorted(run.key for run in config.runs())
     same = sorted(local_keys) == sorted(ray_keys) == grid
     print(f"  same runs, each once: {'yes' if same else 'NO'} ({len(ray_keys)} records)")
     return 0 if same else 1

@@ -13,9 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from energymeter.validation.config import SweepConfig, preset
-from energymeter.validation.report import load
-from energymeter.validation.sweep import run_sweep
+from energymeter.validation.run.config import SweepConfig, preset
+from energymeter.validation.report.report import load
+from energymeter.validation.run.sweep import run_sweep
 
 
 def timed(config: SweepConfig, label: str, claims: int = 4) -> float:

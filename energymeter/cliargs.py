@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from .errors import EnergymeterError
+
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_CANNOT_EXECUTE = 126
@@ -13,7 +15,7 @@ EXIT_NOT_FOUND = 127
 EXIT_INTERRUPTED = 130
 
 
-class UsageError(Exception):
+class UsageError(EnergymeterError):
     """Bad input from the user: reported as one line, exit status 2."""
 
 

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from energymeter.validation.config import SweepConfig, key_of
-from energymeter.validation.ray_executor import measure_run
+from energymeter.validation.run.config import SweepConfig
+from energymeter.validation.run.ray_executor import measure_run
 
 ATTEMPTS_FILE = "attempts.jsonl"
 VICTIM_FILE = "victim.pid"
@@ -45,7 +45,7 @@ class RecordingTask:
         self.victim_key = victim_key
 
     def __call__(self, config: SweepConfig, run: Any, reference_reps: int, run_index: int) -> dict[str, Any]:
-        key = key_of(run)
+        key = run.key
         victim = key == self.victim_key and self._claim_victim()
         line = json.dumps(environment(key=key, victim=victim)) + "\n"
         fd = os.open(self.directory / ATTEMPTS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

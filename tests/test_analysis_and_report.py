@@ -11,10 +11,10 @@ pytest.importorskip("scipy")
 
 from energymeter import Measurement  # noqa: E402
 from energymeter.cli import main  # noqa: E402
-from energymeter.validation import store  # noqa: E402
-from energymeter.validation.analysis import analyse  # noqa: E402
-from energymeter.validation.record import EpochRecord, LoihiRecord, RunRecord, WindowRecord  # noqa: E402
-from energymeter.validation.report import write_reports  # noqa: E402
+from energymeter.validation.records import store  # noqa: E402
+from energymeter.validation.analysis.analysis import analyse  # noqa: E402
+from energymeter.validation.records.record import EpochRecord, LoihiRecord, RunRecord, WindowRecord  # noqa: E402
+from energymeter.validation.report.report import write_reports  # noqa: E402
 
 
 def fixture(energy_of, n_seeds=4, lambdas=(0.0, 1e-3, 1e-2), provenance="measured", models=("mlp",), seed=0,
@@ -103,7 +103,7 @@ def test_correlations_are_within_groups_so_architecture_differences_do_not_make_
                 for r in fixture(lambda e, rng, level=level: level * (1 + 0.05 * rng.randn()), seed=offset)]
     records = build("mlp", 1.0, 1) + build("cnn", 10.0, 10)
     a = analyse(records)
-    e_corr = next(s for p, t, _, s in a.correlations if p == "E" and t.startswith("inference"))
+    e_corr = next(s for p, t, _, s in a.correlations if p == "E" and t.phase == "inference")
     assert abs(e_corr.estimate) < 0.5
     assert e_corr.verdict != "tracks"
 
@@ -189,11 +189,15 @@ def test_report_lists_unreadable_lines_on_stderr(tmp_path, capsys):
 
 
 def test_plot_axes_carry_each_figures_own_unit_not_a_bare_energy_label():
-    from energymeter.validation.plots import _unit
+    from energymeter.validation.analysis.figures import FigureId
 
-    assert _unit("inference cpu:model (net J per workload)") == "net J per workload"
-    assert _unit("training gpu:0 (net J)") == "net J"
-    assert _unit("loihi:sim loihi1 (modeled J per input)") == "modeled J per input"
+    inference = FigureId("inference", "cpu:model", "net", "workload", "modeled")
+    training = FigureId("training", "gpu:0", "net", "run", "measured")
+    loihi = FigureId("loihi:sim", "loihi1", "raw", "input", "modeled")
+    assert inference.kind.axis_label == "net J per workload"
+    assert training.kind.axis_label == "net J per run"
+    assert loihi.kind.axis_label == "modeled J per input"
+    assert {f.unit for f in (inference, training, loihi)} == {"J"}
 
 
 def with_reference(records, joules_of_index):
@@ -224,17 +228,15 @@ def test_a_flat_reference_gives_no_drift_warning_and_a_drifting_one_does():
 
 
 def test_busy_runs_are_those_with_other_work_or_a_high_load():
-    from energymeter.validation.machine_load import is_busy
-    from energymeter.validation.record import MachineLoad
+    from energymeter.validation.records.record import MachineLoad
 
-    assert is_busy(MachineLoad(load_avg_1m=0.1, other_cpu_share=0.5, logical_cpus=2))
-    assert is_busy(MachineLoad(load_avg_1m=9.0, other_cpu_share=0.0, logical_cpus=2))
-    assert not is_busy(MachineLoad(load_avg_1m=0.5, other_cpu_share=0.02, logical_cpus=2))
-    assert not is_busy(None)
+    assert MachineLoad(load_avg_1m=0.1, other_cpu_share=0.5, logical_cpus=2).busy
+    assert MachineLoad(load_avg_1m=9.0, other_cpu_share=0.0, logical_cpus=2).busy
+    assert not MachineLoad(load_avg_1m=0.5, other_cpu_share=0.02, logical_cpus=2).busy
 
 
 def test_load_sampler_computes_the_other_processes_share_of_the_machine():
-    from energymeter.validation.machine_load import LoadSampler
+    from energymeter.validation.run.machine_load import LoadSampler
 
     clock = {"total": 100.0, "own": 10.0}
     sampler = LoadSampler(period_s=0.01, total_cpu_s=lambda: clock["total"], own_cpu_s=lambda: clock["own"],
@@ -249,3 +251,69 @@ def test_load_sampler_computes_the_other_processes_share_of_the_machine():
     cpus = load.logical_cpus
     assert load.load_avg_1m == 1.5 and load.cpu_freq_mhz == 2000.0 and load.samples >= 2
     assert 0 < load.other_cpu_share <= 0.15 / cpus / 0.05 + 1e-9
+
+
+def test_a_second_claim_under_a_taken_name_is_refused_and_the_first_is_kept():
+    from energymeter.validation.analysis.claim_registry import CLAIMS, ClaimRegistryError, claim
+
+    first = CLAIMS["energy_tracking"]
+    with pytest.raises(ClaimRegistryError, match="claim 'energy_tracking' is already registered"):
+        @claim("energy_tracking")
+        def impostor(figures, tables):
+            return []
+    assert CLAIMS["energy_tracking"] is first
+
+
+def test_a_claim_registered_in_a_test_appears_in_the_analysis_reading_the_shared_figures():
+    from energymeter.validation.analysis.claim_registry import claim, unregister
+    from energymeter.validation.analysis.claims import Claim
+
+    seen = {}
+
+    @claim("test_runs_with_a_training_figure")
+    def runs_with_training(figures, tables):
+        seen["tables"] = tables
+        count = sum(any(f.phase == "training" for f in run.figures) for run in figures.runs)
+        return [Claim("test_count", {"runs": count}, "runs with a training figure", None, float(count), None, None,
+                      0.95, count, "counted", "holds", f"{count} runs have a training figure")]
+
+    try:
+        a = analyse(fixture(lambda e, rng: e, n_seeds=2))
+    finally:
+        unregister("test_runs_with_a_training_figure")
+    mine = [c for c in a.claims if c.kind == "test_count"]
+    assert [c.estimate for c in mine] == [6.0]  # 3 lambdas x 2 seeds, each with a training window
+    assert a.claims[-1] is mine[0]  # registered last, listed last
+    assert seen["tables"] is a.tables  # the claim read the tables the report shows, not a recomputation
+    assert "test_count" not in {c.kind for c in analyse(fixture(lambda e, rng: e, n_seeds=2)).claims}
+
+
+def test_figure_labels_are_derived_from_their_fields_as_the_reports_name_them():
+    from energymeter.validation.analysis.figures import FigureId
+
+    assert FigureId("inference", "cpu:model", "net", "workload", "modeled").label == \
+        "inference cpu:model (net J per workload)"
+    assert FigureId("inference", "gpu:0", "raw", "workload", "measured").label == "inference gpu:0 (raw J per workload)"
+    assert FigureId("training", "gpu:0", "net", "run", "measured").label == "training gpu:0 (net J)"
+    assert FigureId("loihi:sim", "loihi1", "raw", "input", "modeled").label == "loihi:sim loihi1 (modeled J per input)"
+    with pytest.raises(ValueError, match="no figure kind"):
+        FigureId("training", "gpu:0", "net", "input", "measured")  # no per-input training figure exists
+
+
+def test_each_runs_figures_carry_their_provenance_and_phase_as_fields():
+    a = analyse(fixture(lambda e, rng: e, n_seeds=2, provenance="integrated"))
+    ids = {t for row in a.lambda_rows for t in row.energy_change}
+    assert {(t.phase, t.basis, t.per, t.provenance) for t in ids} == {
+        ("inference", "net", "workload", "integrated"), ("inference", "raw", "workload", "integrated"),
+        ("training", "net", "run", "integrated"), ("loihi:sim", "raw", "input", "modeled")}
+    assert a.measured_domains == ("inference gpu:0 (net J per workload)", "inference gpu:0 (raw J per workload)",
+                                  "training gpu:0 (net J)")
+
+
+def test_the_reference_domain_is_the_widest_cpu_figure_there_is():
+    from energymeter.validation.analysis.domains import reference_domain
+
+    assert reference_domain(["gpu:0", "cpu:0:package", "cpu:0:psys", "cpu:model"]) == "cpu:0:psys"
+    assert reference_domain(["cpu:model", "cpu:1:package", "cpu:0:package"]) == "cpu:0:package"
+    assert reference_domain(["rank1/cpu:model", "gpu:0"]) == "rank1/cpu:model"
+    assert reference_domain(["gpu:0"]) is None

@@ -62,6 +62,48 @@ def test_the_subject_models_never_import_the_validation_suite():
     assert bad == []
 
 
+VALIDATION = "energymeter.validation"
+ROOMS = {room: f"{VALIDATION}.{room}" for room in ("run", "records", "analysis", "report")}
+
+
+def test_the_validation_suite_is_four_rooms_and_its_cli():
+    tops = {m for m, _ in modules() if inside(m, VALIDATION) and m.count(".") == 2}
+    assert {m for m in tops if m.rsplit(".", 1)[-1] in ROOMS} == set(ROOMS.values())
+    # Besides the rooms: the CLI, and the cross-check wing that another change moves out.
+    assert tops - set(ROOMS.values()) <= {f"{VALIDATION}.cli", f"{VALIDATION}.crosscheck"}
+
+
+def test_every_package_folder_is_in_the_wheels_package_list():
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {m for m, p in modules() if p.name == "__init__.py"}
+    assert found <= listed, sorted(found - listed)
+
+
+def test_the_records_room_imports_nothing_above_it():
+    bad = [(m, t) for m, t in EDGES if inside(m, ROOMS["records"]) and inside(t, VALIDATION)
+           and not inside(t, ROOMS["records"])]
+    assert bad == []
+
+
+def test_the_report_room_never_imports_the_run_room():
+    bad = [(m, t) for m, t in EDGES if inside(m, ROOMS["report"]) and inside(t, ROOMS["run"])]
+    assert bad == []
+
+
+def test_the_analysis_room_imports_neither_the_run_room_nor_the_reports():
+    bad = [(m, t) for m, t in EDGES if inside(m, ROOMS["analysis"])
+           and (inside(t, ROOMS["run"]) or inside(t, ROOMS["report"]) or inside(t, f"{VALIDATION}.cli"))]
+    assert bad == []
+
+
+def test_the_room_checker_resolves_imports_between_rooms(tmp_path):
+    path = tmp_path / "x.py"
+    path.write_text("def f():\n    from ..run import sweep\n")
+    assert f"{ROOMS['run']}.sweep" in set(imports(f"{ROOMS['records']}.x", path))
+
+
 def test_the_simulator_does_not_know_the_measuring_backend():
     bad = [(m, t) for m, t in EDGES if inside(m, "energymeter.loihi") and inside(t, "energymeter.backends")]
     assert bad == []

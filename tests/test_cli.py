@@ -89,8 +89,8 @@ def test_report_writes_nothing_outside_its_output_directory(tmp_path):
 
     pytest.importorskip("matplotlib")
     from energymeter import Measurement
-    from energymeter.validation import store
-    from energymeter.validation.record import RunRecord, WindowRecord
+    from energymeter.validation.records import store
+    from energymeter.validation.records.record import RunRecord, WindowRecord
 
     out = tmp_path / "sweep"
     out.mkdir()

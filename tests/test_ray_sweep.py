@@ -19,10 +19,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from energymeter.validation import store
-from energymeter.validation.config import SweepConfig, SweepError, key_of
-from energymeter.validation.ray_executor import HOST_RESOURCE, LOCAL_ENV, RayExecutor, measures_host_wide
-from energymeter.validation.sweep import run_sweep
+from energymeter.validation.records import store
+from energymeter.validation.run.config import SweepConfig, SweepError
+from energymeter.validation.run.ray_executor import HOST_RESOURCE, LOCAL_ENV, RayExecutor, measures_host_wide
+from energymeter.validation.run.sweep import run_sweep
 
 TESTS = Path(__file__).resolve().parent
 TINY = dict(lambdas=(0.0, 1e-2), seeds=2, epochs=1, min_window_s=0.05, idle_s=0.01, reference_s=0.01, snn_samples=0,
@@ -77,7 +77,7 @@ def test_a_ray_sweep_with_a_worker_killed_mid_run_ends_with_the_in_process_runs_
 
     config = SweepConfig(**TINY)
     local = run_sweep(config, tmp_path / "local", quiet=True)
-    victim = key_of(config.runs()[0])
+    victim = config.runs()[0].key
     killed: list[int] = []
     killer = threading.Thread(target=_kill_when_published, args=(tmp_path / VICTIM_FILE, killed), daemon=True)
     killer.start()
@@ -94,8 +94,8 @@ def test_a_ray_sweep_with_a_worker_killed_mid_run_ends_with_the_in_process_runs_
     keys = [r.key for r in records]
     assert problems == [] and not outcome.interrupted and outcome.ran == len(config.runs())
     assert len(keys) == len(set(keys)) == len(config.runs())
-    assert set(keys) == {key_of(run) for run in config.runs()} == {r.key for r in local.records}
-    assert {r.key: r.run_index for r in records} == {key_of(run): i for i, run in enumerate(config.runs())}
+    assert set(keys) == {run.key for run in config.runs()} == {r.key for r in local.records}
+    assert {r.key: r.run_index for r in records} == {run.key: i for i, run in enumerate(config.runs())}
     assert {r.host for r in records} == {socket.gethostname()}
     by_key = {r.key: r for r in local.records}
     for record in records:  # the same domains and hardware as the in-process run measured
@@ -128,7 +128,7 @@ def test_an_interrupted_ray_sweep_stops_its_instance_and_resumes_with_each_run_o
     assert outcome.skipped == 2 and outcome.ran == 2 and not set(seen) & {r.key for r in outcome.records}
     records, problems = store.read_records(tmp_path)
     assert problems == [] and sorted(r.run_index for r in records) == [0, 1, 2, 3]
-    assert sorted(r.key for r in records) == sorted(key_of(run) for run in config.runs())
+    assert sorted(r.key for r in records) == sorted(run.key for run in config.runs())
     assert {name: os.environ.get(name) for name in LOCAL_ENV} == environment  # this process's env given back
 
 

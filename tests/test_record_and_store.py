@@ -2,13 +2,14 @@
 
 import errno
 import json
+import math
 import os
 
 import pytest
 
 from energymeter import Measurement
-from energymeter.validation import store
-from energymeter.validation.record import RecordError, RunRecord, WindowRecord, net_energy_j
+from energymeter.validation.records import store
+from energymeter.validation.records.record import RecordError, RunRecord, WindowRecord, net_energy_j
 
 
 def window(joules, duration_s=2.0, provenance="measured", idle=None, workloads=1, samples=0):
@@ -177,10 +178,64 @@ def test_a_second_lock_on_the_same_directory_is_refused(tmp_path):
     import sys
 
     with store.lock(tmp_path):
-        code = ("import sys; from pathlib import Path; from energymeter.validation import store\n"
+        code = ("import sys; from pathlib import Path; from energymeter.validation.records import store\n"
                 "try:\n    store.lock(Path(sys.argv[1])).__enter__()\nexcept store.StoreError as e:\n"
                 "    print(e); sys.exit(3)")
         proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
         assert proc.returncode == 3 and "in use by another sweep" in proc.stdout
     with store.lock(tmp_path):  # released when the first holder left
         pass
+
+
+def test_an_epochs_cumulative_figures_say_so_and_lines_with_the_old_names_still_read():
+    from energymeter.validation.records.record import EpochRecord
+
+    epoch = EpochRecord(3, 1.0, 0.9, 10.0, 0.8, 0.7, 6.5, {"cpu:model": 30.0}, 9e6)
+    data = epoch.to_dict()
+    assert {"cumulative_duration_s", "cumulative_energy_j", "cumulative_flops"} <= set(data)
+    assert not {"duration_s", "energy_j", "flops"} & set(data)
+    assert EpochRecord.from_dict(data) == epoch
+    old = {"epoch": 3, "loss": 1.0, "ce": 0.9, "activation_energy": 10.0, "train_accuracy": 0.8,
+           "test_accuracy": 0.7, "duration_s": 6.5, "energy_j": {"cpu:model": 30.0}, "flops": 9e6}
+    assert EpochRecord.from_dict(old) == epoch
+
+
+def test_a_run_spec_keys_its_run_as_the_record_does_and_refuses_a_bad_lambda():
+    from energymeter.validation.records.spec import RunSpec, SpecError
+
+    spec = RunSpec("mlp", "digits", 1e-3, 2, "l1")
+    assert spec.key == "mlp|digits|0.001|2|l1/sum" and spec.activation_energy_kind == "l1/sum"
+    r = RunRecord.from_dict({**record(lam=1e-3, seed=2).to_dict(), "activation_energy_kind": "l1/sum"})
+    assert r.spec == spec and r.key == spec.key
+    for bad in (-1e-3, math.inf, math.nan):
+        with pytest.raises(SpecError, match="lambda must be a finite number >= 0"):
+            RunSpec("mlp", "digits", bad, 0)
+        with pytest.raises(RecordError, match="lambda must be a finite number >= 0"):
+            RunRecord.from_dict({**record().to_dict(), "lambda": bad})
+
+
+def test_record_errors_are_energymeter_errors_and_still_value_errors():
+    from energymeter.errors import EnergymeterError
+
+    assert issubclass(RecordError, EnergymeterError) and issubclass(RecordError, ValueError)
+
+
+def test_the_sweep_manifest_round_trips_and_reads_a_partial_file(tmp_path):
+    from energymeter.validation.records.manifest import SweepManifest, read_manifest, write_manifest
+
+    assert read_manifest(tmp_path) is None
+    manifest = SweepManifest("ab12", {"country": "FRA", "lambdas": [0.0, 0.01]}, {"l2": "E = ..."}, ("rapl",), 40,
+                             ("k1", "k2"), {"host": "h"})
+    write_manifest(tmp_path, manifest)
+    assert json.loads((tmp_path / store.SWEEP_FILE).read_text())["reference_reps"] == 40
+    back = read_manifest(tmp_path)
+    assert back == manifest and back.country == "FRA"
+    (tmp_path / store.SWEEP_FILE).write_text(json.dumps({"fingerprint": "0000"}))
+    partial = read_manifest(tmp_path)
+    assert partial.fingerprint == "0000" and partial.reference_reps is None and partial.country is None
+    (tmp_path / store.SWEEP_FILE).write_text(json.dumps({"reference_reps": "many"}))
+    with pytest.raises(store.StoreError, match="not a sweep manifest"):
+        read_manifest(tmp_path)
+    (tmp_path / store.SWEEP_FILE).write_text("[1, 2]")
+    with pytest.raises(store.StoreError, match="not a JSON object"):
+        read_manifest(tmp_path)

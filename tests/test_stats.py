@@ -1,4 +1,4 @@
-"""Specifications of energymeter.validation.stats: verdicts, intervals and plans computed from numbers."""
+"""Specifications of energymeter.validation.analysis.stats: verdicts, intervals and plans computed from numbers."""
 
 import json
 import math
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from energymeter.validation.stats import (DOES_NOT_TRACK, DRIFTING, FAILS, HOLDS, INCONCLUSIVE, STABLE, TRACKS,
+from energymeter.validation.analysis.stats import (DOES_NOT_TRACK, DRIFTING, FAILS, HOLDS, INCONCLUSIVE, STABLE, TRACKS,
                                           accuracy_change, correlation_by_group, cost_to_target,
                                           drift_correction_factors, efficiency_gain, elasticity, energy_change,
                                           make_result, paired_ratio, reference_drift, seeds_needed,

@@ -17,10 +17,10 @@ pytest.importorskip("torch")
 
 from energymeter import Meter  # noqa: E402
 from energymeter.cli import main  # noqa: E402
-from energymeter.validation import store  # noqa: E402
-from energymeter.validation.analysis import analyse  # noqa: E402
-from energymeter.validation.config import SweepConfig  # noqa: E402
-from energymeter.validation.sweep import LocalExecutor, run_sweep  # noqa: E402
+from energymeter.validation.records import store  # noqa: E402
+from energymeter.validation.analysis.analysis import analyse  # noqa: E402
+from energymeter.validation.run.config import SweepConfig  # noqa: E402
+from energymeter.validation.run.sweep import LocalExecutor, run_sweep  # noqa: E402
 
 QUICK = dict(lambdas=(0.0, 1e-2), seeds=2, epochs=1, min_window_s=0.05, idle_s=0.01, reference_s=0.01,
              snn_samples=20, snn_timesteps=5, inference_samples=32)
@@ -114,7 +114,7 @@ def test_each_run_keeps_its_own_idle_baseline_and_reference(tmp_path):
     assert all(r.reference is not None and r.reference.workloads > 0 for r in records)
     assert all(r.load is not None and r.load.samples >= 1 for r in records)
     assert all(len(r.history) == 1 and r.history[0].test_accuracy is not None for r in records)
-    assert all(r.history[0].energy_j and r.activation_energy_per_layer for r in records)
+    assert all(r.history[0].cumulative_energy_j and r.activation_energy_per_layer for r in records)
 
 
 CHILD = textwrap.dedent("""
@@ -152,11 +152,22 @@ def test_a_kill_while_a_record_is_being_written_loses_only_that_line(tmp_path):
     assert len(records) == 4 and len({r.key for r in records}) == 4 and len(problems) == 1
 
 
+SIGINT_CHILD = textwrap.dedent("""
+    import signal, sys
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    from energymeter.cli import main
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_keeping_every_finished_run(tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "energymeter", "validate", *QUICK_ARGS, "--seeds", "20",
-                             "--out", str(out)], stderr=subprocess.PIPE, text=True)
+    # The child installs Python's own SIGINT handler: a suite started as a background job (SIGINT ignored,
+    # which a child inherits) must still see Ctrl-C reach the sweep.
+    proc = subprocess.Popen([sys.executable, "-c", SIGINT_CHILD, "validate", *QUICK_ARGS, "--seeds", "20",
+                             "--out", str(out)], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         if (out / store.RESULTS_FILE).exists() and (out / store.RESULTS_FILE).read_text().count("\n") >= 1:
@@ -179,6 +190,26 @@ def test_validate_prints_the_claims_with_their_verdicts(tmp_path, capsys):
     assert "claims:" in err and "[inconclusive]" in err or "[tracks]" in err or "[does_not_track]" in err
     summary = json.loads((out / "report.json").read_text())
     assert summary["runs"] == 4 and {c["kind"] for c in summary["claims"]} >= {"e_reduction", "energy_tracking"}
+
+
+def test_usage_errors_are_energymeter_errors():
+    from energymeter.cliargs import UsageError
+    from energymeter.errors import EnergymeterError
+
+    assert issubclass(UsageError, EnergymeterError)
+
+
+def test_the_validate_flags_offer_the_sweeps_own_tables():
+    import argparse
+
+    from energymeter.validation.cli import configure_validate
+    from energymeter.validation.run.config import ACTIVATION_ENERGY_KINDS, EXECUTORS, PRESETS
+
+    parser = argparse.ArgumentParser()
+    configure_validate(parser)
+    actions = {a.dest: a for a in parser._actions}
+    assert tuple(actions["preset"].choices) == PRESETS and tuple(actions["executor"].choices) == EXECUTORS
+    assert ",".join(ACTIVATION_ENERGY_KINDS) in actions["activation_energies"].help
 
 
 def test_a_second_sweep_on_a_locked_directory_gets_one_line_and_exit_2(tmp_path, capsys):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,16 +13,18 @@ DEFAULT_OUT = "energymeter-report"
 
 
 def _lambdas(text: str) -> tuple[float, ...]:
+    """``--lambdas``: parsed here, judged by the sweep's own rule (``run.config.check_lambdas``)."""
+    from .run.config import SweepError, check_lambdas
+
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"malformed lambda list {text!r}: give numbers separated by commas, "
                                          "e.g. 0,1e-5,1e-4") from None
-    if any(not math.isfinite(v) or v < 0 for v in values):
-        raise argparse.ArgumentTypeError(f"malformed lambda list {text!r}: every lambda must be a finite number >= 0")
-    if len(set(values)) != len(values):
-        raise argparse.ArgumentTypeError(f"lambda list {text!r} repeats a value: each lambda is run once")
-    return values
+    try:
+        return check_lambdas(values)
+    except SweepError as exc:
+        raise argparse.ArgumentTypeError(f"lambda list {text!r}: {exc}") from None
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -36,8 +37,10 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def configure_validate(v: argparse.ArgumentParser) -> None:
-    """Arguments of ``validate``."""
-    v.add_argument("--preset", default="default", choices=["default", "paper"],
+    """Arguments of ``validate`` (choices read from the sweep's own tables)."""
+    from .run.config import ACTIVATION_ENERGY_KINDS, DEFAULT_LAMBDAS, EXECUTORS, PRESETS
+
+    v.add_argument("--preset", default=PRESETS[0], choices=PRESETS,
                    help="default: mlp on digits; paper: mlp, cnn, kwta-mlp on every available dataset (the paper's "
                         "architecture x dataset claim)")
     v.add_argument("--quick", action="store_true",
@@ -45,9 +48,10 @@ def configure_validate(v: argparse.ArgumentParser) -> None:
     v.add_argument("--device", default="cpu", help="cpu or cuda:N (default cpu)")
     v.add_argument("--models", type=_names, help="comma-separated (default from the preset)")
     v.add_argument("--datasets", type=_names, help="comma-separated (default from the preset)")
-    v.add_argument("--lambdas", type=_lambdas, help="comma-separated (default 0,1e-5,1e-4,1e-3,1e-2)")
+    v.add_argument("--lambdas", type=_lambdas,
+                   help=f"comma-separated (default {','.join(f'{v:g}' for v in DEFAULT_LAMBDAS)})")
     v.add_argument("--activation-energy", type=_names, dest="activation_energies",
-                   help="E definitions to run as a factor, from l2,l1,l0 (default l2)")
+                   help=f"E definitions to run as a factor, from {','.join(ACTIVATION_ENERGY_KINDS)} (default l2)")
     v.add_argument("--seeds", type=positive_int, help="seeds per lambda (default 3)")
     v.add_argument("--epochs", type=positive_int, help="training epochs (default 10)")
     v.add_argument("--backends", type=_names, default=None, help="energy backends (default: every available one)")
@@ -63,7 +67,7 @@ def configure_validate(v: argparse.ArgumentParser) -> None:
     v.add_argument("--order-seed", type=int, help="seed of the random run order (default 0)")
     v.add_argument("--drift-correction", action="store_true",
                    help="divide each run's energies by its reference workload's drift factor in the reports")
-    v.add_argument("--executor", choices=["local", "ray"], default="local",
+    v.add_argument("--executor", choices=EXECUTORS, default=EXECUTORS[0],
                    help="run the runs in this process (local, default) or as Ray tasks (pip install 'energymeter[ray]')")
     v.add_argument("--ray-address", help="an existing Ray cluster (default with --executor ray: a local instance)")
     v.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -72,8 +76,10 @@ def configure_validate(v: argparse.ArgumentParser) -> None:
 
 def configure_report(r: argparse.ArgumentParser) -> None:
     """Arguments of ``report``."""
+    from .report.report import FORMATS
+
     r.add_argument("dir", help="a directory written by `energymeter validate`")
-    r.add_argument("--format", action="append", choices=["html", "md", "csv", "json"],
+    r.add_argument("--format", action="append", choices=FORMATS,
                    help="format(s) to write (default: all four)")
     r.add_argument("--out", type=nonempty_path, help="write the reports here instead of DIR (e.g. a read-only sweep)")
     r.add_argument("--country", help="CO2e for this ISO 3166-1 alpha-3 country (default: the sweep's own --country)")
@@ -97,7 +103,7 @@ def _available_datasets(root: str | None) -> tuple[str, ...]:
 
 def config_from(args: argparse.Namespace) -> Any:
     """The SweepConfig the flags describe (preset first, explicit flags over it)."""
-    from .config import SweepConfig, preset, with_overrides
+    from .run.config import SweepConfig, preset, with_overrides
 
     settings = preset(args.preset, args.quick, _available_datasets(args.root) if args.preset == "paper" else ())
     config = SweepConfig(**settings)
@@ -109,7 +115,7 @@ def config_from(args: argparse.Namespace) -> Any:
 
 
 def _check_country(country: str | None, command: str) -> None:
-    from .carbon import CarbonError, intensity_g_per_kwh
+    from .analysis.carbon import CarbonError, intensity_g_per_kwh
 
     if country:
         try:
@@ -126,9 +132,9 @@ def print_claims(analysis: Any) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .config import SweepError
-    from .report import ReportError, write_reports
-    from .sweep import run_sweep
+    from .run.config import SweepError
+    from .report.report import ReportError, write_reports
+    from .run.sweep import run_sweep
 
     _check_country(args.country, "validate")
     if args.ray_address and args.executor != "ray":
@@ -138,7 +144,7 @@ def _validate(args: argparse.Namespace) -> int:
         out = Path(args.out)
         executor = None
         if args.executor == "ray":
-            from .ray_executor import RayExecutor
+            from .run.ray_executor import RayExecutor
 
             executor = RayExecutor(address=args.ray_address)
         outcome = run_sweep(config, out, resume=args.resume, quiet=args.quiet, executor=executor)
@@ -161,14 +167,14 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import ReportError, write_reports
+    from .report.report import FORMATS, ReportError, write_reports
 
     directory = Path(args.dir)
     if not directory.is_dir():
         raise UsageError(f"energymeter report: no such directory: {directory}")
     _check_country(args.country, "report")
     try:
-        analysis, paths = write_reports(directory, tuple(args.format or ("html", "md", "csv", "json")),
+        analysis, paths = write_reports(directory, tuple(args.format or FORMATS),
                                         out=Path(args.out) if args.out else None, country=args.country,
                                         drift_correction=args.drift_correction)
     except ReportError as exc:

@@ -418,7 +418,7 @@ def run_windows(meter: Any, operands: dict[str, Any], weights: Any, device: str,
 
 def ratio_to(results: dict[str, ClassWindows], name: str, reference: str) -> Any:
     """Geometric-mean ratio of J per GEMM, ``name`` over ``reference``, paired by round, with its interval."""
-    from energymeter.validation.stats_paired import paired_ratio
+    from energymeter.validation.analysis.stats_paired import paired_ratio
 
     rounds = sorted(set(results[name].by_round) & set(results[reference].by_round))
     return paired_ratio([results[name].by_round[r] for r in rounds], [results[reference].by_round[r] for r in rounds],
@@ -431,7 +431,7 @@ def section_data_dependent(args: argparse.Namespace, device: str, options: dict[
     import torch
 
     from energymeter import Meter
-    from energymeter.validation.intervals import t_interval
+    from energymeter.validation.analysis.intervals import t_interval
 
     dtype = getattr(torch, args.dtype)
     n = args.gemm_size

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
-from .analysis import Analysis
-from .intervals import Interval
-from .stats import StatResult
+from ..analysis.analysis import Analysis
+from ..analysis.intervals import Interval
+from ..analysis.stats import StatResult
+from ..records.manifest import SweepManifest
 
 
 def fmt(value: Interval | StatResult | None, spec: str = ".3g", suffix: str = "", scale: float = 1.0,
@@ -87,10 +87,11 @@ def sections(a: Analysis) -> list[Section]:
     out.append(Section("Energy change per target (ratio lambda / 0 as a percent change; log scale, paired by seed)",
                        3, headers=("model", "dataset", "E", "lambda", "energy", "provenance", "change %", "elasticity",
                                    "verdict"), verdicts=8,
-                       rows=tuple((r.model, r.dataset, r.activation_energy_kind, f"{r.lam:g}", target,
+                       rows=tuple((r.model, r.dataset, r.activation_energy_kind, f"{r.lam:g}", target.label,
                                    r.provenance[target], fmt(change, '+.1f'),
                                    fmt(r.elasticity.get(target), '+.2f'), verdict_badge(change.verdict or ''))
-                                  for r in a.lambda_rows for target, change in sorted(r.energy_change.items()))))
+                                  for r in a.lambda_rows
+                                  for target, change in sorted(r.energy_change.items(), key=lambda i: i[0].label))))
     if a.loihi_rows:
         profiles = tuple(a.loihi_rows[0].energy_j_per_sample)
         out.append(Section("Simulated Loihi (rate-coded conversion; means over seeds, 95% t intervals)",
@@ -106,7 +107,7 @@ def sections(a: Analysis) -> list[Section]:
                                       for r in a.loihi_rows)))
     out.append(Section("Proxy vs energy correlations (within model x dataset x E groups; cluster bootstrap over seeds)",
                        headers=("proxy", "energy", "provenance", "clusters", "estimate", "verdict"), verdicts=5,
-                       rows=tuple((proxy, target, provenance, str(s.n), f"{s.quantity} {fmt(s, '+.2f')}",
+                       rows=tuple((proxy, target.label, provenance, str(s.n), f"{s.quantity} {fmt(s, '+.2f')}",
                                    verdict_badge(s.verdict or '')) for proxy, target, provenance, s in a.correlations)))
     for title, table in (("accuracy", a.anova_accuracy), ("log inference energy", a.anova_energy)):
         if table is None:
@@ -122,20 +123,21 @@ def sections(a: Analysis) -> list[Section]:
     if a.carbon_source:
         out.append(Section(f"CO2e (modeled: joules x {a.carbon_source})",
                            headers=("energy", "provenance", "J per run", "gCO2e per run"),
-                           rows=tuple((c.target, c.provenance, fmt(c.energy_j, '.4g'), fmt(c.co2e_g, '.3g'))
+                           rows=tuple((c.target.label, c.provenance, fmt(c.energy_j, c.target.kind.spec),
+                                       fmt(c.co2e_g, '.3g'))
                                       for c in a.carbon_rows)))
     out.append(Section("Metadata", items=tuple(metadata_lines(a.sweep))))
     return out
 
 
-def metadata_lines(sweep: Any) -> list[str]:
+def metadata_lines(sweep: SweepManifest) -> list[str]:
     """The sweep's settings and machine facts, one line each."""
-    meta = dict(sweep.get("metadata", {}))
+    meta = dict(sweep.metadata)
     lines = [f"{k}: {v}" for k, v in meta.items() if k != "backends"]
     lines += [f"backend {b['name']}: {'available' if b['available'] else 'unavailable'} ({b['reason']})"
               for b in meta.get("backends", [])]
-    for kind, text in sweep.get("activation_energy_definitions", {}).items():
+    for kind, text in sweep.activation_energy_definitions.items():
         lines.append(f"E definition {kind}: {text}")
-    if sweep.get("config"):
-        lines.append(f"sweep settings: {json.dumps(sweep['config'], sort_keys=True)}")
+    if sweep.config:
+        lines.append(f"sweep settings: {json.dumps(dict(sweep.config), sort_keys=True)}")
     return lines

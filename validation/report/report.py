@@ -16,8 +16,9 @@ from pathlib import Path
 
 from energymeter.errors import EnergymeterError
 
-from . import store
-from .analysis import Analysis, analyse
+from ..analysis.analysis import Analysis, analyse
+from ..records import store
+from ..records.manifest import SweepManifest, read_manifest
 
 FORMATS = ("html", "md", "csv", "json")
 
@@ -39,12 +40,12 @@ def load(directory: Path, country: str | None = None, drift_correction: bool = F
         raise ReportError(f"{directory / store.RESULTS_FILE} holds no readable run record"
                           + (f" ({problems[0]})" if problems else ""))
     try:
-        sweep = store.read_sweep(directory) or {}
+        sweep = read_manifest(directory) or SweepManifest()
     except store.StoreError as exc:
-        sweep = {}
+        sweep = SweepManifest()
         problems.append(store.Problem(0, str(exc)))
     if country is None:
-        country = (sweep.get("config") or {}).get("country")
+        country = sweep.country
     return analyse(records, sweep, [str(p) for p in problems], country, drift_correction)
 
 

@@ -11,7 +11,6 @@ proxy in arbitrary units) is ``activation_energy``, never ``energy``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -19,17 +18,13 @@ from energymeter.measurement import Measurement, SchemaError
 
 from .record_parts import (EpochRecord, LoihiRecord, MachineLoad, RecordError, WindowRecord, _floats, _freeze,
                            _opt_float, net_energy_j)
+from .spec import RunSpec, SpecError, check_lambda, run_key
 
 __all__ = ["READABLE_VERSIONS", "RECORD_SCHEMA_VERSION", "EpochRecord", "LoihiRecord", "MachineLoad", "RecordError",
-           "RunRecord", "WindowRecord", "net_energy_j", "run_key"]
+           "RunRecord", "RunSpec", "WindowRecord", "net_energy_j", "run_key"]
 
 RECORD_SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-
-
-def run_key(model: str, dataset: str, lam: float, seed: int, activation_energy_kind: str = "l2/sum") -> str:
-    """The identity of one run in results.jsonl."""
-    return f"{model}|{dataset}|{lam!r}|{seed}|{activation_energy_kind}"
 
 
 @dataclass(frozen=True)
@@ -90,13 +85,20 @@ class RunRecord:
     def __post_init__(self) -> None:
         _freeze(self, "activation_energy_per_layer", "activation_energy_by_kind", "uncounted_ops", "cross_checks")
         object.__setattr__(self, "history", tuple(self.history))
-        if not (math.isfinite(self.lam) and self.lam >= 0):
-            raise RecordError(f"lambda must be a finite number >= 0, got {self.lam!r}")
+        try:
+            check_lambda(self.lam)
+        except SpecError as exc:
+            raise RecordError(str(exc)) from None
 
     @property
     def key(self) -> str:
         """The run's identity (model, dataset, lambda, seed, E definition)."""
         return run_key(self.model, self.dataset, self.lam, self.seed, self.activation_energy_kind)
+
+    @property
+    def spec(self) -> RunSpec:
+        """The grid entry this run measured."""
+        return RunSpec(self.model, self.dataset, self.lam, self.seed, self.activation_energy_kind.split("/")[0])
 
     @property
     def group(self) -> tuple[str, str, str]:

@@ -171,24 +171,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
     write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def read_sweep(directory: Path) -> dict[str, Any] | None:
-    """The directory's sweep.json, or None when there is none.
-
-    Raises:
-        StoreError: it exists but is not a JSON object.
-    """
-    path = directory / SWEEP_FILE
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"{path} is unreadable ({exc})") from exc
-    if not isinstance(data, dict):
-        raise StoreError(f"{path} is not a JSON object")
-    return data
-
-
 def check_writable(directory: Path) -> None:
     """Create ``directory`` if needed and prove a file can be created in it (without following links).
 

@@ -23,9 +23,10 @@ from typing import Any
 
 from energymeter.measurement import Measurement
 
+from ..records.record import EpochRecord, LoihiRecord, RunRecord, WindowRecord
+from ..records.spec import RunSpec
 from .config import ACTIVATION_ENERGY_KINDS, SweepConfig
 from .machine_load import LoadSampler
-from .record import EpochRecord, LoihiRecord, RunRecord, WindowRecord
 
 
 def idle_power_w(meter: Any, seconds: float) -> dict[str, float]:
@@ -185,12 +186,12 @@ def _history(result: Any, model: Any, data: Any, device: str, kind: str,
     return tuple(out)
 
 
-def one_run(config: SweepConfig, run: tuple[str, str, float, int, str], data: Any, meter: Any, reference_reps: int,
+def one_run(config: SweepConfig, run: RunSpec, data: Any, meter: Any, reference_reps: int,
             run_index: int) -> RunRecord:
     """Train and measure one (model, dataset, lambda, seed, E kind); returns its record (not yet written)."""
     from energymeter.models import build, train
 
-    model_name, _, lam, seed, kind = run
+    model_name, lam, seed, kind = run.model, run.lam, run.seed, run.activation_energy
     device = config.device
     idle_before = idle_power_w(meter, config.idle_s)
     reference = reference_window(meter, reference_reps, idle_before)
@@ -215,7 +216,8 @@ def one_run(config: SweepConfig, run: tuple[str, str, float, int, str], data: An
     history = _history(result, model, data, device, kind, train_flops)
     return RunRecord(
         model=model_name, dataset=data.name, lam=lam, seed=seed, test_accuracy=result.test_accuracy,
-        activation_energy=result.activation_energy, inference=inference, activation_energy_kind=f"{kind}/sum",
+        activation_energy=result.activation_energy, inference=inference,
+        activation_energy_kind=run.activation_energy_kind,
         epochs=config.epochs, activation_energy_per_layer=evaluation.activation_energy_per_layer,
         activation_energy_by_kind=by_kind,
         activation_sparsity=result.activation_sparsity, history=history, train_duration_s=result.duration_s,

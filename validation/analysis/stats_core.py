@@ -1,6 +1,6 @@
 """The result record, the decision constants and the interval arithmetic every statistic here shares.
 
-One rule for every verdict in ``energymeter.validation.stats``: a verdict is read from the **reported 95%
+One rule for every verdict in ``energymeter.validation.analysis.stats``: a verdict is read from the **reported 95%
 interval**. Each side of a two-sided question is then a one-sided test at alpha = 0.025, and an
 equivalence verdict (two one-sided tests, TOST) is at alpha = 0.025 per side. This is stricter than the
 textbook TOST (alpha = 0.05, read from a 90% interval), and it is chosen so that a reader can check every

@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .figures import LOIHI, FigureId
 from .stats import ACCURACY_MAX_LOSS_PP, CLAIMED_GAIN_BAND, ENERGY_SESOI, FAILS, HOLDS, INCONCLUSIVE, StatResult
 
 #: v2 abstract: E falls "about three orders of magnitude" at lambda = 1e-2.
@@ -45,7 +46,7 @@ class Claim:
     """One claim evaluated on a sweep.
 
     Attributes:
-        kind: One of ``KINDS``.
+        kind: What sort of claim: one of ``KINDS`` for the paper's; a registered claim may add its own.
         subject: What it is about: model, dataset, lambda, E definition, energy target (as present).
         figure: The figure the verdict reads (e.g. ``"inference cpu:model (net J per workload)"``).
         provenance: That figure's provenance (``measured``, ``integrated``, ``modeled``, ``counted``), if energy.
@@ -161,12 +162,13 @@ def accuracy(subject: Mapping[str, Any], change: StatResult) -> Claim:
                   f"under {PAPER_MAX_ACC_LOSS_PP} pp lost")
 
 
-def energy_tracking(subject: Mapping[str, Any], target: str, provenance: str, change: StatResult,
+def energy_tracking(subject: Mapping[str, Any], target: FigureId, change: StatResult,
                     slope: StatResult | None) -> Claim:
     """Whether an energy falls with E: the paired energy ratio read against the smallest change that matters."""
     estimate, low, high = change.estimate, change.low, change.high  # percent change (energy_change_pct)
-    where = "on simulated Loihi" if target.startswith("loihi") else "on this device"
-    label = f"{provenance} {target}" if provenance != "modeled" else f"{target} (modeled, not measured)"
+    where = "on simulated Loihi" if target.phase == LOIHI else "on this device"
+    provenance = target.provenance
+    label = f"{provenance} {target.label}" if provenance != "modeled" else f"{target.label} (modeled, not measured)"
     if estimate is None:
         text = f"{_subject_text(subject)}: {label}: {change.reason or 'no figure'}: inconclusive"
     else:
@@ -179,18 +181,20 @@ def energy_tracking(subject: Mapping[str, Any], target: str, provenance: str, ch
         text = (f"{_subject_text(subject)}: {label} changed {interval}"
                 + (f", elasticity {_interval(slope, '+.2f')}" if slope is not None and slope.estimate is not None else "")
                 + ": " + verdict_words.get(change.verdict or "", f"inconclusive ({change.reason})"))
-    return _claim("energy_tracking", {**subject, "target": target}, target, provenance, change,
+    return _claim("energy_tracking", {**subject, "target": target.label}, target.label, provenance, change,
                   change.verdict or INCONCLUSIVE, text, None,
                   **({} if slope is None else {"elasticity": slope.to_dict()}))
 
 
-def correlation(subject: Mapping[str, Any], proxy: str, target: str, provenance: str, result: StatResult) -> Claim:
+def correlation(subject: Mapping[str, Any], proxy: str, target: FigureId, result: StatResult) -> Claim:
     """A proxy's correlation with an energy, within groups, with a cluster-bootstrap interval."""
-    text = (f"{proxy} vs {target} ({provenance}) within {subject.get('groups', 1)} group(s), {result.n} clusters: "
+    provenance = target.provenance
+    text = (f"{proxy} vs {target.label} ({provenance}) within {subject.get('groups', 1)} group(s), "
+            f"{result.n} clusters: "
             f"{result.quantity} {_interval(result, '+.2f')}: "
             + {"tracks": f"{proxy} tracks it", "does_not_track": f"{proxy} does not track it"}.get(
                 result.verdict or "", f"inconclusive ({result.reason})"))
-    return _claim("correlation", {**subject, "proxy": proxy, "target": target}, target, provenance, result,
+    return _claim("correlation", {**subject, "proxy": proxy, "target": target.label}, target.label, provenance, result,
                   result.verdict or INCONCLUSIVE, text)
 
 

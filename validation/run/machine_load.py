@@ -16,12 +16,7 @@ import threading
 import time
 from typing import Callable
 
-from .record import MachineLoad
-
-#: A run is flagged "busy" when other processes used more than this share of the machine's CPU ...
-BUSY_OTHER_CPU_SHARE = 0.10
-#: ... or the 1-minute load average exceeded this many runnable tasks per logical CPU.
-BUSY_LOAD_PER_CPU = 0.75
+from ..records.record import MachineLoad
 
 
 def _read(path: str) -> str | None:
@@ -118,12 +113,3 @@ class LoadSampler:
             other = min(max(other_cpu_s / (wall_s * cpus), 0.0), 1.0)
         mean = (lambda xs: sum(xs) / len(xs) if xs else None)
         self.result = MachineLoad(mean(self._loads), other, mean(self._freqs), cpus, len(self._loads))
-
-
-def is_busy(load: MachineLoad | None) -> bool:
-    """True when the run shared the machine with other work (thresholds above)."""
-    if load is None:
-        return False
-    if load.other_cpu_share is not None and load.other_cpu_share > BUSY_OTHER_CPU_SHARE:
-        return True
-    return load.load_avg_1m is not None and load.load_avg_1m > BUSY_LOAD_PER_CPU * load.logical_cpus + 1

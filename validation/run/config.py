@@ -16,12 +16,22 @@ from typing import Any
 
 from energymeter.errors import EnergymeterError
 
-from .record import run_key
+from ..records.spec import RunSpec, SpecError, check_lambda
 
 DEFAULT_LAMBDAS = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
-#: E definitions a sweep may run as a factor (``--activation-energy l2,l1,l0``): kinds of ``ActivationEnergy``.
-ACTIVATION_ENERGY_KINDS = ("l2", "l1", "l0")
+#: E definitions a sweep may run as a factor (``--activation-energy l2,l1,l0``), each with its formula
+#: for the reports (B samples, a_l the output of activation layer l): kinds of ``ActivationEnergy``.
+ACTIVATION_ENERGY_FORMULAS = {
+    "l2": "E = 1/B sum_x sum_l sum_i a_{l,i}(x)^2 (sum of squared activations)",
+    "l1": "E = 1/B sum_x sum_l sum_i |a_{l,i}(x)| (sum of absolute activations)",
+    "l0": "E = 1/B sum_x sum_l #{i : a_{l,i}(x) != 0} (active units; counted, no gradient)",
+}
+ACTIVATION_ENERGY_KINDS = tuple(ACTIVATION_ENERGY_FORMULAS)
+#: E definitions without a gradient: measured on every run, never a training penalty.
+UNTRAINABLE_KINDS = ("l0",)
 PRESETS = ("default", "paper")
+#: Where a sweep's runs execute (``--executor``): in this process, or as Ray tasks.
+EXECUTORS = ("local", "ray")
 
 
 class SweepError(EnergymeterError):
@@ -29,13 +39,45 @@ class SweepError(EnergymeterError):
 
 
 def describe_activation_energy(kind: str) -> str:
-    """The formula of one E definition, for reports (B samples, a_l the output of activation layer l)."""
-    formulas = {
-        "l2": "E = 1/B sum_x sum_l sum_i a_{l,i}(x)^2 (sum of squared activations)",
-        "l1": "E = 1/B sum_x sum_l sum_i |a_{l,i}(x)| (sum of absolute activations)",
-        "l0": "E = 1/B sum_x sum_l #{i : a_{l,i}(x) != 0} (active units; counted, no gradient)",
-    }
-    return formulas[kind.split("/")[0]] + ", on the test split"
+    """The formula of one E definition (``l2`` or ``l2/sum``), for reports."""
+    return ACTIVATION_ENERGY_FORMULAS[kind.split("/")[0]] + ", on the test split"
+
+
+def check_lambdas(values: tuple[float, ...]) -> tuple[float, ...]:
+    """A sweep's lambdas when valid: each a lambda (``records.spec.check_lambda``), none repeated, 0 among them.
+
+    Raises:
+        SweepError: with one line naming the problem.
+    """
+    try:
+        values = tuple(check_lambda(v) for v in values)
+    except SpecError as exc:
+        raise SweepError(str(exc)) from None
+    if not values:
+        raise SweepError("give at least one lambda")
+    if len(set(values)) != len(values):
+        raise SweepError(f"the lambda list repeats a value ({', '.join(f'{v:g}' for v in values)}): each is run once")
+    if 0.0 not in values:
+        raise SweepError("lambdas must include 0 (the baseline every other lambda is compared with)")
+    return values
+
+
+def check_activation_energies(names: tuple[str, ...]) -> tuple[str, ...]:
+    """A sweep's E definitions when valid: known, none repeated, at least one with a gradient.
+
+    Raises:
+        SweepError: with one line naming the problem.
+    """
+    for name in names:
+        if name not in ACTIVATION_ENERGY_FORMULAS:
+            raise SweepError(f"unknown activation energy definition {name!r}; known: "
+                             f"{', '.join(ACTIVATION_ENERGY_KINDS)}")
+    if len(set(names)) != len(names):
+        raise SweepError(f"activation energies repeat a value: {', '.join(names)}")
+    if not any(name not in UNTRAINABLE_KINDS for name in names):
+        raise SweepError("l0 counts active units and has no gradient: it cannot be the training penalty; give l2 "
+                         "or l1 (every run reports E under l2, l1 and l0 anyway)")
+    return names
 
 
 @dataclass(frozen=True)
@@ -90,16 +132,16 @@ class SweepConfig:
             data.pop(unrelated)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
-    def grid(self) -> list[tuple[str, str, float, int, str]]:
+    def grid(self) -> list[RunSpec]:
         """Every (model, dataset, lambda, seed, E kind) in a fixed, readable order."""
-        return [(m, d, lam, s, e) for d in self.datasets for m in self.models for e in self.penalties()
+        return [RunSpec(m, d, lam, s, e) for d in self.datasets for m in self.models for e in self.penalties()
                 for s in range(self.seeds) for lam in self.lambdas]
 
     def penalties(self) -> tuple[str, ...]:
         """The E definitions trained with (the differentiable ones listed)."""
-        return tuple(k for k in self.activation_energies if k != "l0")
+        return tuple(k for k in self.activation_energies if k not in UNTRAINABLE_KINDS)
 
-    def runs(self) -> list[tuple[str, str, float, int, str]]:
+    def runs(self) -> list[RunSpec]:
         """The grid in the order it runs: a random permutation seeded by ``order_seed``."""
         order = self.grid()
         random.Random(self.order_seed).shuffle(order)
@@ -108,12 +150,6 @@ class SweepConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe settings."""
         return asdict(self)
-
-
-def key_of(run: tuple[str, str, float, int, str]) -> str:
-    """The record key of a grid entry."""
-    model, dataset, lam, seed, kind = run
-    return run_key(model, dataset, lam, seed, f"{kind}/sum")
 
 
 def preset(name: str, quick: bool, available_datasets: tuple[str, ...] = ("digits", "mnist-5k")) -> dict[str, Any]:
@@ -154,23 +190,12 @@ def check_config(config: SweepConfig) -> None:
     for name in config.datasets:
         if name not in DATASETS:
             raise SweepError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
-    for name in config.activation_energies:
-        if name not in ACTIVATION_ENERGY_KINDS:
-            raise SweepError(f"unknown activation energy definition {name!r}; known: "
-                             f"{', '.join(ACTIVATION_ENERGY_KINDS)}")
-    if not config.penalties():
-        raise SweepError("l0 counts active units and has no gradient: it cannot be the training penalty; give l2 "
-                         "or l1 (every run reports E under l2, l1 and l0 anyway)")
+    check_activation_energies(config.activation_energies)
     for name in config.backends or ():
         if name not in backends.names():
             raise SweepError(f"unknown backend {name!r}; known backends: {', '.join(backends.names())}")
-    if not config.lambdas or any(not (lam >= 0 and math.isfinite(lam)) for lam in config.lambdas):
-        raise SweepError("lambdas must be finite numbers >= 0")
-    if len(set(config.lambdas)) != len(config.lambdas):
-        raise SweepError(f"lambdas repeat a value ({', '.join(f'{v:g}' for v in config.lambdas)}): each is run once")
-    if 0.0 not in config.lambdas:
-        raise SweepError("lambdas must include 0 (the baseline every other lambda is compared with)")
-    for name in ("models", "datasets", "activation_energies"):
+    check_lambdas(config.lambdas)
+    for name in ("models", "datasets"):
         values = getattr(config, name)
         if len(set(values)) != len(values):
             raise SweepError(f"{name.replace('_', ' ')} repeat a value: {', '.join(values)}")

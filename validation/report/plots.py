@@ -1,6 +1,6 @@
-"""Plots of an ``Analysis`` as base64 PNGs (matplotlib, Agg). Axis labels carry each target's own unit
-(net J per workload, net J per run, modeled J per input): per-sample, per-batch and per-run figures are
-never labelled alike."""
+"""Plots of an ``Analysis`` as base64 PNGs (matplotlib, Agg). Axis labels are each figure kind's own
+(``figures.FIGURE_KINDS``: net J per workload, net J per run, modeled J per input): per-sample, per-batch and
+per-run figures are never labelled alike, and no unit is parsed back out of a label."""
 
 from __future__ import annotations
 
@@ -9,17 +9,14 @@ import io
 import math
 from typing import Any
 
-from .analysis import Analysis
+from ..analysis.analysis import Analysis
+from ..analysis.figures import sort_key
 
 
 def _png(fig: Any) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _unit(target: str) -> str:
-    return target[target.rindex("(") + 1:-1] if target.endswith(")") and "(" in target else "J"
 
 
 def figures(a: Analysis) -> dict[str, tuple[str, str]]:
@@ -30,7 +27,7 @@ def figures(a: Analysis) -> dict[str, tuple[str, str]]:
     import matplotlib.pyplot as plt
 
     out: dict[str, tuple[str, str]] = {}
-    names = sorted(a.points)
+    names = sorted(a.points, key=sort_key)
     if names:
         cols = min(3, len(names))
         rows = (len(names) + cols - 1) // cols
@@ -40,9 +37,9 @@ def figures(a: Analysis) -> dict[str, tuple[str, str]]:
             sc = ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=28, cmap="viridis",
                             c=[math.log10(p[2]) if p[2] > 0 else -6 for p in pts])
             ax.set_xscale("log")
-            ax.set_title(name, fontsize=9)
+            ax.set_title(name.label, fontsize=9)
             ax.set_xlabel("activation energy E per test sample (arbitrary units)")
-            ax.set_ylabel(_unit(name))
+            ax.set_ylabel(name.kind.axis_label)
             fig.colorbar(sc, ax=ax, label="log10 lambda (0 drawn at -6)")
         for ax in list(axes.flat)[len(names):]:
             ax.axis("off")

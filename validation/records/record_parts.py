@@ -10,10 +10,16 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from energymeter.errors import EnergymeterError
 from energymeter.measurement import Measurement
 
+#: A run is flagged "busy" when other processes used more than this share of the machine's CPU ...
+BUSY_OTHER_CPU_SHARE = 0.10
+#: ... or the 1-minute load average exceeded this many runnable tasks per logical CPU.
+BUSY_LOAD_PER_CPU = 0.75
 
-class RecordError(ValueError):
+
+class RecordError(EnergymeterError, ValueError):
     """A results line that is not a run record this code can read; the message says why."""
 
 
@@ -97,7 +103,7 @@ class WindowRecord:
 
 @dataclass(frozen=True)
 class EpochRecord:
-    """One training epoch: means over its batches, and cumulative cost at its end.
+    """One training epoch: means over its batches, and the cost from the start of training to its end.
 
     Attributes:
         epoch: 1-based.
@@ -105,9 +111,9 @@ class EpochRecord:
         activation_energy: Mean E per training sample (arbitrary units).
         train_accuracy: Training accuracy over the epoch (0..1).
         test_accuracy: Test accuracy after the epoch (0..1), when evaluated.
-        duration_s: Training seconds from the start to this epoch's end.
-        energy_j: Raw joules per domain from the start to this epoch's end.
-        flops: Training FLOPs from the start to this epoch's end (counted outside the energy window).
+        cumulative_duration_s: Training seconds from the start to this epoch's end.
+        cumulative_energy_j: Raw joules per domain from the start to this epoch's end.
+        cumulative_flops: Training FLOPs from the start to this epoch's end (counted outside the energy window).
     """
 
     epoch: int
@@ -116,22 +122,27 @@ class EpochRecord:
     activation_energy: float
     train_accuracy: float
     test_accuracy: float | None = None
-    duration_s: float | None = None
-    energy_j: Mapping[str, float] = field(default_factory=dict)
-    flops: float | None = None
+    cumulative_duration_s: float | None = None
+    cumulative_energy_j: Mapping[str, float] = field(default_factory=dict)
+    cumulative_flops: float | None = None
 
     def __post_init__(self) -> None:
-        _freeze(self, "energy_j")
+        _freeze(self, "cumulative_energy_j")
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: (dict(getattr(self, f.name)) if f.name == "energy_j" else getattr(self, f.name))
+        return {f.name: (dict(getattr(self, f.name)) if f.name == "cumulative_energy_j" else getattr(self, f.name))
                 for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "EpochRecord":
+        """Read an epoch; lines written before the cumulative names (``duration_s``, ``energy_j``, ``flops``,
+        which held the same cumulative figures) still read."""
+        def either(name: str) -> Any:
+            return data.get(f"cumulative_{name}", data.get(name))
+
         return cls(int(data["epoch"]), float(data["loss"]), float(data["ce"]), float(data["activation_energy"]),
                    float(data["train_accuracy"]), _opt_float(data.get("test_accuracy")),
-                   _opt_float(data.get("duration_s")), _floats(data.get("energy_j")), _opt_float(data.get("flops")))
+                   _opt_float(either("duration_s")), _floats(either("energy_j")), _opt_float(either("flops")))
 
 
 @dataclass(frozen=True)
@@ -199,6 +210,13 @@ class MachineLoad:
     cpu_freq_mhz: float | None = None
     logical_cpus: int = 1
     samples: int = 0
+
+    @property
+    def busy(self) -> bool:
+        """True when the run shared the machine with other work (``BUSY_*`` thresholds)."""
+        if self.other_cpu_share is not None and self.other_cpu_share > BUSY_OTHER_CPU_SHARE:
+            return True
+        return self.load_avg_1m is not None and self.load_avg_1m > BUSY_LOAD_PER_CPU * self.logical_cpus + 1
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

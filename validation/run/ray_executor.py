@@ -31,10 +31,9 @@ import dataclasses
 import os
 from typing import Any, Callable, Iterator
 
-from .config import SweepConfig, SweepError, key_of
-from .record import RunRecord
-
-Run = tuple[str, str, float, int, str]
+from ..records.record import RunRecord
+from ..records.spec import RunSpec
+from .config import SweepConfig, SweepError
 #: Custom Ray resource, 1 per node: a run that measures a host-wide domain holds it for its whole run.
 HOST_RESOURCE = "energymeter_host"
 #: Object store of a local instance (bytes): records are small, datasets load in the workers.
@@ -44,18 +43,18 @@ LOCAL_OBJECT_STORE_BYTES = 128 * 2**20
 LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
-def measure_run(config: SweepConfig, run: Run, reference_reps: int, run_index: int) -> dict[str, Any]:
+def measure_run(config: SweepConfig, run: RunSpec, reference_reps: int, run_index: int) -> dict[str, Any]:
     """One run, in a Ray worker: its own Meter, the worker's cached dataset; returns the record as a dict."""
     from energymeter import Meter
 
     from .protocol import one_run
-    from .sweep import dataset, energy_backends
+    from .executors import dataset, energy_backends
 
     if config.device.startswith("cuda"):
         config = dataclasses.replace(config, device="cuda:0")  # Ray made the task's GPU the only visible one
     meter = Meter(energy_backends(config))
     try:
-        record = one_run(config, run, dataset(run[1], config.root, config.download), meter, reference_reps,
+        record = one_run(config, run, dataset(run.dataset, config.root, config.download), meter, reference_reps,
                          run_index)
     finally:
         meter.close()
@@ -76,7 +75,7 @@ def measures_host_wide(config: SweepConfig, local: bool) -> bool:
     """
     from energymeter import backends
 
-    from .sweep import energy_backends
+    from .executors import energy_backends
 
     if config.backends is None and not local:
         return True  # a worker may find RAPL where this driver does not
@@ -124,7 +123,7 @@ class RayExecutor:
     """
 
     def __init__(self, address: str | None = None, max_retries: int = 3, *, num_cpus: int | None = None,
-                 task: Callable[[SweepConfig, Run, int, int], dict[str, Any]] = measure_run) -> None:
+                 task: Callable[[SweepConfig, RunSpec, int, int], dict[str, Any]] = measure_run) -> None:
         if max_retries < 0:
             raise SweepError(f"max_retries must be >= 0, got {max_retries}")
         self.address = address
@@ -132,7 +131,7 @@ class RayExecutor:
         self.num_cpus = num_cpus
         self.task = task
 
-    def run(self, config: SweepConfig, pending: list[tuple[int, Run]], reference_reps: int) -> Iterator[RunRecord]:
+    def run(self, config: SweepConfig, pending: list[tuple[int, RunSpec]], reference_reps: int) -> Iterator[RunRecord]:
         """Submit every pending run in the recorded order; yield each record as its task finishes.
 
         Raises:
@@ -142,7 +141,7 @@ class RayExecutor:
         if not pending:
             return
         ray, started = self._start()
-        outstanding: dict[Any, Run] = {}
+        outstanding: dict[Any, RunSpec] = {}
         try:
             remote = ray.remote(_call).options(max_retries=self.max_retries,
                                                **self._resources(ray, config, local=started))
@@ -205,12 +204,12 @@ class RayExecutor:
             options["resources"] = {HOST_RESOURCE: 1}
         return options
 
-    def _result(self, ray: Any, ref: Any, run: Run) -> dict[str, Any]:
+    def _result(self, ray: Any, ref: Any, run: RunSpec) -> dict[str, Any]:
         try:
             return ray.get(ref)
         except ray.exceptions.RayTaskError:
             raise  # the run's own error (it is also an instance of the original exception's class)
         except ray.exceptions.RayError as exc:
-            raise SweepError(f"run {key_of(run)} did not finish: {type(exc).__name__} after "
+            raise SweepError(f"run {run.key} did not finish: {type(exc).__name__} after "
                              f"{self.max_retries} retries; the runs finished so far are kept "
                              "(continue with --resume)") from exc

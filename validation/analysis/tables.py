@@ -1,19 +1,21 @@
-"""Tables of a sweep, computed once from its records: the lambda table, Loihi, CO2e, efficiency, drift.
+"""Tables of a sweep, computed once from its figures: the lambda table, Loihi, CO2e, correlations, ANOVA.
 
 Everything is paired by seed within a group (model, dataset, E definition): a lambda's run is compared
 with the lambda = 0 run of the same seed. Ratios and energy changes are on the log scale (see ``stats_paired``).
+``build_tables`` makes every table once; the claims and the reports read the ``Tables``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
-
-from .figures import Target, targets
-from .intervals import Interval, t_interval
-from .record import RunRecord
-from .stats import INCONCLUSIVE, StatResult, accuracy_change, elasticity, energy_change, make_result
+from ..records.record import RunRecord
+from .figures import INFERENCE, PROXIES, Figure, FigureId, Figures, sort_key
+from .intervals import Interval, anova, t_interval
+from .stats import (INCONCLUSIVE, StatResult, accuracy_change, elasticity, energy_change, make_result,
+                    within_group_correlation)
 from .stats_paired import paired_ratio
 
 Group = tuple[str, str, str]
@@ -31,11 +33,11 @@ class LambdaRow:
         e_ratio: E(lambda = 0) / E(lambda), geometric mean over seeds with its interval (log scale).
         e_ratio_by_kind: The same ratio with E measured under each definition (l2, l1, l0).
         accuracy_change_pp: Accuracy change (pp) with the verdict against the paper's bound.
-        energy_change: Target -> ratio of energy at lambda to lambda = 0 with its tracking verdict.
-        elasticity: Target -> log-log slope of energy on E (lambda and 0, within seed).
-        energy_j: Target -> joules over seeds.
-        provenance: Target -> provenance.
-        negative_net: Targets with a negative net figure in some run (left out of that target's change).
+        energy_change: Figure -> ratio of energy at lambda to lambda = 0 with its tracking verdict.
+        elasticity: Figure -> log-log slope of energy on E (lambda and 0, within seed).
+        energy_j: Figure -> joules over seeds.
+        provenance: Figure -> provenance.
+        negative_net: Figures with a negative net figure in some run (left out of that figure's change).
     """
 
     model: str
@@ -47,11 +49,11 @@ class LambdaRow:
     activation_energy: Interval
     e_ratio: StatResult | None
     accuracy_change_pp: StatResult | None
-    energy_change: Mapping[str, StatResult] = field(default_factory=dict)
-    elasticity: Mapping[str, StatResult] = field(default_factory=dict)
-    energy_j: Mapping[str, Interval] = field(default_factory=dict)
-    provenance: Mapping[str, str] = field(default_factory=dict)
-    negative_net: tuple[str, ...] = ()
+    energy_change: Mapping[FigureId, StatResult] = field(default_factory=dict)
+    elasticity: Mapping[FigureId, StatResult] = field(default_factory=dict)
+    energy_j: Mapping[FigureId, Interval] = field(default_factory=dict)
+    provenance: Mapping[FigureId, str] = field(default_factory=dict)
+    negative_net: tuple[FigureId, ...] = ()
     e_ratio_by_kind: Mapping[str, StatResult] = field(default_factory=dict)
 
 
@@ -80,26 +82,25 @@ def _unusable(reason: str, n: int) -> StatResult:
     return make_result("energy ratio, lambda vs 0", n, None, (None, None), "not computed", INCONCLUSIVE, reason)
 
 
-def lambda_rows(records: list[RunRecord], factors: Mapping[str, float] | None = None) -> list[LambdaRow]:
-    """The lambda table (with ``factors``: each run's energies divided by its drift-correction factor)."""
-    factors = factors or {}
-    per_run = {r.key: targets(r, factors.get(r.key, 1.0)) for r in records}
+def lambda_rows(figures: Figures) -> list[LambdaRow]:
+    """The lambda table (energies as the figures hold them: drift-corrected when asked)."""
+    per_run = {r.record.key: r.figures for r in figures.runs}
     rows = []
-    for (model, dataset, kind), by_lam in groups(records).items():
+    for (model, dataset, kind), by_lam in groups(figures.records).items():
         base = by_lam.get(0.0, {})
         for lam in sorted(by_lam):
             runs = by_lam[lam]
             seeds = [s for s in sorted(runs) if s in base]
-            names = sorted({t for r in runs.values() for t in per_run[r.key]})
+            names = sorted({t for r in runs.values() for t in per_run[r.key]}, key=sort_key)
             ratio = e_ratio([runs[s].activation_energy for s in seeds], [base[s].activation_energy for s in seeds])
             proxy_fell = ratio is not None and ratio.low is not None and ratio.low > 1.0
-            change: dict[str, StatResult] = {}
-            slopes: dict[str, StatResult] = {}
-            joules: dict[str, Interval] = {}
-            provenance: dict[str, str] = {}
-            negative: list[str] = []
+            change: dict[FigureId, StatResult] = {}
+            slopes: dict[FigureId, StatResult] = {}
+            joules: dict[FigureId, Interval] = {}
+            provenance: dict[FigureId, str] = {}
+            negative: list[FigureId] = []
             for name in names:
-                pairs: list[tuple[Target, Target, int]] = [
+                pairs: list[tuple[Figure, Figure, int]] = [
                     (per_run[runs[s].key][name], per_run[base[s].key][name], s) for s in seeds
                     if name in per_run[runs[s].key] and name in per_run[base[s].key]]
                 provenance[name] = next(per_run[r.key][name].provenance for r in runs.values() if name in per_run[r.key])
@@ -178,23 +179,102 @@ def loihi_rows(records: list[RunRecord]) -> list[LoihiRow]:
 
 @dataclass(frozen=True)
 class CarbonRow:
-    """CO2e of one energy target per run (modeled: joules x the grid's carbon intensity)."""
+    """CO2e of one energy figure per run (modeled: joules x the grid's carbon intensity)."""
 
-    target: str
+    target: FigureId
     provenance: str
     energy_j: Interval
     co2e_g: Interval
 
 
-def carbon_rows(records: list[RunRecord], country: str) -> tuple[list[CarbonRow], str]:
-    """Per target, joules and grams of CO2e per run over every run, and the intensity's source."""
+def carbon_rows(figures: Figures, country: str) -> tuple[list[CarbonRow], str]:
+    """Per figure, joules and grams of CO2e per run over every run (before any drift correction), and the
+    intensity's source."""
     from .carbon import J_PER_KWH, intensity_g_per_kwh
 
     intensity, source = intensity_g_per_kwh(country)
-    per_run = [targets(r) for r in records]
     rows = []
-    for name in sorted({t for ts in per_run for t in ts}):
-        values = [ts[name].energy_j for ts in per_run if name in ts]
-        prov = next(ts[name].provenance for ts in per_run if name in ts)
-        rows.append(CarbonRow(name, prov, t_interval(values), t_interval(v / J_PER_KWH * intensity for v in values)))
+    for fid in figures.ids():
+        values = [r.figures[fid].uncorrected_energy_j for r in figures.runs if fid in r.figures]
+        rows.append(CarbonRow(fid, fid.provenance, t_interval(values),
+                              t_interval(v / J_PER_KWH * intensity for v in values)))
     return rows, f"{country.upper()}: {intensity:g} gCO2e/kWh ({source})"
+
+
+Correlation = tuple[str, FigureId, str, StatResult]
+
+
+def correlations(figures: Figures) -> list[Correlation]:
+    """(proxy, figure, provenance, result): each proxy's correlation with each energy figure within groups
+    (cluster bootstrap over seeds)."""
+    out = []
+    for fid in figures.ids():
+        for proxy in PROXIES:
+            rows = [(r.proxies[proxy], r.figures[fid].energy_j, r.record.group, r.record.seed) for r in figures.runs
+                    if fid in r.figures and r.proxies[proxy] is not None and math.isfinite(r.proxies[proxy])
+                    and not r.figures[fid].negative]
+            if len(rows) < 3 or len({x for x, *_ in rows}) < 2:
+                continue  # a proxy constant over the sweep (FLOPs do not depend on lambda) has no correlation
+            result = within_group_correlation([x for x, *_ in rows], [y for _, y, *_ in rows],
+                                              [g for *_, g, _ in rows], [s for *_, s in rows])
+            out.append((proxy, fid, fid.provenance, result))
+    return out
+
+
+@dataclass(frozen=True)
+class AnovaTable:
+    """A two-way ANOVA (model x dataset, lambda blocking) of one response.
+
+    Attributes:
+        response: What was analysed (``"accuracy"``, ``"log inference cpu:model (net J per workload)"``).
+        rows: One dict per term: term, df, F, p, partial_eta_sq, n.
+    """
+
+    response: str
+    rows: tuple[Mapping[str, Any], ...]
+
+
+def anova_tables(figures: Figures) -> tuple[AnovaTable | None, AnovaTable | None]:
+    """The ANOVA of accuracy and of the first positive inference energy figure (None with one level of each
+    factor, or no such figure)."""
+    records = figures.records
+    if len({r.model for r in records}) <= 1 and len({r.dataset for r in records}) <= 1:
+        return None, None
+    table = anova([r.model for r in records], [r.dataset for r in records], [r.test_accuracy for r in records],
+                  [r.lam for r in records])
+    accuracy = None if table is None else AnovaTable("accuracy", tuple(table))
+    hardware = [(r.record, f) for r in figures.runs for f in r.figures.values()
+                if f.id.phase == INFERENCE and f.energy_j > 0]
+    first = sorted({f.id for _, f in hardware}, key=sort_key)[:1]
+    chosen = [(r, f) for r, f in hardware if f.id in first]
+    if not chosen:
+        return accuracy, None
+    table = anova([r.model for r, _ in chosen], [r.dataset for r, _ in chosen],
+                  [math.log(f.energy_j) for _, f in chosen], [r.lam for r, _ in chosen])
+    if not table:
+        return accuracy, None
+    return accuracy, AnovaTable(f"log {first[0].label}", tuple({**row, "n": len(chosen)} for row in table))
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Every table of a sweep, made once; the claims and the reports read them."""
+
+    lambda_rows: tuple[LambdaRow, ...]
+    loihi_rows: tuple[LoihiRow, ...]
+    carbon_rows: tuple[CarbonRow, ...]
+    carbon_source: str | None
+    correlations: tuple[Correlation, ...]
+    anova_accuracy: AnovaTable | None
+    anova_energy: AnovaTable | None
+
+
+def build_tables(figures: Figures, country: str | None = None) -> Tables:
+    """The tables of a sweep's figures (CO2e only with ``country``)."""
+    carbon: list[CarbonRow] = []
+    source = None
+    if country:
+        carbon, source = carbon_rows(figures, country)
+    acc, energy = anova_tables(figures)
+    return Tables(tuple(lambda_rows(figures)), tuple(loihi_rows(figures.records)), tuple(carbon), source,
+                  tuple(correlations(figures)), acc, energy)

@@ -1,0 +1,228 @@
+"""One ``Analysis`` of a sweep, computed from its run records: every figure a report shows, and the claims.
+
+``analyse(records, ...)`` is the only place figures are computed: it builds each run's figures once
+(``figures.build_figures``), every table once (``tables.build_tables``), then runs every registered claim
+(``claim_registry``) on those; every report format renders the ``Analysis`` and nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Mapping
+
+from ..records.manifest import SweepManifest
+from ..records.record import RunRecord
+from . import claims as paper
+from . import paper_claims  # noqa: F401 - registers the paper's claims
+from .claim_registry import evaluate
+from .claims import Claim
+from .domains import reference_domain
+from .figures import FigureId, Figures, build_figures, csv_row
+from .stats import (DRIFTING, ENERGY_SESOI, NEGLIGIBLE_R, TRACKS_R, StatResult, drift_correction_factors,
+                    reference_drift)
+from .tables import CarbonRow, Correlation, LambdaRow, LoihiRow, Tables, build_tables
+
+Point = tuple[float, float, float, str]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything a report shows.
+
+    Attributes:
+        runs: Runs analysed.
+        measured_domains: Labels of the energy figures read from hardware (measured or integrated).
+        tables: The lambda, Loihi, CO2e, correlation and ANOVA tables.
+        claims: Every claim with its verdict and sentence, in the claim registry's order.
+        drift: The reference workload's drift over the sweep (None without references).
+        drift_corrected: Whether energies were divided by the reference factors.
+        busy_runs: Keys of runs that shared the machine with other work.
+        warnings: Plain-language warnings (busy machine, negative net energies, drift).
+        problems: Lines of results.jsonl that could not be read.
+        points: Figure -> (E, joules, lambda, model/dataset) per run, for plots.
+        rows: report.csv's rows.
+        sweep: The sweep's manifest (sweep.json: settings and metadata; empty when there is none).
+    """
+
+    runs: int
+    measured_domains: tuple[str, ...]
+    tables: Tables
+    claims: tuple[Claim, ...]
+    drift: StatResult | None
+    drift_corrected: bool
+    busy_runs: tuple[str, ...]
+    warnings: tuple[str, ...]
+    problems: tuple[str, ...]
+    points: Mapping[FigureId, tuple[Point, ...]] = field(default_factory=dict)
+    rows: tuple[Mapping[str, Any], ...] = ()
+    sweep: SweepManifest = field(default_factory=SweepManifest)
+
+    @property
+    def lambda_rows(self) -> tuple[LambdaRow, ...]:
+        return self.tables.lambda_rows
+
+    @property
+    def loihi_rows(self) -> tuple[LoihiRow, ...]:
+        return self.tables.loihi_rows
+
+    @property
+    def carbon_rows(self) -> tuple[CarbonRow, ...]:
+        return self.tables.carbon_rows
+
+    @property
+    def carbon_source(self) -> str | None:
+        """The carbon intensity used (None without ``--country``)."""
+        return self.tables.carbon_source
+
+    @property
+    def correlations(self) -> tuple[Correlation, ...]:
+        """(proxy, figure, provenance, result) within groups (cluster bootstrap)."""
+        return self.tables.correlations
+
+    @property
+    def anova_accuracy(self) -> tuple[Mapping[str, Any], ...] | None:
+        """ANOVA rows of accuracy (None with one level of each factor)."""
+        return None if self.tables.anova_accuracy is None else self.tables.anova_accuracy.rows
+
+    @property
+    def anova_energy(self) -> tuple[Mapping[str, Any], ...] | None:
+        """ANOVA rows of log inference energy (None with one level of each factor)."""
+        return None if self.tables.anova_energy is None else self.tables.anova_energy.rows
+
+    @property
+    def headline(self) -> str:
+        """The first thing a report says: whether any figure was read from hardware."""
+        if self.measured_domains:
+            return f"Energy read from hardware (measured or integrated): {', '.join(self.measured_domains)}."
+        return ("No measured energy domain exists on this machine (no RAPL counters, no NVIDIA GPU): every energy "
+                "figure below is modeled (CPU time x TDP share, Loihi pJ-per-operation tables) or counted (FLOPs, "
+                "spikes, synaptic operations). They show what the models predict, not what the hardware drew.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe summary (``report.json``)."""
+        return _json_safe({
+            "headline": self.headline, "runs": self.runs, "measured_domains": list(self.measured_domains),
+            "claims": [c.to_dict() for c in self.claims], "lambda_table": _plain(self.lambda_rows),
+            "loihi_table": _plain(self.loihi_rows), "carbon": _plain(self.carbon_rows),
+            "carbon_source": self.carbon_source,
+            "correlations": [{"proxy": p, "target": t.label, "provenance": v, **s.to_dict()}
+                             for p, t, v, s in self.correlations],
+            "anova_accuracy": _plain(self.anova_accuracy), "anova_energy": _plain(self.anova_energy),
+            "drift": None if self.drift is None else self.drift.to_dict(), "drift_corrected": self.drift_corrected,
+            "busy_runs": list(self.busy_runs), "warnings": list(self.warnings), "problems": list(self.problems),
+            "thresholds": {"energy_sesoi": ENERGY_SESOI, "tracks_r": TRACKS_R, "negligible_r": NEGLIGIBLE_R,
+                           "paper_e_ratio_v2": paper.PAPER_E_RATIO_V2, "paper_e_ratio_v1": paper.PAPER_E_RATIO_V1,
+                           "paper_max_acc_loss_pp": paper.PAPER_MAX_ACC_LOSS_PP,
+                           "paper_efficiency_gain": list(paper.PAPER_EFFICIENCY_GAIN), "paper_eta2": paper.PAPER_ETA2},
+            "sweep": self.sweep.to_dict(),
+        })
+
+
+def _plain(value: Any) -> Any:
+    """Rows as JSON: a figure id as its label, a stat result as its dict, dataclasses as dicts of fields."""
+    if isinstance(value, FigureId):
+        return value.label
+    if isinstance(value, StatResult):
+        return value.to_dict()
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {str(_plain(k)): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _drift(records: list[RunRecord], correct: bool) -> tuple[StatResult | None, dict[str, float], list[str]]:
+    """The reference workload's drift, fitted per host (in run order), and each run's correction factor.
+
+    Returns the drift of the host with the most runs (the one the report shows), the factors by run key
+    (only when ``correct``), and notes (e.g. other hosts' drift verdicts).
+    """
+    by_host: dict[str, list[tuple[RunRecord, float]]] = {}
+    for r in records:
+        domain = None if r.reference is None else reference_domain(r.reference.measurement.energy_j)
+        if domain is None:
+            continue
+        joules = r.reference.raw_energy_j_per_workload.get(domain, math.nan)
+        if joules > 0 and math.isfinite(joules):
+            by_host.setdefault(r.host, []).append((r, joules))
+    results: dict[str, StatResult] = {}
+    factors: dict[str, float] = {}
+    for host, series in by_host.items():
+        if len(series) < 3:
+            continue
+        results[host] = reference_drift([j for _, j in series])
+        if correct:
+            factors.update(zip((r.key for r, _ in series), drift_correction_factors([j for _, j in series])))
+    if not results:
+        return None, factors, []
+    main = max(results, key=lambda h: len(by_host[h]))
+    notes = [f"Host {host}: reference drift {result.verdict} ({result.reason})." for host, result in results.items()
+             if host != main]
+    return results[main], factors, notes
+
+
+def analyse(records: list[RunRecord], sweep: SweepManifest | Mapping[str, Any] | None = None,
+            problems: list[str] | None = None, country: str | None = None, drift_correction: bool = False) -> Analysis:
+    """Every figure, table and claim of a sweep's records (claims: every one in ``claim_registry.CLAIMS``).
+
+    Args:
+        records: The runs.
+        sweep: The sweep's manifest (or sweep.json's object).
+        problems: Lines of results.jsonl that could not be read.
+        country: ISO 3166-1 alpha-3 code for the CO2e table (None: none).
+        drift_correction: Divide each run's energies by its reference workload's drift factor.
+    """
+    if sweep is not None and not isinstance(sweep, SweepManifest):
+        sweep = SweepManifest.from_dict(sweep)
+    records = sorted(records, key=lambda r: (r.run_index if r.run_index is not None else 1 << 30, r.key))
+    drift, factors, drift_notes = _drift(records, drift_correction)
+    figures = build_figures(records, factors)
+    tables = build_tables(figures, country)
+    claim_list = evaluate(figures, tables)
+    busy = tuple(r.key for r in records if r.load is not None and r.load.busy)
+    warnings = _warnings(records, tables, busy, drift, bool(factors)) + drift_notes
+    measured = sorted({fid.label for fid in figures.ids() if fid.provenance in ("measured", "integrated")})
+    return Analysis(len(records), tuple(measured), tables, tuple(claim_list), drift, bool(factors), busy,
+                    tuple(warnings), tuple(problems or ()), _points(figures), tuple(csv_row(r) for r in records),
+                    sweep or SweepManifest())
+
+
+def _points(figures: Figures) -> dict[FigureId, tuple[Point, ...]]:
+    points: dict[FigureId, list[Point]] = {}
+    for run in figures.runs:
+        r = run.record
+        for fid, f in run.figures.items():
+            points.setdefault(fid, []).append((r.activation_energy, f.energy_j, r.lam, f"{r.model}/{r.dataset}"))
+    return {k: tuple(v) for k, v in points.items()}
+
+
+def _warnings(records: list[RunRecord], tables: Tables, busy: tuple[str, ...], drift: StatResult | None,
+              corrected: bool) -> list[str]:
+    warnings = []
+    if busy:
+        warnings.append(f"The machine was busy during {len(busy)} of {len(records)} runs (other processes used "
+                        "CPU time or the load average was high): their energy includes contention; the verdicts "
+                        "below are weaker for it.")
+    negatives = sorted({(row.model, row.dataset, t.label) for row in tables.lambda_rows for t in row.negative_net})
+    for model, dataset, target in negatives:
+        warnings.append(f"{model} on {dataset}: {target} came out negative in some runs (the idle baseline exceeded "
+                        "the loaded window): that target's change is not computed at the lambdas concerned "
+                        "(inconclusive, with the count), and the raw figures are kept.")
+    if drift is not None and drift.verdict == DRIFTING:
+        warnings.append(f"The reference workload's energy drifted over the sweep ({drift.reason}); "
+                        + ("the energies below are corrected by it." if corrected else "pass --drift-correction to "
+                           "divide each run's energies by its drift factor."))
+    return warnings

@@ -1,0 +1,143 @@
+"""The paper's claims and its untested premise, each registered as one function of the figures and tables.
+
+Registration order is the order a report lists them. Each function reads the ``Figures`` and ``Tables``
+that ``analyse`` made once; none recomputes a figure. The sentences and verdict rules are in ``claims``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..records.record import RunRecord
+from . import claims as paper
+from .claim_registry import claim
+from .claims import Claim
+from .figures import Figures
+from .stats import cost_to_target, efficiency_gain
+from .tables import LambdaRow, Tables, groups
+
+
+def _subject(row: LambdaRow) -> dict[str, Any]:
+    return {"model": row.model, "dataset": row.dataset, "activation_energy_kind": row.activation_energy_kind,
+            "lambda": row.lam}
+
+
+def _compared(tables: Tables) -> list[LambdaRow]:
+    """The lambda table's rows that compare a lambda > 0 with lambda = 0."""
+    return [row for row in tables.lambda_rows if row.lam != 0.0]
+
+
+@claim("e_reduction")
+def e_reduction(figures: Figures, tables: Tables) -> list[Claim]:
+    """E(0) / E(lambda) under the definition trained with, against the paper's about 1000x."""
+    return [paper.e_reduction(_subject(row), row.e_ratio) for row in _compared(tables) if row.e_ratio is not None]
+
+
+@claim("e_reduction_by_definition")
+def e_reduction_by_definition(figures: Figures, tables: Tables) -> list[Claim]:
+    """The same ratio with E measured under each other definition (l2, l1, l0)."""
+    return [paper.e_reduction({**_subject(row), "measured_as": f"{measure}/sum"}, ratio)
+            for row in _compared(tables) for measure, ratio in sorted(row.e_ratio_by_kind.items())
+            if f"{measure}/sum" != row.activation_energy_kind]  # the trained definition is e_reduction's
+
+
+@claim("accuracy_change")
+def accuracy_change(figures: Figures, tables: Tables) -> list[Claim]:
+    """The paper's "under 0.5 pp lost", per lambda."""
+    return [paper.accuracy(_subject(row), row.accuracy_change_pp) for row in _compared(tables)
+            if row.accuracy_change_pp is not None]
+
+
+@claim("energy_tracking")
+def energy_tracking(figures: Figures, tables: Tables) -> list[Claim]:
+    """The premise: whether each energy figure falls as E falls, per lambda."""
+    return [paper.energy_tracking(_subject(row), fid, change, row.elasticity.get(fid))
+            for row in _compared(tables) for fid, change in sorted(row.energy_change.items(), key=lambda i: i[0].label)]
+
+
+@claim("joint")
+def joint(figures: Figures, tables: Tables) -> list[Claim]:
+    """Per group: how far E fell at the largest lambda whose accuracy loss is shown to be under the bound."""
+    out = []
+    for (model, dataset, kind) in groups(figures.records):
+        kept = [r for r in tables.lambda_rows
+                if (r.model, r.dataset, r.activation_energy_kind) == (model, dataset, kind) and r.lam > 0
+                and r.accuracy_change_pp is not None and r.accuracy_change_pp.verdict == "holds"]
+        best = max(kept, key=lambda r: r.lam, default=None)
+        out.append(paper.joint({"model": model, "dataset": dataset, "activation_energy_kind": kind},
+                               None if best is None else best.lam, None if best is None else best.e_ratio))
+    return out
+
+
+@claim("correlation")
+def correlation(figures: Figures, tables: Tables) -> list[Claim]:
+    """E's correlation with each energy figure within groups (the other proxies are in the table only)."""
+    n_groups = len(groups(figures.records))
+    return [paper.correlation({"groups": n_groups}, proxy, fid, result)
+            for proxy, fid, _, result in tables.correlations if proxy == "E"]
+
+
+@claim("training_efficiency")
+def training_efficiency(figures: Figures, tables: Tables) -> list[Claim]:
+    """The paper's third claim: cost (raw training joules, FLOPs, seconds) to the lambda = 0 run's final
+    accuracy minus 0.5 pp (same seed), lambda > 0 against lambda = 0."""
+    out = []
+    for (model, dataset, kind), by_lam in groups(figures.records).items():
+        base = by_lam.get(0.0, {})
+        for lam in sorted(by_lam):
+            if lam == 0.0:
+                continue
+            runs = by_lam[lam]
+            seeds = [s for s in sorted(runs) if s in base and base[s].history and runs[s].history]
+            for quantity in ("energy", "flops", "time"):
+                costs_lam, costs_base, never = [], [], 0
+                for s in seeds:
+                    target = base[s].history[-1].test_accuracy
+                    if target is None:
+                        continue
+                    target -= paper.PAPER_MAX_ACC_LOSS_PP / 100
+                    pair = [_cost(r, quantity, target) for r in (runs[s], base[s])]
+                    if pair[0] is None or pair[1] is None:
+                        never += pair[0] is None
+                        continue
+                    costs_lam.append(pair[0])
+                    costs_base.append(pair[1])
+                if not costs_lam:
+                    continue
+                gain = efficiency_gain(costs_lam, costs_base, quantity=quantity)
+                out.append(paper.training_efficiency({"model": model, "dataset": dataset,
+                                                      "activation_energy_kind": kind, "lambda": lam},
+                                                     quantity, gain, never))
+    return out
+
+
+def _cost(record: RunRecord, quantity: str, target: float) -> float | None:
+    """A run's cumulative cost (seconds, FLOPs or raw joules) to ``target`` accuracy; None where unknown."""
+    history = record.history
+    accuracy = [h.test_accuracy for h in history]
+    if any(a is None for a in accuracy):
+        return None
+    if quantity == "time":
+        series = [h.cumulative_duration_s for h in history]
+    elif quantity == "flops":
+        series = [h.cumulative_flops for h in history]
+    else:
+        if record.train is None or not history[0].cumulative_energy_j:
+            return None
+        # Gross (raw) joules to the target, as energy-to-accuracy is usually reported (the idle share is a
+        # constant rate, so it scales both sides alike), summed over the run's total domains (the total rule).
+        domains = record.train.measurement.total_domains
+        if not domains:
+            return None
+        series = [math.fsum(h.cumulative_energy_j.get(d, math.nan) for d in domains) for h in history]
+    if any(v is None or not math.isfinite(v) for v in series) or any(b < a for a, b in zip(series, series[1:])):
+        return None  # a failed or non-monotonic epoch window: no cost to target for this run
+    return cost_to_target(series, accuracy, target).cost
+
+
+@claim("architecture_anova")
+def architecture_anova(figures: Figures, tables: Tables) -> list[Claim]:
+    """The paper's first claim: ANOVA terms of log inference energy beside its partial eta^2."""
+    table = tables.anova_energy
+    return [] if table is None else paper.architecture_anova(table.response, [dict(r) for r in table.rows])
