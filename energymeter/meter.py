@@ -27,34 +27,31 @@ figure would otherwise replace the other.
 from __future__ import annotations
 
 import contextlib
+from operator import sub as _sub
 import sys
 import threading
 import time
 from types import MappingProxyType
 from typing import Any, Hashable, Iterator, Mapping, Sequence
 
-from .backends.base import OPERATION_COUNTER, Backend, EnergySession, Reading, WindowCounter
+from .backends.base import OPERATION_COUNTER, Backend, EnergySession, WindowCounter
 from .domains import Domain
 from .measurement import Measurement
-from .session_plans import SessionPlan, difference, merged_declarations, read_session
+from .session_plans import SessionPlan, difference, failed_reading, merged_declarations, read_plan
 from .selection import MISSING_RAISE, MISSING_SKIP, _check_missing, _select  # noqa: F401 (re-exported)
 
 _Proxy = MappingProxyType
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _trusted = Measurement._trusted
 _NOT_COUNTED = object()  # a window the operation counter does not count (any token, None included, is valid)
+_new_window = object.__new__
+_wall, _monotonic = time.time, time.monotonic
 
 
 class _Window:
-    __slots__ = ("name", "start_mono_s", "start_wall_s", "readings", "count_token", "shadow_s")
+    """One open window; every slot is set by ``Meter._begin`` (no ``__init__``: one call fewer per window)."""
 
-    def __init__(self, name: Any) -> None:
-        self.name = name
-        self.start_mono_s = 0.0  # 0.0 until the opening readings are taken
-        self.start_wall_s = 0.0
-        self.readings: list[Reading] = []
-        self.count_token: Any = _NOT_COUNTED  # the operation counter's token while it counts this window
-        self.shadow_s = 0.0
+    __slots__ = ("start_mono_s", "start_wall_s", "readings", "count_token", "shadow_s")
 
 
 def _cuda_sync() -> None:
@@ -115,6 +112,12 @@ class Meter:
             self.close()
             raise
         self._single = self._plans[0] if len(self._plans) == 1 else None
+        #: One session that offers its lock and a read for a caller holding it: the meter shares that lock,
+        #: so each window edge takes one lock (its bookkeeping and the reading under it).
+        self._read_locked = None
+        if self._single is not None and self._single.session.lock is not None:
+            self._read_locked = self._single.session.read_fast_locked
+            self._lock = self._single.session.lock
         self._domains_proxy = MappingProxyType(declarations)
         self._provenance_proxy = MappingProxyType({n: d.provenance for n, d in declarations.items()})
 
@@ -147,8 +150,16 @@ class Meter:
 
     # -- the window path: _begin / _end; the named API and measure() sit on top ----------------
     def _begin(self, name: Any, model: Any, register: bool = False) -> _Window:
-        """Open a window: one lock, the opening readings, then the FLOP window (after the readings)."""
-        window = _Window(name)
+        """Open a window: one lock, the opening readings, then the FLOP window (after the readings).
+
+        With one session whose lock the meter shares (``fused``), the readings are taken under that one lock.
+        """
+        window = _new_window(_Window)
+        window.start_mono_s = 0.0  # 0.0 until the opening readings are taken
+        window.count_token = _NOT_COUNTED  # the operation counter's token while it counts this window
+        fused = self._read_locked
+        if fused is not None and self.sync:
+            _cuda_sync()  # outside the lock: it may wait long
         with self._lock:
             if self._closed:
                 raise RuntimeError("this Meter is closed")
@@ -161,27 +172,40 @@ class Meter:
                     session.activate()
             self._open += 1
             window.shadow_s = self._shadow_s
+            if fused is not None:
+                start_wall_s, start_mono_s = _wall(), _monotonic()
+                try:
+                    window.readings = fused()
+                except Exception as exc:  # noqa: BLE001 - the session's domains fail for this window
+                    window.readings = failed_reading(self._single.domains, exc)  # type: ignore[union-attr]
+                except BaseException:
+                    self._abandon_locked(name, register)
+                    raise
+                window.start_wall_s = start_wall_s
+                window.start_mono_s = start_mono_s
         try:
-            if self.sync:
-                _cuda_sync()
-            # The clock is read before the opening readings and after the closing ones, so the duration
-            # spans everything the energy figures span (reads of several sessions take time).
-            start_wall_s, start_mono_s = time.time(), time.monotonic()
-            if self._single is not None:
-                window.readings = [read_session(self._single.session, self._single.domains)]
-            elif self._plans:
-                window.readings = [read_session(p.session, p.domains) for p in self._plans]
-            window.start_wall_s = start_wall_s
-            window.start_mono_s = start_mono_s  # set last: non-zero marks the window open (see end_window)
+            if fused is None:
+                if self.sync:
+                    _cuda_sync()
+                # The clock is read before the opening readings and after the closing ones, so the duration
+                # spans everything the energy figures span (reads of several sessions take time).
+                start_wall_s, start_mono_s = _wall(), _monotonic()
+                window.readings = [read_plan(p) for p in self._plans]
+                window.start_wall_s = start_wall_s
+                window.start_mono_s = start_mono_s  # set last: non-zero marks the window open (see end_window)
             if self._counter is not None and (model is not None or not self._plans):
                 window.count_token = self._counter.begin(model)
         except BaseException:
             with self._lock:
-                if register:
-                    self._windows.pop(name, None)
-                self._release_locked()
+                self._abandon_locked(name, register)
             raise
         return window
+
+    def _abandon_locked(self, name: Any, register: bool) -> None:
+        """Undo a window that failed to open (call with the lock held)."""
+        if register:
+            self._windows.pop(name, None)
+        self._release_locked()
 
     def _release_locked(self) -> None:
         """One window fewer; park background pollers once none is open (call with the lock held)."""
@@ -190,65 +214,87 @@ class Meter:
             for session in self._energy:
                 session.deactivate()
 
-    def _end(self, window: _Window, name: str, released: bool = False) -> Measurement:
-        """Close a window: the closing readings, then FLOPs (outside the joules), then one Measurement."""
-        try:
-            if self.sync:
-                _cuda_sync()
-            single = self._single
-            if single is not None:
-                end = [read_session(single.session, single.domains)]
-            elif self._plans:
-                end = [read_session(p.session, p.domains) for p in self._plans]
-            else:
-                end = []
-            end_mono_s = time.monotonic()
-        finally:
-            if not released:
+    def _end(self, window: _Window, name: Any) -> Measurement:
+        """Close a window opened by ``_begin(register=False)``: the closing readings, then ``_finish``."""
+        fused = self._read_locked
+        if self.sync:
+            _cuda_sync()
+        if fused is not None:
+            with self._lock:
+                self._release_locked()  # first: an interrupt in the read below leaves the count right
+                end = self._fused_read(fused)
+                end_mono_s = _monotonic()
+        else:
+            try:
+                end = [read_plan(p) for p in self._plans]
+                end_mono_s = _monotonic()
+            finally:
                 with self._lock:
                     self._release_locked()
+        return self._finish(window, name, end, end_mono_s)
+
+    def _fused_read(self, fused: Any) -> Any:
+        try:
+            return fused()
+        except Exception as exc:  # noqa: BLE001 - the session's domains fail for this window
+            return failed_reading(self._single.domains, exc)  # type: ignore[union-attr]
+
+    def _finish(self, window: _Window, name: Any, end: Any, end_mono_s: float) -> Measurement:
+        """FLOPs (after the closing energy readings, so outside the joules), then one Measurement."""
         duration_s = end_mono_s - window.start_mono_s
-        # FLOPs after the closing energy reading: a shadow pass here is outside this window's joules.
         token = window.count_token
         flop_result = self._counter.end(token) if token is not _NOT_COUNTED else None
-        warnings = [*self._base_warnings]
+        warnings = self._base_warnings
+        single = self._single
         if single is not None:  # the common case: one session, no merging
-            energy_j, provenance, failed = difference(single, window.readings[0], end[0])
-            warnings += single.session.window_warnings(duration_s)
+            before = window.readings if self._read_locked is not None else window.readings[0]
+            if self._read_locked is None:
+                end = end[0]
+            if type(end) is tuple and type(before) is tuple and end[0] is before[0]:
+                # Two fast readings with one state: integer microjoules, converted once (see difference()).
+                energy_j = {d: uj / 1e6 for d, uj in zip(single.domains, map(_sub, end[1], before[1]))}
+                provenance, failed = single.provenance_proxy, None
+            else:
+                energy_j, provenance, failed = difference(single, before, end)
+            session_warnings = single.session.window_warnings(duration_s)
+            if session_warnings:
+                warnings = (*warnings, *session_warnings)
         elif not self._plans:
             energy_j, provenance, failed = {}, _EMPTY, {}
         else:
             energy_j, provenance, failed = {}, {}, {}
+            extra: list[str] = []
             for plan, before, after in zip(self._plans, window.readings, end):
                 e, p, f = difference(plan, before, after)
                 energy_j.update(e)
                 provenance.update(p)
                 failed.update(f)
-                warnings += plan.session.window_warnings(duration_s)
+                extra += plan.session.window_warnings(duration_s)
+            warnings = (*warnings, *extra)
             if not failed:
                 provenance = self._provenance_proxy
         flops, uncounted = None, _EMPTY
         if flop_result is not None:
             flops, uncounted = flop_result.flops, flop_result.uncounted_ops
-            warnings += flop_result.warnings
+            warnings = (*warnings, *flop_result.warnings)
             if flop_result.shadow_s:
                 with self._lock:
                     self._shadow_s += flop_result.shadow_s
         elif self._counter is not None:
-            warnings.append(self._counter.not_counted_without_model)
+            warnings = (*warnings, self._counter.not_counted_without_model)
         if self._shadow_s != window.shadow_s and self._plans:
             inside_s = self._shadow_s - window.shadow_s - (flop_result.shadow_s if flop_result is not None else 0.0)
             if inside_s > 0:
-                warnings.append(f"this window's joules include {inside_s:.3f} s of FLOP counting (shadow passes "
-                                "of windows that ended inside it)")
+                warnings = (*warnings, f"this window's joules include {inside_s:.3f} s of FLOP counting (shadow "
+                            "passes of windows that ended inside it)")
         if failed:
             return Measurement(name=name, start_time_s=window.start_wall_s, duration_s=duration_s, energy_j=energy_j,
-                               flops=flops, uncounted_ops=uncounted, failed=failed, warnings=tuple(warnings),
+                               flops=flops, uncounted_ops=uncounted, failed=failed, warnings=warnings,
                                domains=self._domains_proxy)
         # Every declared domain has its figure: what the checked constructor would verify was verified
         # when the meter opened, and the mappings passed are read-only views nobody else changes.
         return _trusted(name, duration_s, _Proxy(energy_j), self._domains_proxy, flops,
-                        uncounted if type(uncounted) is _Proxy else _Proxy(dict(uncounted)), (*warnings,),
+                        uncounted if type(uncounted) is _Proxy else _Proxy(dict(uncounted)), warnings,
                         window.start_wall_s, provenance)
 
     def begin_window(self, name: str, *, model: Any = None) -> None:
@@ -270,6 +316,9 @@ class Meter:
         Raises:
             KeyError: no open window has that name.
         """
+        fused = self._read_locked
+        if self.sync:
+            _cuda_sync()
         with self._lock:
             # Claimed here, so two threads ending the same window cannot both read it.
             window = self._windows.pop(name, None)
@@ -277,8 +326,14 @@ class Meter:
                 if window is not None:  # still opening in another thread: put it back
                     self._windows[name] = window
                 raise KeyError(f"no open window named {name!r}")
-            self._release_locked()
-        return self._end(window, name, released=True)
+            self._release_locked()  # first: an interrupt in the read below leaves the count right
+            if fused is not None:
+                end = self._fused_read(fused)
+                end_mono_s = _monotonic()
+        if fused is None:
+            end = [read_plan(p) for p in self._plans]
+            end_mono_s = _monotonic()
+        return self._finish(window, name, end, end_mono_s)
 
     @contextlib.contextmanager
     def window(self, name: str, *, model: Any = None) -> Iterator["WindowHandle"]:

@@ -3,12 +3,16 @@
 A ``SessionPlan`` is computed once when the meter opens: the session's domain declarations (published by
 the session, or inferred from its names and backend where it publishes none), their provenance, and the
 names a window reads. ``merged_declarations`` refuses two sessions that report one domain name.
-``difference`` turns a window's two readings into its joules and failures.
+``read_plan`` takes one reading of a session (its fast read where it has one); ``difference`` turns a
+window's two readings into its joules and failures, exactly (integer microjoules) between two fast
+readings that span no fault.
 """
 
 from __future__ import annotations
 
+from operator import add, sub
 from types import MappingProxyType
+from typing import Any
 
 from .backends.base import Backend, EnergySession, Reading
 from .domains import Domain, infer_domains
@@ -18,7 +22,7 @@ from .errors import DomainConflict
 class SessionPlan:
     """What a window needs of one energy session, computed once when the meter opens."""
 
-    __slots__ = ("session", "backend", "declarations", "domains", "provenance", "provenance_proxy")
+    __slots__ = ("session", "backend", "declarations", "domains", "provenance", "provenance_proxy", "fast")
 
     def __init__(self, session: EnergySession, backend: Backend) -> None:
         self.session = session
@@ -27,6 +31,13 @@ class SessionPlan:
         self.provenance = {n: d.provenance for n, d in self.declarations.items()}
         self.provenance_proxy = MappingProxyType(self.provenance)
         self.domains = tuple(self.declarations)
+        #: The session's fast read (``EnergySession.read_fast``), or None.
+        self.fast = session.read_fast
+
+    def as_reading(self, raw: Any) -> Reading:
+        """A fast read's ``(state, values_uj)`` as the ``Reading`` it stands for."""
+        (epochs, reasons, offsets_uj), values_uj = raw
+        return Reading({d: (v + o) / 1e6 for d, v, o in zip(self.domains, values_uj, offsets_uj)}, {}, epochs, reasons)
 
 
 def declarations_of(session: EnergySession, backend: Backend) -> dict[str, Domain]:
@@ -70,18 +81,39 @@ def merged_declarations(plans: "list[SessionPlan]") -> dict[str, Domain]:
     return declarations
 
 
-def read_session(session: EnergySession, domains: tuple[str, ...]) -> Reading:
-    """The session's reading; a read that raises fails every domain of the session for it, with the reason."""
+def read_plan(plan: SessionPlan) -> Any:
+    """One reading of the plan's session: its fast read where it has one, else a ``Reading``.
+
+    A read that raises fails every domain of the session for it, with the reason.
+    """
     try:
-        return session.read()
+        fast = plan.fast
+        return fast() if fast is not None else plan.session.read()
     except Exception as exc:  # recorded per domain, not swallowed: the other domains must survive
-        reason = f"{type(exc).__name__}: {exc}"
-        return Reading({}, {d: reason for d in domains})
+        return failed_reading(plan.domains, exc)
 
 
-def difference(plan: "SessionPlan", before: Reading, after: Reading
-                ) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
-    """A session's joules, provenance and failures over a window, from its two readings."""
+def failed_reading(domains: tuple[str, ...], exc: Exception) -> Reading:
+    """A reading in which every domain failed with ``exc``."""
+    reason = f"{type(exc).__name__}: {exc}"
+    return Reading({}, {d: reason for d in domains})
+
+
+def difference(plan: "SessionPlan", before: Any, after: Any) -> tuple[dict[str, float], Any, dict[str, str]]:
+    """A session's joules, provenance and failures over a window, from its two readings (fast or ``Reading``)."""
+    if type(before) is tuple:
+        if type(after) is tuple:
+            # Two fast readings: integer microjoules, converted once, unless a fault lies between them.
+            state, a_uj = after
+            if before[0] is state:  # no careful read between them: the offsets are the same
+                return dict(zip(plan.domains, [uj / 1e6 for uj in map(sub, a_uj, before[1])])), plan.provenance_proxy, {}
+            if before[0][0] is state[0]:  # careful reads, but no fault: totals are values + offsets
+                b_uj = map(add, before[1], before[0][2])
+                return dict(zip(plan.domains, [uj / 1e6 for uj in map(sub, map(add, a_uj, state[2]), b_uj)])), \
+                    plan.provenance_proxy, {}
+        before = plan.as_reading(before)
+    if type(after) is tuple:
+        after = plan.as_reading(after)
     b, a = before.energy_j, after.energy_j
     if not before.failed and not after.failed and before.epochs == after.epochs and len(a) == len(b) == len(
             plan.domains):

@@ -311,9 +311,30 @@ def test_each_runs_figures_carry_their_provenance_and_phase_as_fields():
 
 
 def test_the_reference_domain_is_the_widest_cpu_figure_there_is():
+    from energymeter.measurement import Measurement
     from energymeter.validation.analysis.domains import reference_domain
 
-    assert reference_domain(["gpu:0", "cpu:0:package", "cpu:0:psys", "cpu:model"]) == "cpu:0:psys"
-    assert reference_domain(["cpu:model", "cpu:1:package", "cpu:0:package"]) == "cpu:0:package"
-    assert reference_domain(["rank1/cpu:model", "gpu:0"]) == "rank1/cpu:model"
-    assert reference_domain(["gpu:0"]) is None
+    def declared(*names):  # old-style names: declarations inferred, as for a schema-2 record
+        labels = {n: "modeled" if n.endswith("cpu:model") else "measured" for n in names}
+        return Measurement("w", 1.0, energy_j=dict.fromkeys(names, 1.0), provenance=labels).domains
+
+    assert reference_domain(declared("gpu:0", "cpu:0:package", "cpu:0:psys", "cpu:model")) == "cpu:0:psys"
+    assert reference_domain(declared("cpu:model", "cpu:1:package", "cpu:0:package")) == "cpu:0:package"
+    assert reference_domain(declared("rank1/cpu:model", "gpu:0")) == "rank1/cpu:model"
+    assert reference_domain(declared("gpu:0")) is None
+
+
+def test_the_reference_domain_is_chosen_by_declaration_whatever_the_names():
+    from energymeter.domains import Domain
+    from energymeter.validation.analysis.domains import reference_domain
+
+    # An Apple-Silicon-like backend: a combined SoC figure containing its clusters, none named cpu:*.
+    clusters = [Domain(f"soc0:cluster{i}", "cpu", "host", "measured", "hardware-counter") for i in (0, 1)]
+    combined = Domain("soc0:combined", "soc", "host", "measured", "hardware-counter",
+                      contains=("soc0:cluster0", "soc0:cluster1"))
+    model = Domain("cpu:model", "cpu", "process", "modeled", "model")
+    gpu = Domain("gpu:0", "gpu", "device", "measured", "hardware-counter")
+    declarations = {d.name: d for d in (*clusters, combined, model, gpu)}
+    assert reference_domain(declarations) == "soc0:combined"
+    assert reference_domain({"cpu:model": model, "gpu:0": gpu}) == "cpu:model"  # no counter covers the CPU
+    assert reference_domain({"gpu:0": gpu}) is None

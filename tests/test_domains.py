@@ -223,3 +223,40 @@ def test_the_report_table_shows_each_domains_class_and_what_contains_the_ones_le
     assert "not in total" not in rows["soc:0"] and rows["soc:0"].rstrip().endswith("soc")
     assert rows["cpu:model"].endswith("(not in total)")
     assert rows["total"].endswith("(soc:0)")
+
+
+# -- the container end to end: a backend's declaration through Meter, merge, display and the report ----
+
+def test_a_soc_backends_container_counts_once_through_meter_merge_display_and_the_report(monkeypatch):
+    from fake_soc_backend import COMBINED, CPU_CLUSTER, GPU_CLUSTER
+
+    from energymeter.display import format_measurement
+    from energymeter.validation.analysis.paper_claims import _cost
+    from energymeter.validation.records.record import EpochRecord, RunRecord, WindowRecord
+
+    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
+    registry.register("fake-soc", "fake_soc_backend:FakeSocBackend")
+    try:
+        with Meter(["fake-soc"], sync=False) as meter:
+            with meter.window("train") as w:
+                pass
+    finally:
+        registry._default_instances.pop("fake-soc", None)
+    m = w.result
+    assert m.energy_j == {COMBINED: 10.0, CPU_CLUSTER: 4.0, GPU_CLUSTER: 5.0}
+    assert m.total_domains == (COMBINED,) and m.total_energy_j == 10.0  # not 19
+
+    total = merge([("h", m), ("h", m)])  # two ranks on one host read the same host-wide counters
+    assert total.total_domains == ("h/" + COMBINED,) and total.total_energy_j == 10.0
+
+    text = format_measurement(m)
+    total_line = next(line for line in text.splitlines() if line.strip().startswith("total"))
+    assert text.count(f"(not in total: inside {COMBINED})") == 2 and total_line.endswith(f"measured ({COMBINED})")
+    assert "10.000000 J" in total_line
+
+    # The report's energy-to-accuracy figure sums the run's total domains only.
+    history = tuple(EpochRecord(k, 1.0, 1.0, 1.0, 0.5 * k, 0.5 * k, 1.0 * k,
+                                {d: j * k for d, j in m.energy_j.items()}, 1e6 * k) for k in (1, 2))
+    record = RunRecord(model="mlp", dataset="digits", lam=0.0, seed=0, test_accuracy=1.0, activation_energy=1.0,
+                       inference=WindowRecord(m, {}, 1, 1), epochs=2, history=history, train=WindowRecord(m))
+    assert _cost(record, "energy", 1.0) == pytest.approx(20.0)  # two epochs of the container alone

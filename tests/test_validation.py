@@ -276,10 +276,17 @@ def test_report_on_a_directory_without_results_exits_2(tmp_path, capsys):
 def test_peers_are_not_run_without_a_measured_domain_and_say_why():
     from energymeter.crosscheck.peer_meters import peers
 
-    with peers({"cpu:model": "modeled"}) as results:
+    from energymeter.domains import Domain
+
+    model = Domain("cpu:model", "cpu", "process", "modeled", "model")
+    gpu = Domain("gpu:0", "gpu", "device", "measured", "hardware-counter")
+    with peers({"cpu:model": model}) as results:
         pass
     assert results["pyRAPL"] == {"not_run": "no measured CPU domain to compare with"}
     assert "no measured domain" in results["codecarbon"]["not_run"]
+    with peers({"gpu:0": gpu}) as results:  # measured, but no CPU: the CPU peer is not run
+        pass
+    assert results["pyRAPL"] == {"not_run": "no measured CPU domain to compare with"}
 
 
 def test_peers_read_the_same_window_where_a_measured_domain_exists(monkeypatch):
@@ -300,7 +307,11 @@ def test_peers_read_the_same_window_where_a_measured_domain_exists(monkeypatch):
 
     monkeypatch.setitem(peer_meters.PEERS, "pyRAPL", (begin, end, "cpu"))
     monkeypatch.setitem(peer_meters.PEERS, "codecarbon", (broken, end, "any"))
-    with peer_meters.peers({"cpu:0:package": "measured"}) as results:
+    from energymeter.domains import Domain
+
+    # Chosen by its declaration (device class cpu), not by its name.
+    package = Domain("socket0-pkg", "cpu", "host", "measured", "hardware-counter", "/sys/x")
+    with peer_meters.peers({"socket0-pkg": package}) as results:
         assert calls == ["begin"]
     assert calls == ["begin", "end"]
     assert results["pyRAPL"] == {"cpu:0:package": 1.5}

@@ -115,6 +115,19 @@ class EnergySession(abc.ABC):
     def devices(self, value: Mapping[str, str]) -> None:
         self._session_devices = dict(value)
 
+    #: An optional fast read for the meter's window path, or None. Where set, it returns either a
+    #: ``Reading`` (whenever a domain failed) or ``(state, values_uj)``: ``state`` is ``(epochs,
+    #: fault_reasons, offsets_uj)``, and a domain's cumulative total is ``values_uj[i] + offsets_uj[i]``
+    #: integer microjoules, in the order of ``domains``. The session replaces ``state`` whenever an
+    #: offset changes and ``epochs`` at every recovered fault, so two readings holding the same ``state``
+    #: differ by their values alone, and two with the same ``epochs`` span no fault. Lists handed out
+    #: are never changed afterwards.
+    read_fast: "Callable[[], Any] | None" = None
+    #: The lock ``read_fast`` takes, and ``read_fast_locked``, the same read for a caller that holds it;
+    #: a meter with this one session shares the lock, so each window edge takes one lock. None: no pair.
+    lock: "Any | None" = None
+    read_fast_locked: "Callable[[], Any] | None" = None
+
     @abc.abstractmethod
     def read(self) -> Reading:
         """Cumulative joules per domain now. Never raises for a hardware fault: it marks the domain failed."""
@@ -247,14 +260,24 @@ class Poller:
         return self._active and thread is not None and thread.is_alive()
 
     def start(self) -> None:
-        """Begin polling (idempotent)."""
+        """Begin polling (idempotent).
+
+        While the poller is still scheduled since an earlier start (no poll fell due since its ``stop()``),
+        this sets a flag and takes no lock: the scheduler, which drops a stopped poller under its lock,
+        looks at the flag again after dropping it and polls at once where it was set meanwhile.
+        """
+        if self._closed:
+            return
+        self._active = True
         cls = Poller
+        if self in cls._due:
+            return  # still scheduled: its next poll comes early, which is safe
         with cls._cond:
-            if self._active or self._closed:
+            if self._closed:
+                self._active = False
                 return
-            self._active = True
             if self in cls._due:
-                return  # still scheduled since an earlier start: its next poll comes early, which is safe
+                return
             due_s = cls._monotonic() + self.period_s
             cls._due[self] = due_s
             if cls._thread is None or not cls._thread.is_alive():
@@ -296,6 +319,9 @@ class Poller:
                             poller = candidate
                             break
                         del cls._due[candidate]  # stopped since its last start: unschedule
+                        if candidate._active:  # started again meanwhile (start() sets the flag unlocked): poll now
+                            poller = candidate
+                            break
                     if poller is not None:
                         break
                     cls._wake_s = min(cls._due.values(), default=float("inf"))
@@ -317,8 +343,10 @@ class Poller:
 
         A session calls it on each read and fails the domains that depended on the poller once.
         """
+        if self.error is None:
+            return None  # the common case, without the scheduler's lock (a read before the error is set sees it next time)
         with Poller._cond:
-            if self.error is None or self._error_taken:
+            if self._error_taken:
                 return None
             self._error_taken = True
             return f"{type(self.error).__name__}: {self.error}"

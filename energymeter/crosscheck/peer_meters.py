@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
+
+from ..domains import CPU, Domain
 
 J_PER_KWH = 3.6e6
 
@@ -84,13 +86,19 @@ PEERS = {"pyRAPL": (_pyrapl_begin, _pyrapl_end, "cpu"), "codecarbon": (_codecarb
 
 
 @contextlib.contextmanager
-def peers(provenance: dict[str, str], country: str | None = None) -> Iterator[dict[str, Any]]:
-    """Run every applicable peer around the block; the yielded dict is filled with their readings or reasons."""
+def peers(domains: Mapping[str, Domain], country: str | None = None) -> Iterator[dict[str, Any]]:
+    """Run every applicable peer around the block; the yielded dict is filled with their readings or reasons.
+
+    Args:
+        domains: The meter's domain declarations (``Meter.domains``): a CPU peer runs only where a
+            measured domain of device class ``cpu`` exists, whatever the domains are called.
+        country: An ISO code for codecarbon's carbon figures, or None.
+    """
     results: dict[str, Any] = {}
     started: list[tuple[str, Any, Any]] = []
-    measured = [d for d, p in provenance.items() if p == "measured"]
+    measured = [d for d in domains.values() if d.provenance == "measured"]
     for name, (begin, end, scope) in PEERS.items():
-        relevant = [d for d in measured if d.startswith("cpu:")] if scope == "cpu" else measured
+        relevant = [d for d in measured if d.device_class == CPU] if scope == "cpu" else measured
         if not relevant:
             results[name] = {"not_run": "no measured " + ("CPU " if scope == "cpu" else "") + "domain to compare with"}
             continue

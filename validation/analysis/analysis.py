@@ -152,7 +152,7 @@ def _drift(records: list[RunRecord], correct: bool) -> tuple[StatResult | None, 
     """
     by_host: dict[str, list[tuple[RunRecord, float]]] = {}
     for r in records:
-        domain = None if r.reference is None else reference_domain(r.reference.measurement.energy_j)
+        domain = None if r.reference is None else reference_domain(r.reference.measurement.domains)
         if domain is None:
             continue
         joules = r.reference.raw_energy_j_per_workload.get(domain, math.nan)

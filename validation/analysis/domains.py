@@ -1,30 +1,31 @@
-"""Where the analysis picks an energy domain by what it is, in one place.
+"""Where the analysis picks an energy domain by what it is, in one place: from its declaration, never its name.
 
-Today a domain's meaning is read from its name (``cpu:0:psys``, ``cpu:model``, a rank prefix ``rank1/``);
-when ``Measurement`` carries a declaration per domain (``energymeter.domains.Domain``: device class, scope,
-containment), these functions switch to reading it and nothing else in the analysis changes.
+A measurement's ``domains`` carry one ``energymeter.domains.Domain`` per domain (device class, scope,
+containment, kind); records of schemas 1 and 2 have theirs inferred from the names when read.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Mapping
 
-#: The reference workload (CPU matrix products) is read on the widest CPU figure there is: a counter's psys
-#: (the whole SoC) before its package, a counter before the CPU model.
-_REFERENCE_PREFERENCE = (":psys", ":package", "cpu:model")
-
-
-def is_cpu(domain: str) -> bool:
-    """Whether a domain measures a CPU (a counter's zone or the CPU model), with or without a rank prefix."""
-    return domain.split("/")[-1].startswith("cpu:")
+from energymeter.domains import CPU, SOC, Domain
+from energymeter.kinds import HARDWARE_COUNTER, MODEL
 
 
-def reference_domain(domains: Iterable[str]) -> str | None:
-    """The domain a run's reference workload is read on, chosen among ``domains`` (the reference window's):
-    a CPU counter's psys or package where one exists, else the modeled CPU; None where no CPU figure exists."""
-    cpu = sorted(d for d in domains if is_cpu(d))
-    for suffix in _REFERENCE_PREFERENCE:
-        chosen = [d for d in cpu if d.endswith(suffix)]
-        if chosen:
-            return chosen[0]
-    return None
+def reference_domain(domains: Mapping[str, Domain]) -> str | None:
+    """The domain a run's reference workload (CPU matrix products) is read on.
+
+    The widest CPU figure there is: among the hardware counters of device class cpu or soc, one that no
+    other contains, the one containing the most (a psys before its packages); a CPU model only where
+    no counter covers the CPU; None where there is no CPU figure. Ties go to the first name in order.
+
+    Args:
+        domains: Domain name to its declaration (``Measurement.domains``).
+    """
+    cpu = [d for d in domains.values() if d.device_class in (CPU, SOC)]
+    pool = [d for d in cpu if d.kind == HARDWARE_COUNTER] or [d for d in cpu if d.kind == MODEL]
+    if not pool:
+        return None
+    contained = {name for d in pool for name in d.contains}
+    widest = [d for d in pool if d.name not in contained] or pool
+    return min(widest, key=lambda d: (-len(d.contains), d.name)).name

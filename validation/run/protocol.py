@@ -94,7 +94,7 @@ def inference_window(model: Any, x: Any, meter: Any, min_window_s: float, device
     x = x.to(device)
     with torch.no_grad():
         model(x)  # warm-up outside the window
-        with peers(meter.provenance, country) as cross:
+        with peers(meter.domains, country) as cross:
             meter.begin_window("inference")
             reps = 0
             start = time.perf_counter()
