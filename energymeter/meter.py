@@ -14,20 +14,20 @@ The meter keeps its own work out of the joules it reports:
   options in the process (opened on first use, at most ``POOL_SIZE`` of them, closed at exit), so a
   ``with measure(...)`` block costs one window, not a meter. Background pollers share one scheduler
   thread (``energymeter.backends.base.Poller``): no thread is started per meter or per window.
-* What can be done once (option checks, each session's domain declarations) is done when the meter
-  opens; a window reads the sessions and builds one ``Measurement``.
+* What can be done once (option checks, domain declarations) is done when the meter opens. A meter of one
+  session that shares its lock (``EnergySession.lock``) and no counter is *lean*: each window edge takes
+  that one lock, reads integer microjoules (``read_fast_locked``) and the window's joules are their
+  difference, converted once.
 
-One protocol per kind of backend: an energy session (``EnergySession``) is read at both edges of every
-window and declares its domains (``energymeter.domains.Domain``); an operation counter
-(``Backend.kind == OPERATION_COUNTER``, a ``WindowCounter``) counts each window itself, after the closing
-energy readings. Two sessions that report one domain name are refused when the meter opens: one
-figure would otherwise replace the other.
+An energy session (``EnergySession``) is read at both edges of every window and declares its domains
+(``energymeter.domains.Domain``); an operation counter (``Backend.kind == OPERATION_COUNTER``, a
+``WindowCounter``) counts each window itself, after the closing energy readings. Two sessions that
+report one domain name are refused when the meter opens.
 """
 
 from __future__ import annotations
 
 import contextlib
-from operator import sub as _sub
 import sys
 import threading
 import time
@@ -37,32 +37,16 @@ from typing import Any, Hashable, Iterator, Mapping, Sequence
 from .backends.base import OPERATION_COUNTER, Backend, EnergySession, WindowCounter
 from .domains import Domain
 from .measurement import Measurement
-from .session_plans import SessionPlan, difference, failed_reading, merged_declarations, read_plan
+from .session_plans import SessionPlan, failed_reading, merged_declarations, read_plan
+from .window_parts import NOT_COUNTED, Window, cuda_sync, finish, finish_fused
 from .selection import MISSING_RAISE, MISSING_SKIP, _check_missing, _select  # noqa: F401 (re-exported)
 
 _Proxy = MappingProxyType
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _trusted = Measurement._trusted
-_NOT_COUNTED = object()  # a window the operation counter does not count (any token, None included, is valid)
 _new_window = object.__new__
 _wall, _monotonic = time.time, time.monotonic
-
-
-class _Window:
-    """One open window; every slot is set by ``Meter._begin`` (no ``__init__``: one call fewer per window)."""
-
-    __slots__ = ("start_mono_s", "start_wall_s", "readings", "count_token", "shadow_s")
-
-
-def _cuda_sync() -> None:
-    """Wait for queued CUDA work so it lands inside the window it belongs to."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return  # torch never imported: no CUDA work can be queued
-    cuda = torch.cuda
-    if cuda.is_initialized():  # cheap, and implies is_available()
-        for index in range(cuda.device_count()):
-            cuda.synchronize(index)
+_modules = sys.modules
 
 
 class Meter:
@@ -99,7 +83,7 @@ class Meter:
         self._plans: list[SessionPlan] = []
         self._counter: WindowCounter | None = None
         self._lock = threading.Lock()
-        self._windows: dict[Hashable, _Window | None] = {}
+        self._windows: dict[Hashable, Any] = {}  # name -> Window (a lean meter: its tuple, see begin_window)
         self._open = 0  # windows open now, named or not
         self._shadow_s = 0.0  # seconds of FLOP shadow passes so far (see the module docstring)
         self._closed = False
@@ -112,12 +96,14 @@ class Meter:
             self.close()
             raise
         self._single = self._plans[0] if len(self._plans) == 1 else None
-        #: One session that offers its lock and a read for a caller holding it: the meter shares that lock,
-        #: so each window edge takes one lock (its bookkeeping and the reading under it).
+        # One session sharing its lock and a read for a caller holding it: each window edge takes one lock.
         self._read_locked = None
         if self._single is not None and self._single.session.lock is not None:
-            self._read_locked = self._single.session.read_fast_locked
-            self._lock = self._single.session.lock
+            self._read_locked, self._lock = self._single.session.read_fast_locked, self._single.session.lock
+            self._window_warnings = self._single.session.window_warnings
+        self._lean = self._read_locked is not None and self._counter is None  # see the module docstring
+        if len(self._energy) == 1:  # its own methods: one call fewer at every first window and last close
+            self._activate, self._deactivate = self._energy[0].activate, self._energy[0].deactivate
         self._domains_proxy = MappingProxyType(declarations)
         self._provenance_proxy = MappingProxyType({n: d.provenance for n, d in declarations.items()})
 
@@ -149,17 +135,17 @@ class Meter:
         return dict(self._provenance_proxy)
 
     # -- the window path: _begin / _end; the named API and measure() sit on top ----------------
-    def _begin(self, name: Any, model: Any, register: bool = False) -> _Window:
+    def _begin(self, name: Any, model: Any, register: bool = False) -> Window:
         """Open a window: one lock, the opening readings, then the FLOP window (after the readings).
 
         With one session whose lock the meter shares (``fused``), the readings are taken under that one lock.
         """
-        window = _new_window(_Window)
+        window = _new_window(Window)
         window.start_mono_s = 0.0  # 0.0 until the opening readings are taken
-        window.count_token = _NOT_COUNTED  # the operation counter's token while it counts this window
+        window.count_token = NOT_COUNTED  # the operation counter's token while it counts this window
         fused = self._read_locked
         if fused is not None and self.sync:
-            _cuda_sync()  # outside the lock: it may wait long
+            cuda_sync()  # outside the lock: it may wait long
         with self._lock:
             if self._closed:
                 raise RuntimeError("this Meter is closed")
@@ -168,12 +154,13 @@ class Meter:
                     raise ValueError(f"window {name!r} is already open")
                 self._windows[name] = window  # start_mono_s 0.0 marks it as still opening
             if self._open == 0:
-                for session in self._energy:
-                    session.activate()
+                self._activate()
             self._open += 1
             window.shadow_s = self._shadow_s
             if fused is not None:
-                start_wall_s, start_mono_s = _wall(), _monotonic()
+                # Under the lock nobody sees the window until it is complete: the stores' order is free.
+                window.start_wall_s = _wall()
+                window.start_mono_s = _monotonic()
                 try:
                     window.readings = fused()
                 except Exception as exc:  # noqa: BLE001 - the session's domains fail for this window
@@ -181,16 +168,16 @@ class Meter:
                 except BaseException:
                     self._abandon_locked(name, register)
                     raise
-                window.start_wall_s = start_wall_s
-                window.start_mono_s = start_mono_s
+                if self._counter is None:
+                    return window
         try:
             if fused is None:
                 if self.sync:
-                    _cuda_sync()
+                    cuda_sync()
                 # The clock is read before the opening readings and after the closing ones, so the duration
                 # spans everything the energy figures span (reads of several sessions take time).
                 start_wall_s, start_mono_s = _wall(), _monotonic()
-                window.readings = [read_plan(p) for p in self._plans]
+                window.readings = [read_plan(p) for p in self._plans] if self._plans else []
                 window.start_wall_s = start_wall_s
                 window.start_mono_s = start_mono_s  # set last: non-zero marks the window open (see end_window)
             if self._counter is not None and (model is not None or not self._plans):
@@ -211,27 +198,38 @@ class Meter:
         """One window fewer; park background pollers once none is open (call with the lock held)."""
         self._open -= 1
         if self._open == 0:
-            for session in self._energy:
-                session.deactivate()
+            self._deactivate()
 
-    def _end(self, window: _Window, name: Any) -> Measurement:
-        """Close a window opened by ``_begin(register=False)``: the closing readings, then ``_finish``."""
+    def _activate(self) -> None:
+        """Start every session's background work (the first window opens; call with the lock held)."""
+        for session in self._energy:
+            session.activate()
+
+    def _deactivate(self) -> None:
+        """Park every session's background work (the last window closed; call with the lock held)."""
+        for session in self._energy:
+            session.deactivate()
+
+    def _end(self, window: Window, name: Any) -> Measurement:
+        """Close a window opened by ``_begin(register=False)``: the closing readings, then ``finish``."""
         fused = self._read_locked
-        if self.sync:
-            _cuda_sync()
+        if self.sync and "torch" in _modules:  # no torch imported: no CUDA work can be queued
+            cuda_sync()
         if fused is not None:
             with self._lock:
                 self._release_locked()  # first: an interrupt in the read below leaves the count right
                 end = self._fused_read(fused)
                 end_mono_s = _monotonic()
+            if self._counter is None:
+                return finish_fused(self, window, name, end, end_mono_s)
         else:
             try:
-                end = [read_plan(p) for p in self._plans]
+                end = [read_plan(p) for p in self._plans] if self._plans else []
                 end_mono_s = _monotonic()
             finally:
                 with self._lock:
                     self._release_locked()
-        return self._finish(window, name, end, end_mono_s)
+        return finish(self, window, name, end, end_mono_s)
 
     def _fused_read(self, fused: Any) -> Any:
         try:
@@ -239,63 +237,37 @@ class Meter:
         except Exception as exc:  # noqa: BLE001 - the session's domains fail for this window
             return failed_reading(self._single.domains, exc)  # type: ignore[union-attr]
 
-    def _finish(self, window: _Window, name: Any, end: Any, end_mono_s: float) -> Measurement:
-        """FLOPs (after the closing energy readings, so outside the joules), then one Measurement."""
-        duration_s = end_mono_s - window.start_mono_s
-        token = window.count_token
-        flop_result = self._counter.end(token) if token is not _NOT_COUNTED else None
-        warnings = self._base_warnings
-        single = self._single
-        if single is not None:  # the common case: one session, no merging
-            before = window.readings if self._read_locked is not None else window.readings[0]
-            if self._read_locked is None:
-                end = end[0]
-            if type(end) is tuple and type(before) is tuple and end[0] is before[0]:
-                # Two fast readings with one state: integer microjoules, converted once (see difference()).
-                energy_j = {d: uj / 1e6 for d, uj in zip(single.domains, map(_sub, end[1], before[1]))}
-                provenance, failed = single.provenance_proxy, None
-            else:
-                energy_j, provenance, failed = difference(single, before, end)
-            session_warnings = single.session.window_warnings(duration_s)
+    def _end_lean(self, name: str) -> Measurement:
+        """``end_window`` of a lean meter (see ``begin_window``): one lock, then the Measurement."""
+        if self.sync and "torch" in _modules:
+            cuda_sync()
+        with self._lock:
+            entry = self._windows.pop(name, None)
+            if entry is None:
+                raise KeyError(f"no open window named {name!r}")
+            self._open -= 1  # first: an interrupt in the read below leaves the count right
+            if self._open == 0:
+                self._deactivate()
+            try:
+                end = self._read_locked()  # type: ignore[misc]
+            except Exception as exc:  # noqa: BLE001 - the session's domains fail for this window
+                end = failed_reading(self._single.domains, exc)  # type: ignore[union-attr]
+            end_mono_s = _monotonic()
+        start_wall_s, start_mono_s, before = entry
+        if type(end) is tuple and type(before) is tuple and end[0] is before[0]:
+            duration_s = end_mono_s - start_mono_s
+            single = self._single
+            warnings = self._base_warnings
+            session_warnings = self._window_warnings(duration_s)
             if session_warnings:
                 warnings = (*warnings, *session_warnings)
-        elif not self._plans:
-            energy_j, provenance, failed = {}, _EMPTY, {}
-        else:
-            energy_j, provenance, failed = {}, {}, {}
-            extra: list[str] = []
-            for plan, before, after in zip(self._plans, window.readings, end):
-                e, p, f = difference(plan, before, after)
-                energy_j.update(e)
-                provenance.update(p)
-                failed.update(f)
-                extra += plan.session.window_warnings(duration_s)
-            warnings = (*warnings, *extra)
-            if not failed:
-                provenance = self._provenance_proxy
-        flops, uncounted = None, _EMPTY
-        if flop_result is not None:
-            flops, uncounted = flop_result.flops, flop_result.uncounted_ops
-            warnings = (*warnings, *flop_result.warnings)
-            if flop_result.shadow_s:
-                with self._lock:
-                    self._shadow_s += flop_result.shadow_s
-        elif self._counter is not None:
-            warnings = (*warnings, self._counter.not_counted_without_model)
-        if self._shadow_s != window.shadow_s and self._plans:
-            inside_s = self._shadow_s - window.shadow_s - (flop_result.shadow_s if flop_result is not None else 0.0)
-            if inside_s > 0:
-                warnings = (*warnings, f"this window's joules include {inside_s:.3f} s of FLOP counting (shadow "
-                            "passes of windows that ended inside it)")
-        if failed:
-            return Measurement(name=name, start_time_s=window.start_wall_s, duration_s=duration_s, energy_j=energy_j,
-                               flops=flops, uncounted_ops=uncounted, failed=failed, warnings=warnings,
-                               domains=self._domains_proxy)
-        # Every declared domain has its figure: what the checked constructor would verify was verified
-        # when the meter opened, and the mappings passed are read-only views nobody else changes.
-        return _trusted(name, duration_s, _Proxy(energy_j), self._domains_proxy, flops,
-                        uncounted if type(uncounted) is _Proxy else _Proxy(dict(uncounted)), warnings,
-                        window.start_wall_s, provenance)
+            # Two fast readings with one state: integer microjoules, converted once (see difference()).
+            return _trusted(name, duration_s, _Proxy(single.joules(end[1], before[1])),  # type: ignore[union-attr]
+                            self._domains_proxy, None, _EMPTY, warnings, start_wall_s, single.provenance_proxy)
+        window = _new_window(Window)
+        window.start_wall_s, window.start_mono_s, window.readings = entry
+        window.count_token, window.shadow_s = NOT_COUNTED, 0.0
+        return finish(self, window, name, end, end_mono_s)
 
     def begin_window(self, name: str, *, model: Any = None) -> None:
         """Open a window.
@@ -308,7 +280,30 @@ class Meter:
             ValueError: a window of that name is already open.
             RuntimeError: the meter is closed.
         """
-        self._begin(name, model, register=True)
+        if not self._lean:
+            self._begin(name, model, True)
+            return
+        # One session sharing its lock, no counter: the window is read and filed under one lock, whole,
+        # as (start wall time, start monotonic time, opening reading).
+        if self.sync and "torch" in _modules:  # no torch imported: no CUDA work can be queued
+            cuda_sync()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this Meter is closed")
+            if name in self._windows:
+                raise ValueError(f"window {name!r} is already open")
+            if self._open == 0:
+                self._activate()
+            self._open += 1
+            start_wall_s, start_mono_s = _wall(), _monotonic()
+            try:
+                reading = self._read_locked()  # type: ignore[misc]
+            except Exception as exc:  # noqa: BLE001 - the session's domains fail for this window
+                reading = failed_reading(self._single.domains, exc)  # type: ignore[union-attr]
+            except BaseException:
+                self._release_locked()
+                raise
+            self._windows[name] = (start_wall_s, start_mono_s, reading)
 
     def end_window(self, name: str) -> Measurement:
         """Close a window and return what it measured.
@@ -316,9 +311,11 @@ class Meter:
         Raises:
             KeyError: no open window has that name.
         """
+        if self._lean:
+            return self._end_lean(name)
         fused = self._read_locked
-        if self.sync:
-            _cuda_sync()
+        if self.sync and "torch" in _modules:  # no torch imported: no CUDA work can be queued
+            cuda_sync()
         with self._lock:
             # Claimed here, so two threads ending the same window cannot both read it.
             window = self._windows.pop(name, None)
@@ -326,14 +323,21 @@ class Meter:
                 if window is not None:  # still opening in another thread: put it back
                     self._windows[name] = window
                 raise KeyError(f"no open window named {name!r}")
-            self._release_locked()  # first: an interrupt in the read below leaves the count right
+            self._open -= 1  # first: an interrupt in the read below leaves the count right
+            if self._open == 0:
+                self._deactivate()
             if fused is not None:
-                end = self._fused_read(fused)
+                try:
+                    end = fused()
+                except Exception as exc:  # noqa: BLE001 - the session's domains fail for this window
+                    end = failed_reading(self._single.domains, exc)  # type: ignore[union-attr]
                 end_mono_s = _monotonic()
         if fused is None:
             end = [read_plan(p) for p in self._plans]
             end_mono_s = _monotonic()
-        return self._finish(window, name, end, end_mono_s)
+        elif self._counter is None:
+            return finish_fused(self, window, name, end, end_mono_s)
+        return finish(self, window, name, end, end_mono_s)
 
     @contextlib.contextmanager
     def window(self, name: str, *, model: Any = None) -> Iterator["WindowHandle"]:

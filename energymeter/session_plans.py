@@ -10,19 +10,20 @@ readings that span no fault.
 
 from __future__ import annotations
 
-from operator import add, sub
+from operator import add
 from types import MappingProxyType
 from typing import Any
 
 from .backends.base import Backend, EnergySession, Reading
 from .domains import Domain, infer_domains
 from .errors import DomainConflict
+from .unrolled import joules_between
 
 
 class SessionPlan:
     """What a window needs of one energy session, computed once when the meter opens."""
 
-    __slots__ = ("session", "backend", "declarations", "domains", "provenance", "provenance_proxy", "fast")
+    __slots__ = ("session", "backend", "declarations", "domains", "provenance", "provenance_proxy", "fast", "joules")
 
     def __init__(self, session: EnergySession, backend: Backend) -> None:
         self.session = session
@@ -33,6 +34,8 @@ class SessionPlan:
         self.domains = tuple(self.declarations)
         #: The session's fast read (``EnergySession.read_fast``), or None.
         self.fast = session.read_fast
+        #: ``joules(end_uj, begin_uj)``: the domains' joules from two fast readings' integer microjoules.
+        self.joules = joules_between(self.domains)
 
     def as_reading(self, raw: Any) -> Reading:
         """A fast read's ``(state, values_uj)`` as the ``Reading`` it stands for."""
@@ -106,11 +109,10 @@ def difference(plan: "SessionPlan", before: Any, after: Any) -> tuple[dict[str, 
             # Two fast readings: integer microjoules, converted once, unless a fault lies between them.
             state, a_uj = after
             if before[0] is state:  # no careful read between them: the offsets are the same
-                return dict(zip(plan.domains, [uj / 1e6 for uj in map(sub, a_uj, before[1])])), plan.provenance_proxy, {}
+                return plan.joules(a_uj, before[1]), plan.provenance_proxy, {}
             if before[0][0] is state[0]:  # careful reads, but no fault: totals are values + offsets
-                b_uj = map(add, before[1], before[0][2])
-                return dict(zip(plan.domains, [uj / 1e6 for uj in map(sub, map(add, a_uj, state[2]), b_uj)])), \
-                    plan.provenance_proxy, {}
+                b_uj = list(map(add, before[1], before[0][2]))
+                return plan.joules(list(map(add, a_uj, state[2])), b_uj), plan.provenance_proxy, {}
         before = plan.as_reading(before)
     if type(after) is tuple:
         after = plan.as_reading(after)

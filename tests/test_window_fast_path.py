@@ -16,6 +16,7 @@ from energymeter.backends import rapl_session
 from energymeter.backends.base import Poller, Reading
 from energymeter.backends.rapl import RaplBackend
 from energymeter.session_plans import SessionPlan, difference
+from test_meter_poller import wait_for
 
 RANGE_UJ = 4_294_967_295
 _REAL_LOCK = threading.Lock
@@ -157,15 +158,6 @@ def test_a_one_session_window_takes_one_lock_per_edge(powercap, clock, monkeypat
         assert CountingLock.count - before == 2
 
 
-def _wait_for(condition, timeout_s=5.0):
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.002)
-    return True
-
-
 def test_restarting_a_poller_before_its_poll_falls_due_takes_no_lock_and_it_still_polls(monkeypatch):
     calls = []
     poller = Poller(lambda: calls.append(1), 0.01, "toggled")
@@ -184,7 +176,7 @@ def test_restarting_a_poller_before_its_poll_falls_due_takes_no_lock_and_it_stil
         monkeypatch.setattr(Poller, "_cond", Refuse())
         poller.start()  # still scheduled: a flag, no lock
         monkeypatch.setattr(Poller, "_cond", real)
-        assert _wait_for(lambda: len(calls) >= 3)
+        assert wait_for(lambda: len(calls) >= 3)
     finally:
         poller.close()
 
@@ -203,9 +195,9 @@ def test_a_poller_toggled_from_many_windows_ends_polling_exactly_when_left_start
                 time.sleep(0.001)  # let polls fall due, so the scheduler drops and re-checks it
         poller.start()
         seen = len(calls)
-        assert _wait_for(lambda: len(calls) >= seen + 5)  # left started: it polls
+        assert wait_for(lambda: len(calls) >= seen + 5)  # left started: it polls
         poller.stop()
-        assert _wait_for(lambda: poller not in Poller._due)  # left stopped: dropped at its next due time
+        assert wait_for(lambda: poller not in Poller._due)  # left stopped: dropped at its next due time
         settled = len(calls)
         time.sleep(0.02)
         assert len(calls) <= settled + 1

@@ -138,9 +138,9 @@ class EnergySession(abc.ABC):
     def deactivate(self) -> None:
         """Called when the last window closes: stop any background poller."""
 
-    def window_warnings(self, duration_s: float) -> list[str]:
+    def window_warnings(self, duration_s: float) -> "list[str] | tuple[str, ...]":
         """Caveats for a window of ``duration_s`` seconds (e.g. shorter than a counter's update period)."""
-        return []
+        return ()
 
     def close(self) -> None:
         """Release hardware handles."""

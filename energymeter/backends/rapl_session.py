@@ -7,13 +7,13 @@ meter then takes ``read()``). The rules every step must pass are in ``energymete
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 from operator import add, sub
 from types import MappingProxyType
 from typing import Callable, Mapping
 
+from ..unrolled import bounded_reader
 from .base import EnergySession, Poller, Reading
 from .rapl_zones import Reader, Zone, declarations
 
@@ -29,25 +29,6 @@ _EMPTY: Mapping[str, str] = MappingProxyType({})
 _pread = os.pread
 #: What ``read_fast`` returns: ``(state, values_uj)``, or a ``Reading`` when a zone failed.
 FastReading = "tuple[tuple[Mapping[str, int], Mapping[str, str], tuple[int, ...]], list[int]] | Reading"
-
-
-@functools.lru_cache(maxsize=None)
-def _unrolled(n: int) -> tuple[Callable[[list[int]], list[int]], Callable[[list[int], list[int], list[int]], bool]]:
-    """For ``n`` zones: (read every counter as an int, check ``last <= value <= cap`` for every zone).
-
-    Written out zone by zone, as ``dataclasses`` and ``namedtuple`` write their methods: a loop, a
-    ``map`` or a comprehension costs about a third more per read than the calls and chained
-    comparisons themselves. The source is made of ``n`` alone, never of anything read.
-    """
-    zones = range(n)
-    names = "".join(f"f{i}, " for i in zones) or "_unused"
-    calls = ", ".join(f"int(pread(f{i}, 32, 0))" for i in zones)
-    read = f"def read(fds, pread=_pread, int=int):\n    ({names}) = fds or [None]\n    return [{calls}]\n"
-    checks = " and ".join(f"lo[{i}] <= v[{i}] <= hi[{i}]" for i in zones) or "True"
-    bounds = f"def within(v, lo, hi):\n    return {checks}\n"
-    namespace: dict = {"_pread": _pread}
-    exec(read + bounds, namespace)  # noqa: S102 - generated from n only
-    return namespace["read"], namespace["within"]
 
 
 class RaplSession(EnergySession):
@@ -84,8 +65,8 @@ class RaplSession(EnergySession):
         #: (epochs, fault reasons, offsets in uJ): a new tuple after every careful read (see ``read_fast``).
         self._state: tuple[Mapping[str, int], Mapping[str, str], tuple[int, ...]] = (_EMPTY, _EMPTY, ())
         self._epoch: dict[str, int] = {}
-        self._warnings = [f"{z.domain}: max_energy_range_uj unusable; a wrap inside this window would fail the domain"
-                          for z in zones if z.max_range_uj is None]
+        self._warnings = tuple(f"{z.domain}: max_energy_range_uj unusable; a wrap inside this window would fail the "
+                               "domain" for z in zones if z.max_range_uj is None)
         # Parallel lists, one entry per zone still read (a stuck zone is dropped from all of them).
         self._domains: list[str] = []
         self._paths: list[str] = []
@@ -119,7 +100,7 @@ class RaplSession(EnergySession):
             self._offset_uj.append(-_REBASE)
             self._cap_uj.append(-1)
             self._total_uj.append(0)
-        self._read_values, self._within_bounds = _unrolled(len(self._fds))
+        self._read_bounded = bounded_reader(len(self._fds))
         self._prev_start_s = clock()
         with self._lock:
             self._poll_locked()
@@ -128,6 +109,8 @@ class RaplSession(EnergySession):
                    if z.max_range_uj is not None and z.max_power_w is not None]
         self.poll_period_s = max(min(wraps_s) / POLLS_PER_WRAP, MIN_POLL_PERIOD_S) if wraps_s else 60.0
         self._poller = Poller(self.poll, self.poll_period_s, "energymeter-rapl-poller")
+        # The meter calls these at every first window and last close: the poller's own methods, one call fewer.
+        self.activate, self.deactivate = self._poller.start, self._poller.stop  # type: ignore[method-assign]
 
     def poll(self) -> None:
         """Read every counter once, folding any wrap into the totals."""
@@ -292,7 +275,7 @@ class RaplSession(EnergySession):
         start_s = self._clock()
         if self._reader is None:
             try:
-                values = self._read_values(self._fds)
+                values, plausible = self._read_bounded(self._fds, self._last_uj, self._cap_uj)
             except (OSError, ValueError):
                 return self._reading_locked(None, None)  # read again, zone by zone, and say which failed
         else:
@@ -301,7 +284,8 @@ class RaplSession(EnergySession):
                 values = list(map(int, raws))
             except (TypeError, ValueError):
                 return self._reading_locked(raws, start_s)
-        if not self._within_bounds(values, self._last_uj, self._cap_uj):
+            plausible = all(lo <= v <= hi for v, lo, hi in zip(values, self._last_uj, self._cap_uj))
+        if not plausible:
             faults = self._poll_locked(values, start_s)
             if faults is None and not self._stuck:
                 return self._state, self._last_uj
@@ -337,9 +321,9 @@ class RaplSession(EnergySession):
         """Stop the wrap poller."""
         self._poller.stop()
 
-    def window_warnings(self, duration_s: float) -> list[str]:
-        """Notes on zones whose wraps cannot be corrected."""
-        return list(self._warnings) if self._warnings else []
+    def window_warnings(self, duration_s: float) -> tuple[str, ...]:
+        """Notes on zones whose wraps cannot be corrected (one tuple, shared: it never changes)."""
+        return self._warnings
 
     def close(self) -> None:
         """End the poller thread and close the counters' descriptors."""

@@ -1,0 +1,117 @@
+"""The parts of a meter's window that are not the Meter: the open window's record, the CUDA sync, the result.
+
+``finish`` builds a window's ``Measurement`` from its readings on every path (several sessions, a
+failed domain, FLOP counting); the one-session meter's common window is finished in ``Meter`` itself.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Mapping
+
+from .measurement import Measurement
+from .session_plans import difference
+
+if TYPE_CHECKING:
+    from .meter import Meter
+
+_Proxy = MappingProxyType
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_trusted = Measurement._trusted
+NOT_COUNTED = object()  # a window the operation counter does not count (any token, None included, is valid)
+
+
+class Window:
+    """One open window; every slot is set by the meter as it opens (no ``__init__``: one call fewer per window)."""
+
+    __slots__ = ("start_mono_s", "start_wall_s", "readings", "count_token", "shadow_s")
+
+
+def cuda_sync() -> None:
+    """Wait for queued CUDA work so it lands inside the window it belongs to."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return  # torch never imported: no CUDA work can be queued
+    cuda = torch.cuda
+    if cuda.is_initialized():  # cheap, and implies is_available()
+        for index in range(cuda.device_count()):
+            cuda.synchronize(index)
+
+
+def finish(self: "Meter", window: Window, name: Any, end: Any, end_mono_s: float) -> Measurement:
+    """A window's Measurement from its closing readings: FLOPs (after the closing energy readings, so outside
+    the joules), the difference of each session's readings, the warnings. ``self`` is the meter."""
+    duration_s = end_mono_s - window.start_mono_s
+    token = window.count_token
+    flop_result = self._counter.end(token) if token is not NOT_COUNTED else None
+    warnings = self._base_warnings
+    single = self._single
+    if single is not None:  # the common case: one session, no merging
+        before = window.readings if self._read_locked is not None else window.readings[0]
+        if self._read_locked is None:
+            end = end[0]
+        if type(end) is tuple and type(before) is tuple and end[0] is before[0]:
+            # Two fast readings with one state: integer microjoules, converted once (see difference()).
+            energy_j = single.joules(end[1], before[1])
+            provenance, failed = single.provenance_proxy, None
+        else:
+            energy_j, provenance, failed = difference(single, before, end)
+        session_warnings = single.session.window_warnings(duration_s)
+        if session_warnings:
+            warnings = (*warnings, *session_warnings)
+    elif not self._plans:
+        energy_j, provenance, failed = {}, _EMPTY, {}
+    else:
+        energy_j, provenance, failed = {}, {}, {}
+        extra: list[str] = []
+        for plan, before, after in zip(self._plans, window.readings, end):
+            e, p, f = difference(plan, before, after)
+            energy_j.update(e)
+            provenance.update(p)
+            failed.update(f)
+            extra += plan.session.window_warnings(duration_s)
+        warnings = (*warnings, *extra)
+        if not failed:
+            provenance = self._provenance_proxy
+    flops, uncounted = None, _EMPTY
+    if flop_result is not None:
+        flops, uncounted = flop_result.flops, flop_result.uncounted_ops or _EMPTY
+        if flop_result.warnings:
+            warnings = (*warnings, *flop_result.warnings)
+        if flop_result.shadow_s:
+            with self._lock:
+                self._shadow_s += flop_result.shadow_s
+    elif self._counter is not None:
+        warnings = (*warnings, self._counter.not_counted_without_model)
+    if self._shadow_s != window.shadow_s and self._plans:
+        inside_s = self._shadow_s - window.shadow_s - (flop_result.shadow_s if flop_result is not None else 0.0)
+        if inside_s > 0:
+            warnings = (*warnings, f"this window's joules include {inside_s:.3f} s of FLOP counting (shadow "
+                        "passes of windows that ended inside it)")
+    if failed:
+        return Measurement(name=name, start_time_s=window.start_wall_s, duration_s=duration_s, energy_j=energy_j,
+                           flops=flops, uncounted_ops=uncounted, failed=failed, warnings=warnings,
+                           domains=self._domains_proxy)
+    # Every declared domain has its figure: what the checked constructor would verify was verified
+    # when the meter opened, and the mappings passed are read-only views nobody else changes.
+    return _trusted(name, duration_s, _Proxy(energy_j), self._domains_proxy, flops,
+                    uncounted if type(uncounted) is _Proxy else _Proxy(dict(uncounted)), warnings,
+                    window.start_wall_s, provenance)
+
+
+def finish_fused(self: "Meter", window: Window, name: Any, end: Any, end_mono_s: float) -> Measurement:
+    """``finish`` for a one-session meter without a counter: two fast readings with one state are turned into
+    joules straight from their integer microjoules; anything else goes the whole way."""
+    before = window.readings
+    if type(end) is not tuple or type(before) is not tuple or end[0] is not before[0]:
+        return finish(self, window, name, end, end_mono_s)
+    single = self._single
+    duration_s = end_mono_s - window.start_mono_s
+    warnings = self._base_warnings
+    session_warnings = single.session.window_warnings(duration_s)  # type: ignore[union-attr]
+    if session_warnings:
+        warnings = (*warnings, *session_warnings)
+    return _trusted(name, duration_s, _Proxy(single.joules(end[1], before[1])),  # type: ignore[union-attr]
+                    self._domains_proxy, None, _EMPTY, warnings, window.start_wall_s,
+                    single.provenance_proxy)  # type: ignore[union-attr]
