@@ -344,7 +344,7 @@ class Poller:
         A session calls it on each read and fails the domains that depended on the poller once.
         """
         if self.error is None:
-            return None  # the common case, without the scheduler's lock (a read before the error is set sees it next time)
+            return None  # the common case, without the scheduler's lock (a read before the error sees it next time)
         with Poller._cond:
             if self._error_taken:
                 return None

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from energymeter.measurement import Measurement, SchemaError
 
 from .record_parts import (EpochRecord, LoihiRecord, MachineLoad, RecordError, WindowRecord, _floats, _freeze,
-                           _opt_float, net_energy_j)
+                           _opt_float, net_energy_j, real, whole)
 from .spec import RunSpec, SpecError, check_lambda, run_key
 
 __all__ = ["READABLE_VERSIONS", "RECORD_SCHEMA_VERSION", "EpochRecord", "LoihiRecord", "MachineLoad", "RecordError",
@@ -149,25 +149,29 @@ class RunRecord:
 
 def _from_v2(d: Mapping[str, Any]) -> RunRecord:
     return RunRecord(
-        model=str(d["model"]), dataset=str(d["dataset"]), lam=float(d["lambda"]), seed=int(d["seed"]),
-        test_accuracy=float(d["test_accuracy"]), activation_energy=float(d["activation_energy"]),
+        model=str(d["model"]), dataset=str(d["dataset"]), lam=float(d["lambda"]),
+        seed=whole(d["seed"], "seed"),
+        test_accuracy=real(d["test_accuracy"], "test_accuracy"),
+        activation_energy=real(d["activation_energy"], "activation_energy"),
         inference=WindowRecord.from_dict(d["inference"]),
-        activation_energy_kind=str(d.get("activation_energy_kind", "l2/sum")), epochs=int(d.get("epochs", 0)),
+        activation_energy_kind=str(d.get("activation_energy_kind", "l2/sum")),
+        epochs=whole(d.get("epochs", 0), "epochs"),
         activation_energy_per_layer=_floats(d.get("activation_energy_per_layer")),
         activation_energy_by_kind=_floats(d.get("activation_energy_by_kind")),
-        activation_sparsity=float(d.get("activation_sparsity", 0.0)),
+        activation_sparsity=real(d.get("activation_sparsity", 0.0), "activation_sparsity"),
         history=tuple(EpochRecord.from_dict(h) for h in d.get("history", ())),
-        train_duration_s=float(d.get("train_duration_s", 0.0)),
+        train_duration_s=real(d.get("train_duration_s", 0.0), "train_duration_s"),
         train=None if d.get("train") is None else WindowRecord.from_dict(d["train"]),
         reference=None if d.get("reference") is None else WindowRecord.from_dict(d["reference"]),
         inference_flops_per_sample=_opt_float(d.get("inference_flops_per_sample")),
         train_flops_per_sample=_opt_float(d.get("train_flops_per_sample")),
-        uncounted_ops={str(k): int(v) for k, v in (d.get("uncounted_ops") or {}).items()},
+        uncounted_ops={str(k): whole(v, f"uncounted_ops.{k}") for k, v in (d.get("uncounted_ops") or {}).items()},
         loihi=None if d.get("loihi") is None else LoihiRecord.from_dict(d["loihi"]),
         cross_checks=dict(d.get("cross_checks") or {}),
         load=None if d.get("load") is None else MachineLoad.from_dict(d["load"]),
-        host=str(d.get("host", "")), run_index=None if d.get("run_index") is None else int(d["run_index"]),
-        finished_at=float(d.get("finished_at", 0.0)))
+        host=str(d.get("host", "")),
+        run_index=None if d.get("run_index") is None else whole(d["run_index"], "run_index"),
+        finished_at=real(d.get("finished_at", 0.0), "finished_at"))
 
 
 def _from_v1(d: Mapping[str, Any]) -> RunRecord:
@@ -176,18 +180,22 @@ def _from_v1(d: Mapping[str, Any]) -> RunRecord:
     inference = d["inference"]
     train = d.get("train") or {}
     return RunRecord(
-        model=str(d["model"]), dataset=str(d["dataset"]), lam=float(d["lambda"]), seed=int(d["seed"]),
-        test_accuracy=float(d["test_accuracy"]), activation_energy=float(d["activation_energy"]),
+        model=str(d["model"]), dataset=str(d["dataset"]), lam=float(d["lambda"]),
+        seed=whole(d["seed"], "seed"),
+        test_accuracy=real(d["test_accuracy"], "test_accuracy"),
+        activation_energy=real(d["activation_energy"], "activation_energy"),
         inference=WindowRecord(Measurement.from_dict(inference["measurement"]), idle,
-                               int(inference.get("repetitions", 1)), int(inference.get("samples_per_repetition", 0))),
-        activation_energy_kind="l2/sum", epochs=int(d.get("epochs", 0)),
-        activation_sparsity=float(d.get("activation_sparsity", 0.0)),
-        history=tuple(EpochRecord(int(h["epoch"]), float(h["loss"]), float(h["ce"]), float(h["energy"]),
-                                  float(h["accuracy"])) for h in d.get("history", ())),
-        train_duration_s=float(d.get("train_duration_s", 0.0)),
+                               whole(inference.get("repetitions", 1)),
+                               whole(inference.get("samples_per_repetition", 0))),
+        activation_energy_kind="l2/sum", epochs=whole(d.get("epochs", 0), "epochs"),
+        activation_sparsity=real(d.get("activation_sparsity", 0.0), "activation_sparsity"),
+        history=tuple(EpochRecord(whole(h["epoch"], "epoch"), real(h["loss"]), real(h["ce"]), real(h["energy"]),
+                                  real(h["accuracy"])) for h in d.get("history", ())),
+        train_duration_s=real(d.get("train_duration_s", 0.0), "train_duration_s"),
         train=None if not train.get("measurement") else WindowRecord(Measurement.from_dict(train["measurement"]), idle),
         inference_flops_per_sample=_opt_float(d.get("inference_flops_per_sample")),
         train_flops_per_sample=_opt_float(d.get("train_flops_per_sample")),
-        uncounted_ops={str(k): int(v) for k, v in (d.get("uncounted_ops") or {}).items()},
+        uncounted_ops={str(k): whole(v, f"uncounted_ops.{k}") for k, v in (d.get("uncounted_ops") or {}).items()},
         loihi=None if d.get("loihi") is None else LoihiRecord.from_dict(d["loihi"]),
-        cross_checks=dict(inference.get("cross_checks") or {}), finished_at=float(d.get("finished_at", 0.0)))
+        cross_checks=dict(inference.get("cross_checks") or {}),
+        finished_at=real(d.get("finished_at", 0.0), "finished_at"))

@@ -6,6 +6,7 @@ only code that knows a whole results line.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -98,7 +99,8 @@ class WindowRecord:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "WindowRecord":
         return cls(Measurement.from_dict(data["measurement"]), _floats(data.get("idle_power_w")),
-                   int(data.get("workloads", 1)), int(data.get("samples_per_workload", 0)))
+                   whole(data.get("workloads", 1), "workloads"),
+                   whole(data.get("samples_per_workload", 0), "samples_per_workload"))
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,8 @@ class EpochRecord:
         def either(name: str) -> Any:
             return data.get(f"cumulative_{name}", data.get(name))
 
-        return cls(int(data["epoch"]), float(data["loss"]), float(data["ce"]), float(data["activation_energy"]),
+        return cls(whole(data["epoch"], "epoch"), real(data["loss"], "loss"), real(data["ce"], "ce"),
+                   real(data["activation_energy"], "activation_energy"),
                    float(data["train_accuracy"]), _opt_float(data.get("test_accuracy")),
                    _opt_float(either("duration_s")), _floats(either("energy_j")), _opt_float(either("flops")))
 
@@ -186,7 +189,8 @@ class LoihiRecord:
     def from_dict(cls, data: Mapping[str, Any]) -> "LoihiRecord":
         if "error" in data and len(data) <= 2:
             return cls(error=str(data["error"]))
-        return cls(int(data.get("timesteps", 0)), int(data.get("samples", 0)), _opt_float(data.get("accuracy")),
+        return cls(whole(data.get("timesteps", 0), "timesteps"), whole(data.get("samples", 0), "samples"),
+                   _opt_float(data.get("accuracy")),
                    _opt_float(data.get("source_accuracy")), _opt_float(data.get("spikes_per_sample")),
                    _opt_float(data.get("synops_per_sample")), _opt_float(data.get("dense_synops_per_sample")),
                    _opt_float(data.get("activation_sparsity")), _floats(data.get("energy_j_per_sample")),
@@ -224,14 +228,39 @@ class MachineLoad:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "MachineLoad":
         return cls(_opt_float(data.get("load_avg_1m")), _opt_float(data.get("other_cpu_share")),
-                   _opt_float(data.get("cpu_freq_mhz")), int(data.get("logical_cpus", 1)), int(data.get("samples", 0)))
+                   _opt_float(data.get("cpu_freq_mhz")), whole(data.get("logical_cpus", 1), "logical_cpus"),
+                   whole(data.get("samples", 0), "samples"))
+
+
+def whole(value: Any, field: str = "a count") -> int:
+    """An integer field: an int, or a float with no fraction (``1.0``); never ``1.5``, a bool or a string.
+
+    Raises:
+        ValueError: anything else (the message names the field).
+    """
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():
+        return int(value)
+    raise ValueError(f"{field}: {value!r:.40} is not a whole number")
+
+
+def real(value: Any, field: str = "a figure") -> float:
+    """A number field: a finite int or float; never a bool, a string or NaN.
+
+    Raises:
+        ValueError: anything else (the message names the field).
+    """
+    if type(value) in (int, float) and math.isfinite(value):
+        return float(value)
+    raise ValueError(f"{field}: {value!r:.40} is not a finite number")
 
 
 def _floats(value: Any) -> dict[str, float]:
-    return {str(k): float(v) for k, v in (value or {}).items()}
+    return {str(k): real(v, str(k)) for k, v in (value or {}).items()}
 
 
 def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
+    return None if value is None else real(value)
 
 

@@ -4,7 +4,9 @@
   before its record is written leaves nothing, and a kill during the write leaves at most half a line,
   which the reader reports and skips. A line missing only its newline is still a whole record; the next
   append starts a fresh line, so nothing is recorded twice.
-* On reading, a line that is not a record is reported by line number and skipped, never silently dropped.
+* On reading, a line that is not a record is reported by line number and skipped, never silently dropped:
+  each line is parsed within limits (``records.json_line``) and any failure of one line, of any kind, is
+  that line's problem alone.
 * Nothing is written through a symbolic link: files are opened with ``O_NOFOLLOW`` or written beside
   their target under a unique name and renamed over it, so a link planted in the directory is replaced,
   never followed. A failed write (disk full) leaves the previous file intact and raises ``StoreError``.
@@ -24,6 +26,7 @@ from typing import Any, Iterable, Iterator
 
 from energymeter.errors import EnergymeterError
 
+from .json_line import parse_line
 from .record import RecordError, RunRecord
 
 RESULTS_FILE = "results.jsonl"
@@ -103,15 +106,12 @@ def read_records(directory: Path) -> tuple[list[RunRecord], list[Problem]]:
             if not line.strip():
                 continue
             try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                tail = "; the run was interrupted while writing it" if not line.endswith("\n") else ""
-                problems.append(Problem(number, f"not valid JSON ({exc.msg} at column {exc.colno}){tail}"))
-                continue
-            try:
-                record = RunRecord.from_dict(data)
+                record = RunRecord.from_dict(parse_line(line))
             except RecordError as exc:
                 problems.append(Problem(number, str(exc)))
+                continue
+            except Exception as exc:  # noqa: BLE001 - whatever one line holds, it fails that line alone
+                problems.append(Problem(number, f"unreadable run record ({type(exc).__name__}: {exc})"[:500]))
                 continue
             if record.key in seen:
                 problems.append(Problem(number, f"a second record of run {record.key} (the first is kept)"))
