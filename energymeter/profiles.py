@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
+from . import strict_json
 from .errors import ProfileError
+from .strict_json import StrictJSONError
 
 PROFILE_PACKAGE = "energymeter.hardware_profiles"
 
@@ -47,9 +48,9 @@ def load_profile(name_or_path: str | Path, kind: str) -> dict[str, Any]:
         except (OSError, ModuleNotFoundError) as exc:
             raise ProfileError(f"no {label}; bundled: {', '.join(bundled_profiles())}") from exc
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ProfileError(f"{label} is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+        data = strict_json.loads(text)
+    except StrictJSONError as exc:
+        raise ProfileError(f"{label}: {exc}") from None
     if not isinstance(data, dict):
         raise ProfileError(f"{label} must be a JSON object")
     if data.get("kind") != kind:
@@ -68,13 +69,30 @@ def bundled_profiles() -> list[str]:
     return sorted(p.name[:-5] for p in resources.files(PROFILE_PACKAGE).iterdir() if p.name.endswith(".json"))
 
 
+#: Physical upper bounds of a profile's figures: a value beyond one is a typo or a hostile file, and a
+#: ceiling of 1e308 W would turn off every plausibility check it feeds. Generous on purpose: the largest
+#: server CPU packages draw about 500 W, a whole 8-GPU board under 15 kW; a counter updates within 1 s.
+BOUNDS = {"tdp_w": 5_000.0, "threads": 1_000_000.0, "max_power_w": 100_000.0, "step_allowance_s": 10.0,
+          "energy_pj": 1e9}
+
+
 def _positive(entry: dict[str, Any], key: str, label: str) -> float:
     value = entry.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value != value:
-        raise ProfileError(f"{label}: {key!r} must be a positive number, got {value!r}")
-    if value == float("inf"):
-        raise ProfileError(f"{label}: {key!r} must be finite, got {value!r}")
-    return float(value)
+        raise ProfileError(f"{label}: {key!r} must be a positive number, got {value!r:.40}")
+    return within_bounds(float(value), key, label)
+
+
+def within_bounds(value: float, key: str, label: str) -> float:
+    """``value`` when it lies within the physical bound of ``key`` (``BOUNDS``).
+
+    Raises:
+        ProfileError: above the bound (the message names the file, the field and the bound).
+    """
+    bound = BOUNDS.get(key.split(".")[0])
+    if bound is not None and not value <= bound:
+        raise ProfileError(f"{label}: {key!r} of {value:g} is above its physical bound of {bound:g}")
+    return value
 
 
 # -- CPU TDPs ---------------------------------------------------------------------------------------
@@ -218,7 +236,8 @@ def power_limits(profile: str | Path = "power-limits") -> PowerLimits:
         raise ProfileError("power-limits profile: needs 'step_allowance_s' with 'value' and 'source'")
     value = allowance.get("value")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
-        raise ProfileError(f"power-limits profile: step_allowance_s 'value' must be a number >= 0, got {value!r}")
+        raise ProfileError(f"power-limits profile: step_allowance_s 'value' must be a number >= 0, got {value!r:.40}")
+    within_bounds(float(value), "step_allowance_s", "power-limits profile")
     sources["step_allowance_s"] = str(allowance["source"])
     domains = data.get("domains")
     if not isinstance(domains, dict):

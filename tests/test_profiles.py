@@ -96,7 +96,7 @@ def test_bundled_power_limits_give_every_rapl_and_gpu_kind_a_ceiling_with_its_so
 
 @pytest.mark.parametrize("mutate, needle", [
     (lambda d: d["domains"]["package"].update(max_power_w=0), "must be a positive number"),
-    (lambda d: d["domains"]["dram"].update(max_power_w=float("nan")), "must be a positive number"),
+    (lambda d: d["domains"]["dram"].update(max_power_w=float("nan")), "domains.dram.max_power_w: NaN is not a finite"),
     (lambda d: d["domains"]["gpu"].pop("source"), "needs 'max_power_w' and 'source'"),
     (lambda d: d["step_allowance_s"].update(value=-1), "step_allowance_s"),
     (lambda d: d.pop("default"), "needs a 'default' entry"),
@@ -107,3 +107,103 @@ def test_a_malformed_power_limits_profile_is_a_clear_error(tmp_path, mutate, nee
     mutate(data)
     with pytest.raises(ProfileError, match=needle):
         power_limits(write(tmp_path, data))
+
+
+# -- hostile profile files (issue 20 part 6): one ProfileError naming the file and field, nothing else -----
+
+def _write_power_limits(tmp_path, text):
+    path = tmp_path / "limits.json"
+    path.write_text(text)
+    return path
+
+
+def _power_limits_text(**replace):
+    import json
+    from importlib import resources
+
+    data = json.loads(resources.files("energymeter.hardware_profiles").joinpath("power-limits.json").read_text())
+    text = json.dumps(data)
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    return text
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("[" * 5000 + "]" * 5000, "nested deeper than"),
+    ('{"kind": "power-limits", "deep": ' + "[" * 40 + "]" * 40 + "}", "deep.*nested deeper than 32 levels"),
+    ('{"kind": "power-limits", "schema_version": ' + "9" * 400 + "}", "schema_version: an integer of 400 digits"),
+    ('{"kind": "power-limits", "x": 1e400}', "x: 1e400 is outside a float's range"),
+    ('{"kind": "power-limits", "x": NaN}', "x: NaN is not a finite number"),
+])
+def test_a_hostile_profile_is_one_profile_error_naming_the_place(tmp_path, text, needle):
+    from energymeter.profiles import power_limits
+
+    with pytest.raises(ProfileError, match=needle):
+        power_limits(_write_power_limits(tmp_path, text))
+
+
+def test_an_absurd_ceiling_or_allowance_is_refused_with_its_bound(tmp_path):
+    import json
+
+    from energymeter.profiles import power_limits
+
+    data = json.loads(_power_limits_text())
+    data["step_allowance_s"]["value"] = 1e308
+    with pytest.raises(ProfileError, match="step_allowance_s' of 1e\\+308 is above its physical bound of 10"):
+        power_limits(_write_power_limits(tmp_path, json.dumps(data)))
+    data = json.loads(_power_limits_text())
+    data["default"]["max_power_w"] = 1e308
+    with pytest.raises(ProfileError, match="max_power_w' of 1e\\+308 is above its physical bound"):
+        power_limits(_write_power_limits(tmp_path, json.dumps(data)))
+
+
+def test_an_absurd_tdp_and_a_nan_loihi_cost_are_refused(tmp_path):
+    import json
+    from importlib import resources
+
+    from energymeter.loihi.profile import load_loihi_profile
+    from energymeter.profiles import cpu_power
+
+    cpu = json.loads(resources.files("energymeter.hardware_profiles").joinpath("cpu.json").read_text())
+    cpu["default"]["tdp_w"] = 1e308
+    path = tmp_path / "cpu.json"
+    path.write_text(json.dumps(cpu))
+    with pytest.raises(ProfileError, match="tdp_w' of 1e\\+308 is above its physical bound of 5000"):
+        cpu_power("Unknown CPU", 4, path)
+    loihi_text = resources.files("energymeter.hardware_profiles").joinpath("loihi1.json").read_text()
+    key = next(iter(json.loads(loihi_text)["energy_pj"]))
+    data = json.loads(loihi_text)
+    path = tmp_path / "loihi.json"
+    path.write_text(json.dumps(data).replace(f'"{key}": {json.dumps(data["energy_pj"][key])}', f'"{key}": NaN'))
+    with pytest.raises(ProfileError, match=f"energy_pj.{key}: NaN is not a finite number"):
+        load_loihi_profile(path)
+    data["energy_pj"][key] = 1e12
+    path.write_text(json.dumps(data))
+    with pytest.raises(ProfileError, match="above its physical bound"):
+        load_loihi_profile(path)
+
+
+def test_any_power_limits_text_gives_limits_or_one_profile_error(tmp_path_factory):
+    hypothesis = pytest.importorskip("hypothesis")
+    import os
+    import string
+
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    from energymeter.profiles import PowerLimits, power_limits
+
+    base = _power_limits_text()
+    examples = int(os.environ.get("ENERGYMETER_FUZZ_EXAMPLES", "200"))
+
+    @settings(max_examples=examples, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.integers(0, len(base)), st.integers(0, 30), st.text(alphabet=string.printable, max_size=60))
+    def check(start, width, insert):
+        directory = tmp_path_factory.mktemp("profile-fuzz")
+        path = _write_power_limits(directory, base[:start] + insert + base[start + width:])
+        try:
+            assert isinstance(power_limits(path), PowerLimits)
+        except ProfileError as exc:
+            assert str(exc)
+
+    assert hypothesis
+    check()

@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from ..errors import ProfileError
-from ..profiles import load_profile
+from ..profiles import load_profile, within_bounds
 
 #: Costs every Loihi profile must give (pJ).
 REQUIRED = ("synaptic_op", "neuron_update_active", "neuron_update_inactive")
@@ -52,7 +52,8 @@ def load_loihi_profile(name_or_path: str | Path = "loihi1") -> LoihiProfile:
     if unknown:
         raise ProfileError(f"{label}: unknown cost(s) {', '.join(unknown)}; known: {', '.join(REQUIRED + OPTIONAL)}")
     for key, value in costs.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ProfileError(f"{label}: energy_pj.{key} must be a non-negative number of pJ, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ProfileError(f"{label}: energy_pj.{key} must be a non-negative number of pJ, got {value!r:.40}")
+        within_bounds(float(value), f"energy_pj.{key}", label)
     return LoihiProfile(str(data.get("name", name_or_path)), data["source"],
                         MappingProxyType({k: float(v) for k, v in costs.items()}))
