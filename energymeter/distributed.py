@@ -73,6 +73,7 @@ torch is imported inside ``aggregate()`` only; importing this module loads neith
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from collections import Counter, defaultdict
@@ -172,6 +173,10 @@ def merge(windows: Sequence[tuple[str, Measurement]], ranks: Sequence[int] | Non
             inside = tuple(named.get(c, f"{host}/{c}") for c in declaration.contains)
             declared[named[domain]].append(declaration.renamed(named[domain], inside))
         for domain, joules in window.energy_j.items():
+            if not (isinstance(joules, (int, float)) and math.isfinite(joules) and joules >= 0):
+                # Never a figure: fail the domain on every rank, saying which rank read what.
+                failures[named[domain]].append(f"rank {rank}: read {joules!r} J, not a finite non-negative figure")
+                continue
             readings[named[domain]].append((rank, joules, window.domains[domain].provenance))
         for domain, reason in window.failed.items():
             failures[named[domain]].append(f"rank {rank}: {reason}")
@@ -207,17 +212,24 @@ def merge(windows: Sequence[tuple[str, Measurement]], ranks: Sequence[int] | Non
             uncounted[op] += calls
     warnings = [f"rank {rank}: {text}" for rank, window in zip(ranks, measurements) for text in window.warnings]
     names = list(dict.fromkeys(w.name for w in measurements))
-    return Measurement(
-        name="|".join(names),
-        duration_s=max(w.duration_s for w in measurements),
-        energy_j=energy_j,
-        flops=flops,
-        uncounted_ops=dict(uncounted),
-        failed=failed,
-        warnings=tuple(warnings + list(dict.fromkeys(notes))),
-        start_time_s=min(w.start_time_s for w in measurements),
-        domains=domains,
-    )
+
+    def build() -> Measurement:
+        return Measurement(name="|".join(names), duration_s=max(w.duration_s for w in measurements),
+                           energy_j=energy_j, flops=flops, uncounted_ops=dict(uncounted), failed=failed,
+                           warnings=tuple(warnings + list(dict.fromkeys(notes))),
+                           start_time_s=min(w.start_time_s for w in measurements), domains=domains)
+    merged = build()
+    while True:  # each pass fails one domain, so it ends
+        try:
+            merged.total_energy_j
+            return merged
+        except OverflowError:
+            # A total beyond a float: its largest figure fails with the reason (the first name of a tie), and
+            # the total is taken again; the call and every other figure stand.
+            key = max(merged.total_domains, key=lambda d: (energy_j[d], [-ord(c) for c in d]))
+            failed[key] = f"{energy_j.pop(key):.6g} J: with the other hosts' figures the total would overflow a float"
+            failed = dict(sorted(failed.items()))
+            merged = build()
 
 
 def _aggregate_domain(host: str, rank: int, declaration: Domain, shared_id: bool) -> tuple[str, str | None]:

@@ -99,6 +99,28 @@ def test_modeled_cpu_sums_over_ranks_only_on_hosts_without_a_cpu_counter():
     assert total.total_provenance == "modeled"
 
 
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -5.0])
+@pytest.mark.parametrize("bad_rank", [0, 1])
+def test_a_non_finite_or_negative_reading_on_any_rank_fails_the_domain_on_every_rank(bad, bad_rank):
+    good = window({"cpu:0:package": 10.0, "cpu:0:dram": 2.0})
+    hostile = window({"cpu:0:package": 10.0, "cpu:0:dram": 2.0})
+    object.__setattr__(hostile, "energy_j", {"cpu:0:package": bad, "cpu:0:dram": 2.0})  # as a broken rank sends it
+    pair = [good, hostile] if bad_rank == 1 else [hostile, good]
+    total = merge([("h1", pair[0]), ("h1", pair[1])])
+    assert "h1/cpu:0:package" not in total.energy_j
+    assert total.failed["h1/cpu:0:package"] == f"rank {bad_rank}: read {bad!r} J, not a finite non-negative figure"
+    assert total.energy_j == {"h1/cpu:0:dram": 2.0} and total.total_energy_j == 2.0 and not total.total_complete
+
+
+def test_a_total_that_would_overflow_fails_its_domains_instead_of_the_call():
+    a, b = window({"cpu:0:package": 1e308}), window({"cpu:0:package": 1e308})
+    c = window({"gpu:0": 3.0}, devices={"gpu:0": "GPU-1"})
+    total = merge([("h1", a), ("h2", b), ("h3", c)])
+    assert "total would overflow a float" in total.failed["h1/cpu:0:package"]
+    assert total.energy_j == {"h2/cpu:0:package": 1e308, "h3/gpu:GPU-1": 3.0}
+    assert total.total_energy_j == 1e308 + 3.0 and not total.total_complete
+
+
 def test_a_domain_failed_on_one_rank_fails_in_the_aggregate_with_that_ranks_reason():
     ok = window({"gpu:0": 100.0, "cpu:0:package": 50.0}, devices={"gpu:0": "GPU-x"})
     lost = window({"cpu:0:package": 50.0}, failed={"gpu:1": "NVML: GPU is lost"}, devices={"gpu:1": "GPU-x"})
