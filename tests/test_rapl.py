@@ -134,6 +134,7 @@ def test_permission_denied_makes_the_backend_unavailable_with_the_fix(powercap):
     status = RaplBackend(powercap_root=powercap.root, reader=reader).probe()
     assert not status.available
     assert "permission denied on" in status.reason and "energy_uj" in status.reason
+    assert "no RAPL counter can be read" in status.reason
     assert "udev" in status.reason and "root" in status.reason
 
 
@@ -377,3 +378,48 @@ def test_wraps_counted_by_the_poller_stay_exact_over_many_random_steps(powercap,
     reading = session.read()
     assert reading.failed == {}
     assert reading.energy_j["cpu:0:package"] - begin == pytest.approx(true_uj / 1e6, abs=1e-6)
+
+
+@pytest.mark.parametrize("planted", ["fifo", "device"])
+def test_a_fifo_or_device_planted_as_a_counter_is_refused_instead_of_hanging(powercap, planted):
+    import threading
+
+    from energymeter import Meter
+
+    powercap.add_package(0, dram=True)
+    counter = powercap.root / "intel-rapl:0:0" / "energy_uj"
+    counter.unlink()
+    if planted == "fifo":
+        os.mkfifo(counter)  # open() of a FIFO without a writer blocks for ever
+    else:
+        counter.symlink_to("/dev/zero")  # a device: reading it never ends
+    outcome = {}
+
+    def open_meter():
+        with Meter(["rapl"], powercap_root=powercap.root, sync=False) as meter:
+            outcome["domains"] = dict(meter.domains)
+
+    thread = threading.Thread(target=open_meter, daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "Meter() hung on the planted file"
+    assert outcome["domains"].keys() == {"cpu:0:package"}  # the readable zone measures
+    status = RaplBackend(powercap_root=powercap.root).probe()
+    assert status.available and status.domains == ("cpu:0:package",)
+    assert "cpu:0:dram: cannot read" in status.reason and "not a sysfs attribute" in status.reason
+    assert status.reason.endswith("zone left out")
+    assert ("FIFO" if planted == "fifo" else "device") in status.reason
+
+
+def test_one_unreadable_zone_is_left_out_with_its_reason_and_the_others_measure(powercap, clock):
+    powercap.add_package(0, dram=True)
+
+    def reader(path):
+        if path.endswith("intel-rapl:0:0/energy_uj"):
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        with open(path) as handle:
+            return handle.read()
+
+    status = RaplBackend(powercap_root=powercap.root, reader=reader, clock=clock).probe()
+    assert status.available and status.domains == ("cpu:0:package",)
+    assert "cpu:0:dram: permission denied on" in status.reason and "zone left out" in status.reason

@@ -104,16 +104,24 @@ class RaplBackend(Backend):
             return BackendStatus(self.name, False, f"cannot read powercap tree {self.root}: {exc}", (), MEASURED)
         if not zones:
             return BackendStatus(self.name, False, f"no RAPL zones under {self.root}", (), MEASURED)
+        # A zone whose counter cannot be read is left out with its reason; the readable ones measure.
+        readable, unreadable, denied = [], [], False
         for zone in zones:
             path = os.path.join(zone.path, "energy_uj")
             try:
                 int(self.reader(path).strip())
+                readable.append(zone)
             except PermissionError:
-                return BackendStatus(self.name, False, f"permission denied on {path}: {PERMISSION_FIX}",
-                                     tuple(z.domain for z in zones), MEASURED)
+                denied = True
+                unreadable.append(f"{zone.domain}: permission denied on {path}")
             except (OSError, ValueError) as exc:
-                return BackendStatus(self.name, False, f"cannot read {path}: {exc}",
-                                     tuple(z.domain for z in zones), MEASURED)
+                unreadable.append(f"{zone.domain}: cannot read {path}: {exc}")
+        if not readable:
+            fix = f": {PERMISSION_FIX}" if denied else ""
+            return BackendStatus(self.name, False, "no RAPL counter can be read (" + "; ".join(unreadable) + ")" + fix,
+                                 tuple(z.domain for z in zones), MEASURED)
+        notes = [*notes, *(f"{text}; zone left out" for text in unreadable)]
+        zones = readable
         zones = [replace(z, max_power_w=self.max_power_w or self.limits.for_kind(z.kind)) for z in zones]
         usable = []
         for zone in zones:

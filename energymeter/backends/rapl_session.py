@@ -15,7 +15,7 @@ from typing import Callable, Mapping
 
 from ..unrolled import bounded_reader
 from .base import EnergySession, Poller, Reading
-from .rapl_zones import Reader, Zone, declarations
+from .rapl_zones import Reader, Zone, declarations, open_attribute
 
 #: Reads per wrap period at the zone's power ceiling: 4 leaves margin for a late poll.
 POLLS_PER_WRAP = 4
@@ -85,7 +85,7 @@ class RaplSession(EnergySession):
             fd = -1
             if reader is None:
                 try:
-                    fd = os.open(path, os.O_RDONLY)
+                    fd = open_attribute(path)
                 except OSError as exc:
                     self._stick(zone.domain, f"cannot open {path}: {exc}")
                     continue

@@ -7,8 +7,10 @@ are the package's dram, core or uncore.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 from dataclasses import dataclass
 from typing import Callable
 
@@ -29,9 +31,38 @@ Reader = Callable[[str], str]
 
 
 
+#: Longest sysfs attribute read (bytes): a counter or a name is a few dozen.
+MAX_ATTRIBUTE_BYTES = 4096
+
+
+def open_attribute(path: str) -> int:
+    """A descriptor on a sysfs attribute, opened without blocking and checked to be a regular file.
+
+    A FIFO planted in the tree would block ``open`` forever, and a character device (``/dev/zero``)
+    would be read without end: both are refused.
+
+    Raises:
+        OSError: it cannot be opened, or it is not a regular file (the message says what it is).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            what = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else \
+                "not a regular file"
+            raise OSError(errno.EINVAL, f"{what}, not a sysfs attribute", path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _read_file(path: str) -> str:
-    with open(path, encoding="ascii") as handle:
-        return handle.read()
+    fd = open_attribute(path)
+    try:
+        return os.pread(fd, MAX_ATTRIBUTE_BYTES, 0).decode("ascii")
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
