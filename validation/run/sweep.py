@@ -121,4 +121,7 @@ def _run_locked(config: SweepConfig, out: Path, resume: bool, quiet: bool,
     except KeyboardInterrupt:
         outcome.interrupted = True
         progress.interrupted()
+        # An interrupt may land between a record's write and its count: what is on disk decides.
+        finished = {r.key for r in store.read_records(out)[0]}
+        outcome.ran = sum(1 for _, spec in pending if spec.key in finished)
     return outcome
