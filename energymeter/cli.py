@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Sequence
 
-from .cliargs import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from .cliargs import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
 from .errors import EnergymeterError
 
 #: subcommand -> ("module:configure", one-line help). ``configure(parser)`` adds the arguments and
@@ -81,6 +82,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("energymeter: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (``energymeter devices | head``): nothing more to say to it. Point stdout at
+        # /dev/null so the interpreter's last flush does not complain either.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def _measure(args: argparse.Namespace) -> int:
         if kind in (registry.OPERATION_COUNTER, registry.SIMULATOR):
             raise UsageError(f"energymeter measure: the {name} backend ({kind}) counts work inside this process; "
                              "it cannot count another command's")
-    if args.output:
+    if args.output is not None:
         _check_output(args.output)
     meter = Meter(args.backend or registry.energy_names())
     try:

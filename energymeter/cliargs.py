@@ -19,19 +19,34 @@ class UsageError(EnergymeterError):
     """Bad input from the user: reported as one line, exit status 2."""
 
 
-def _int_at_least(text: str, low: int) -> int:
+#: The largest count any flag takes (steps, epochs, seeds, samples): beyond it a run would never end.
+MAX_COUNT = 10**9
+#: Seeds go to numpy and torch, whose seeds are unsigned 32-bit at the narrowest.
+MAX_SEED = 2**32 - 1
+
+
+def _int_within(text: str, low: int, high: int) -> int:
+    if len(text) > 40:  # Python refuses int() of over 4,300 digits with a traceback-worthy message
+        raise argparse.ArgumentTypeError(f"not an integer of at most 40 digits: {text[:20]!r}...")
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < low:
         raise argparse.ArgumentTypeError(f"must be at least {low}: {text!r}")
+    if value > high:
+        raise argparse.ArgumentTypeError(f"must be at most {high:,}: {text!r}")
     return value
 
 
 def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1."""
-    return _int_at_least(text, 1)
+    """argparse type: an integer from 1 to ``MAX_COUNT``."""
+    return _int_within(text, 1, MAX_COUNT)
+
+
+def seed(text: str) -> int:
+    """argparse type: a seed, an integer from 0 to ``MAX_SEED``."""
+    return _int_within(text, 0, MAX_SEED)
 
 
 def finite(text: str) -> float:

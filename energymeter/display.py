@@ -52,5 +52,8 @@ def format_statuses(statuses: Iterable[BackendStatus]) -> str:
     for s in statuses:
         domains = f" [{', '.join(s.domains)}]" if s.domains else ""
         provenance = f" {s.provenance}" if s.provenance else ""
-        lines.append(f"{s.name:<10} {'available' if s.available else 'unavailable':<11}{provenance}{domains}: {s.reason}")
+        if s.available:
+            lines.append(f"{s.name:<10} {'available':<11}{provenance}{domains}: {s.reason}")
+        else:  # no provenance for what is not measured here: "unavailable measured" reads as a contradiction
+            lines.append(f"{s.name:<10} {'unavailable':<11}{domains}: {s.reason}")
     return "\n".join(lines)

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from energymeter.cliargs import UsageError, nonnegative, positive, positive_int
+from energymeter.cliargs import seed as seed_type
 
 from .datasets import DATASETS
 from .zoo import MODELS
@@ -21,7 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=positive_int, default=10, help="epochs (default 10)")
     parser.add_argument("--batch-size", type=positive_int, default=128)
     parser.add_argument("--lr", type=positive, default=1e-3, help="Adam learning rate (finite, > 0; default 1e-3)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed_type, default=0)
     parser.add_argument("--activation-energy", default="l2", choices=["l2", "l1", "l0"],
                         help="definition of E (default l2)")
     parser.add_argument("--backend", action="append", metavar="NAME",

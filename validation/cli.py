@@ -171,6 +171,8 @@ def _report(args: argparse.Namespace) -> int:
 
     directory = Path(args.dir)
     if not directory.is_dir():
+        if directory.exists():
+            raise UsageError(f"energymeter report: {directory} is a file, not a sweep directory")
         raise UsageError(f"energymeter report: no such directory: {directory}")
     _check_country(args.country, "report")
     try:

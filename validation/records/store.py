@@ -94,12 +94,18 @@ def append_record(directory: Path, record: RunRecord) -> None:
 
 
 def read_records(directory: Path) -> tuple[list[RunRecord], list[Problem]]:
-    """Every readable record (first occurrence per key), and the problems of the lines that were not."""
+    """Every readable record (first occurrence per key), and the problems of the lines that were not.
+
+    Raises:
+        StoreError: ``results.jsonl`` is there but is not a file.
+    """
     path = directory / RESULTS_FILE
     records: list[RunRecord] = []
     problems: list[Problem] = []
     if not path.exists():
         return records, problems
+    if not path.is_file():
+        raise StoreError(f"{path} is not a file (a directory or a device where the results should be)")
     seen: set[str] = set()
     with open(path, encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle, start=1):
