@@ -338,3 +338,14 @@ def test_the_reference_domain_is_chosen_by_declaration_whatever_the_names():
     assert reference_domain(declarations) == "soc0:combined"
     assert reference_domain({"cpu:model": model, "gpu:0": gpu}) == "cpu:model"  # no counter covers the CPU
     assert reference_domain({"gpu:0": gpu}) is None
+
+
+def test_a_modeled_figure_of_this_machine_is_a_runtime_proxy_with_no_tracking_verdict():
+    # Energy exactly proportional to E, but modeled (CPU seconds x a TDP share): a verdict on runtime, not energy.
+    a = analyse(fixture(lambda e, rng: 2.0 * e, provenance="modeled", n_seeds=6))
+    tracking = [c for c in a.claims if c.kind in ("energy_tracking", "correlation") and c.provenance == "modeled"
+                and not c.figure.startswith("loihi")]
+    assert tracking and all(c.verdict == "inconclusive" for c in tracking)
+    assert all("a runtime proxy" in c.sentence for c in tracking)
+    loihi = [c for c in a.claims if c.kind == "energy_tracking" and c.figure.startswith("loihi")]
+    assert loihi and any(c.verdict == "tracks" for c in loihi)  # a simulator's modeled energy keeps its verdicts

@@ -196,7 +196,7 @@ def test_a_pooled_correlation_that_exists_only_between_groups_vanishes_within_th
 
 
 def test_within_group_correlation_tracks_when_energy_follows_the_proxy_inside_groups():
-    flops, joules, group, seed, lam = two_by_two(np.random.default_rng(6))
+    flops, joules, group, seed, lam = two_by_two(np.random.default_rng(6), seeds=6)
     e = np.array([10.0 ** -l for l in lam]) * np.exp(np.random.default_rng(6).normal(0, 0.05, len(lam)))
     tied = np.array(joules) * (1 + e)  # energy rises with E inside every group
     r = within_group_correlation(e, tied, group, seed)
@@ -220,10 +220,15 @@ def test_cluster_bootstrap_is_wider_than_the_naive_one_on_clustered_data():
     assert clustered.detail("few_clusters") is False
 
 
-def test_a_bootstrap_over_three_seeds_is_flagged_as_understating_the_spread():
-    flops, joules, group, seed, _ = two_by_two(np.random.default_rng(5), seeds=3)
-    r = within_group_correlation(flops, joules, group, seed, resamples=200)
-    assert r.detail("few_clusters") is True and "only 3 clusters" in r.reason
+@pytest.mark.parametrize("seeds", [2, 3, 4])
+def test_a_bootstrap_over_fewer_than_five_seeds_decides_nothing_even_when_energy_follows_the_proxy(seeds):
+    flops, joules, group, seed, lam = two_by_two(np.random.default_rng(5), seeds=seeds)
+    e = np.array([10.0 ** -l for l in lam])
+    tied = np.array(joules) * (1 + e)  # energy rises with E inside every group: an r near +1
+    r = within_group_correlation(e, tied, group, seed, resamples=200)
+    assert r.estimate > 0.5 and r.verdict == INCONCLUSIVE and r.detail("few_clusters") is True
+    assert f"{seeds} clusters are too few for a bootstrap verdict; needs 5 seeds or more" in r.reason
+    assert r.seeds_needed == 5
 
 
 def test_resampling_lambdas_as_well_widens_the_interval():

@@ -181,9 +181,23 @@ def energy_tracking(subject: Mapping[str, Any], target: FigureId, change: StatRe
         text = (f"{_subject_text(subject)}: {label} changed {interval}"
                 + (f", elasticity {_interval(slope, '+.2f')}" if slope is not None and slope.estimate is not None else "")
                 + ": " + verdict_words.get(change.verdict or "", f"inconclusive ({change.reason})"))
+    verdict = change.verdict or INCONCLUSIVE
+    extra: dict[str, Any] = {} if slope is None else {"elasticity": slope.to_dict()}
+    if is_runtime_proxy(target):
+        verdict, extra["runtime_proxy"] = INCONCLUSIVE, True
+        text = text.rsplit(": ", 1)[0] + f": {RUNTIME_PROXY_NOTE}"
     return _claim("energy_tracking", {**subject, "target": target.label}, target.label, provenance, change,
-                  change.verdict or INCONCLUSIVE, text, None,
-                  **({} if slope is None else {"elasticity": slope.to_dict()}))
+                  verdict, text, None, **extra)
+
+
+#: What a modeled figure of this machine is, said where a verdict would otherwise stand.
+RUNTIME_PROXY_NOTE = ("a runtime proxy (CPU seconds x a TDP share), not energy: no tracks/does_not_track verdict "
+                      "is drawn from it (inconclusive)")
+
+
+def is_runtime_proxy(target: FigureId) -> bool:
+    """A modeled figure of this machine (the CPU model: CPU time x a TDP share), not a simulator's."""
+    return target.provenance == "modeled" and target.phase != LOIHI
 
 
 def correlation(subject: Mapping[str, Any], proxy: str, target: FigureId, result: StatResult) -> Claim:
@@ -194,8 +208,11 @@ def correlation(subject: Mapping[str, Any], proxy: str, target: FigureId, result
             f"{result.quantity} {_interval(result, '+.2f')}: "
             + {"tracks": f"{proxy} tracks it", "does_not_track": f"{proxy} does not track it"}.get(
                 result.verdict or "", f"inconclusive ({result.reason})"))
+    verdict = result.verdict or INCONCLUSIVE
+    if is_runtime_proxy(target):
+        verdict, text = INCONCLUSIVE, text.rsplit(": ", 1)[0] + f": {RUNTIME_PROXY_NOTE}"
     return _claim("correlation", {**subject, "proxy": proxy, "target": target.label}, target.label, provenance, result,
-                  result.verdict or INCONCLUSIVE, text)
+                  verdict, text, **({"runtime_proxy": True} if is_runtime_proxy(target) else {}))
 
 
 def training_efficiency(subject: Mapping[str, Any], quantity: str, gain: StatResult, never: int) -> Claim:
