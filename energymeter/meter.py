@@ -102,6 +102,8 @@ class Meter:
             self._read_locked, self._lock = self._single.session.read_fast_locked, self._single.session.lock
             self._window_warnings = self._single.session.window_warnings
         self._lean = self._read_locked is not None and self._counter is None  # see the module docstring
+        if self._lean:  # the lean methods in place of the general ones: no test or call between
+            self.begin_window, self.end_window = self._begin_lean, self._end_lean  # type: ignore[method-assign]
         if len(self._energy) == 1:  # its own methods: one call fewer at every first window and last close
             self._activate, self._deactivate = self._energy[0].activate, self._energy[0].deactivate
         self._domains_proxy = MappingProxyType(declarations)
@@ -237,6 +239,29 @@ class Meter:
         except Exception as exc:  # noqa: BLE001 - the session's domains fail for this window
             return failed_reading(self._single.domains, exc)  # type: ignore[union-attr]
 
+    def _begin_lean(self, name: str, *, model: Any = None) -> None:
+        """``begin_window`` of a lean meter (see the module docstring): the window is read and filed under one
+        lock, whole, as (start wall time, start monotonic time, opening reading)."""
+        if self.sync and "torch" in _modules:  # no torch imported: no CUDA work can be queued
+            cuda_sync()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this Meter is closed")
+            if name in self._windows:
+                raise ValueError(f"window {name!r} is already open")
+            if self._open == 0:
+                self._activate()
+            self._open += 1
+            start_wall_s, start_mono_s = _wall(), _monotonic()
+            try:
+                reading = self._read_locked()  # type: ignore[misc]
+            except Exception as exc:  # noqa: BLE001 - the session's domains fail for this window
+                reading = failed_reading(self._single.domains, exc)  # type: ignore[union-attr]
+            except BaseException:
+                self._release_locked()
+                raise
+            self._windows[name] = (start_wall_s, start_mono_s, reading)
+
     def _end_lean(self, name: str) -> Measurement:
         """``end_window`` of a lean meter (see ``begin_window``): one lock, then the Measurement."""
         if self.sync and "torch" in _modules:
@@ -280,30 +305,7 @@ class Meter:
             ValueError: a window of that name is already open.
             RuntimeError: the meter is closed.
         """
-        if not self._lean:
-            self._begin(name, model, True)
-            return
-        # One session sharing its lock, no counter: the window is read and filed under one lock, whole,
-        # as (start wall time, start monotonic time, opening reading).
-        if self.sync and "torch" in _modules:  # no torch imported: no CUDA work can be queued
-            cuda_sync()
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("this Meter is closed")
-            if name in self._windows:
-                raise ValueError(f"window {name!r} is already open")
-            if self._open == 0:
-                self._activate()
-            self._open += 1
-            start_wall_s, start_mono_s = _wall(), _monotonic()
-            try:
-                reading = self._read_locked()  # type: ignore[misc]
-            except Exception as exc:  # noqa: BLE001 - the session's domains fail for this window
-                reading = failed_reading(self._single.domains, exc)  # type: ignore[union-attr]
-            except BaseException:
-                self._release_locked()
-                raise
-            self._windows[name] = (start_wall_s, start_mono_s, reading)
+        self._begin(name, model, True)
 
     def end_window(self, name: str) -> Measurement:
         """Close a window and return what it measured.
@@ -311,8 +313,6 @@ class Meter:
         Raises:
             KeyError: no open window has that name.
         """
-        if self._lean:
-            return self._end_lean(name)
         fused = self._read_locked
         if self.sync and "torch" in _modules:  # no torch imported: no CUDA work can be queued
             cuda_sync()
