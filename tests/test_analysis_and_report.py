@@ -349,3 +349,37 @@ def test_a_modeled_figure_of_this_machine_is_a_runtime_proxy_with_no_tracking_ve
     assert all("a runtime proxy" in c.sentence for c in tracking)
     loihi = [c for c in a.claims if c.kind == "energy_tracking" and c.figure.startswith("loihi")]
     assert loihi and any(c.verdict == "tracks" for c in loihi)  # a simulator's modeled energy keeps its verdicts
+
+
+def _two_models_two_datasets(n_seeds=3, drop=None):
+    out = []
+    for model in ("mlp", "cnn"):
+        for dataset in ("digits", "mnist-5k"):
+            for r in fixture(lambda e, rng: 2.0 * e, n_seeds=n_seeds, models=(model,), seed=len(out)):
+                if (model, dataset) == drop and r.seed > 0:
+                    continue  # leave that cell with too few runs
+                out.append(RunRecord(**{**{f: getattr(r, f) for f in r.__dataclass_fields__},
+                                        "dataset": dataset, "run_index": len(out)}))
+    return out
+
+
+def test_the_architecture_anova_is_on_accuracy_with_the_energy_anova_as_a_second_table(tmp_path):
+    a = analyse(_two_models_two_datasets())
+    assert a.anova_skipped == {}
+    terms = {c.subject["term"]: c for c in a.claims if c.kind == "architecture_anova"}
+    assert set(terms) == {"model", "dataset", "model:dataset"}
+    assert all(c.subject["response"] == "accuracy" for c in terms.values())
+    assert terms["model"].paper == "partial eta^2 = 0.001"
+    assert a.anova_energy and a.anova_energy[0]["term"] in ("model", "dataset", "model:dataset")
+
+
+def test_an_anova_cell_with_too_few_runs_is_skipped_with_the_reason_and_the_report_stands(tmp_path):
+    records = _two_models_two_datasets(n_seeds=1, drop=None)
+    records = [r for r in records if not (r.model == "cnn" and r.dataset == "mnist-5k" and r.lam != 0.0)]
+    a = analyse(records)
+    assert "cnn x mnist-5k has 1 run(s); the ANOVA needs at least 2" in a.anova_skipped["accuracy"]
+    assert not [c for c in a.claims if c.kind == "architecture_anova"]
+    for r in records:
+        store.append_record(tmp_path, r)
+    assert main(["report", str(tmp_path), "--format", "md"]) == 0
+    assert "Skipped: the cell cnn x mnist-5k has 1 run(s)" in (tmp_path / "report.md").read_text()

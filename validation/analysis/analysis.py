@@ -91,6 +91,12 @@ class Analysis:
         return None if self.tables.anova_energy is None else self.tables.anova_energy.rows
 
     @property
+    def anova_skipped(self) -> dict[str, str]:
+        """Why an ANOVA could not be computed on this design, by table (``accuracy``, ``energy``)."""
+        tables = {"accuracy": self.tables.anova_accuracy, "energy": self.tables.anova_energy}
+        return {name: t.skipped for name, t in tables.items() if t is not None and t.skipped}
+
+    @property
     def headline(self) -> str:
         """The first thing a report says: whether any figure was read from hardware."""
         if self.measured_domains:
@@ -109,6 +115,7 @@ class Analysis:
             "correlations": [{"proxy": p, "target": t.label, "provenance": v, **s.to_dict()}
                              for p, t, v, s in self.correlations],
             "anova_accuracy": _plain(self.anova_accuracy), "anova_energy": _plain(self.anova_energy),
+            "anova_skipped": self.anova_skipped,
             "drift": None if self.drift is None else self.drift.to_dict(), "drift_corrected": self.drift_corrected,
             "busy_runs": list(self.busy_runs), "warnings": list(self.warnings), "problems": list(self.problems),
             "thresholds": {"energy_sesoi": ENERGY_SESOI, "tracks_r": TRACKS_R, "negligible_r": NEGLIGIBLE_R,

@@ -53,13 +53,23 @@ def t_interval(values: Iterable[float]) -> Interval:
     return Interval(n, mean, mean - half, mean + half, "Student t, 95%")
 
 
+class AnovaSkipped(ValueError):
+    """A design the ANOVA cannot be computed on; ``str()`` says why (a report shows it in the table's place)."""
+
+
 def anova(models: Sequence[str], datasets: Sequence[str], values: Sequence[float],
           blocks: Sequence[Any] | None = None) -> list[dict[str, Any]] | None:
     """Two-way ANOVA of ``values`` on architecture and dataset with their interaction (one-way when only one
     varies), with partial eta^2 = SS_term / (SS_term + SS_residual) (type II sums of squares). ``blocks``
     (e.g. each run's lambda) enters as a blocking factor, so runs at different lambdas are not taken for
     replicates of one cell; its own row is not reported. Returns None when neither factor has two levels.
+
+    Raises:
+        AnovaSkipped: a cell of the design (every architecture x dataset) with fewer than two runs, a
+            rank-deficient design, no residual degrees of freedom, or a fit that fails; the message says which.
     """
+    import itertools
+
     import pandas as pd
     import statsmodels.formula.api as smf
     from statsmodels.stats.anova import anova_lm
@@ -69,19 +79,40 @@ def anova(models: Sequence[str], datasets: Sequence[str], values: Sequence[float
     factors = [f for f in ("model", "dataset") if frame[f].nunique() >= 2]
     if not factors or frame["y"].nunique() < 2:
         return None
+    counts = frame.groupby(factors).size().to_dict()
+    for cell in itertools.product(*(sorted(frame[f].unique()) for f in factors)):
+        n = counts.get(cell if len(factors) > 1 else cell[0], 0)
+        if n < 2:
+            raise AnovaSkipped(f"the cell {' x '.join(map(str, cell))} has {n} run(s); the ANOVA needs at least 2 "
+                               "in every cell of the design")
     formula = "y ~ " + " * ".join(f"C({f})" for f in factors)
     if frame["block"].nunique() >= 2:
         formula += " + C(block)"
-    fit = smf.ols(formula, data=frame).fit()
-    table = anova_lm(fit, typ=2)
+    try:
+        fit = smf.ols(formula, data=frame).fit()
+        exog = np.asarray(fit.model.exog)
+        rank = int(np.linalg.matrix_rank(exog))
+        if rank < exog.shape[1]:
+            raise AnovaSkipped(f"the design is rank-deficient ({rank} of {exog.shape[1]} columns independent): "
+                               "some combination of architecture, dataset and lambda was not run")
+        if fit.df_resid < 1:
+            raise AnovaSkipped("no residual degrees of freedom: more runs per cell are needed")
+        table = anova_lm(fit, typ=2)
+    except AnovaSkipped:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one table fails with its reason; the report stands
+        raise AnovaSkipped(f"the fit failed ({type(exc).__name__}: {exc})") from None
     residual = float(table.loc["Residual", "sum_sq"])
     out = []
     for term, row in table.iterrows():
         if term in ("Residual", "C(block)"):
             continue
         ss = float(row["sum_sq"])
-        out.append({"term": term.replace("C(", "").replace(")", ""), "df": float(row["df"]), "F": float(row["F"]),
-                    "p": float(row["PR(>F)"]), "partial_eta_sq": ss / (ss + residual) if ss + residual > 0 else None})
+        f_value, p_value = float(row["F"]), float(row["PR(>F)"])
+        if not (math.isfinite(f_value) and math.isfinite(p_value)):
+            raise AnovaSkipped(f"the F test of {term} is undefined (F = {f_value}, p = {p_value})")
+        out.append({"term": term.replace("C(", "").replace(")", ""), "df": float(row["df"]), "F": f_value,
+                    "p": p_value, "partial_eta_sq": ss / (ss + residual) if ss + residual > 0 else None})
     return out
 
 

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 
 from ..records.record import RunRecord
 from .figures import INFERENCE, PROXIES, Figure, FigureId, Figures, sort_key
-from .intervals import Interval, anova, t_interval
+from .intervals import AnovaSkipped, Interval, anova, t_interval
 from .stats import (INCONCLUSIVE, StatResult, accuracy_change, elasticity, energy_change, make_result,
                     within_group_correlation)
 from .stats_paired import paired_ratio
@@ -227,11 +227,13 @@ class AnovaTable:
 
     Attributes:
         response: What was analysed (``"accuracy"``, ``"log inference cpu:model (net J per workload)"``).
-        rows: One dict per term: term, df, F, p, partial_eta_sq, n.
+        rows: One dict per term: term, df, F, p, partial_eta_sq, n (empty where ``skipped``).
+        skipped: Why the ANOVA could not be computed on this design, or None.
     """
 
     response: str
     rows: tuple[Mapping[str, Any], ...]
+    skipped: str | None = None
 
 
 def anova_tables(figures: Figures) -> tuple[AnovaTable | None, AnovaTable | None]:
@@ -240,17 +242,23 @@ def anova_tables(figures: Figures) -> tuple[AnovaTable | None, AnovaTable | None
     records = figures.records
     if len({r.model for r in records}) <= 1 and len({r.dataset for r in records}) <= 1:
         return None, None
-    table = anova([r.model for r in records], [r.dataset for r in records], [r.test_accuracy for r in records],
-                  [r.lam for r in records])
-    accuracy = None if table is None else AnovaTable("accuracy", tuple(table))
+    try:
+        table = anova([r.model for r in records], [r.dataset for r in records], [r.test_accuracy for r in records],
+                      [r.lam for r in records])
+        accuracy = None if table is None else AnovaTable("accuracy", tuple({**row, "n": len(records)} for row in table))
+    except AnovaSkipped as exc:
+        accuracy = AnovaTable("accuracy", (), str(exc))
     hardware = [(r.record, f) for r in figures.runs for f in r.figures.values()
                 if f.id.phase == INFERENCE and f.energy_j > 0]
     first = sorted({f.id for _, f in hardware}, key=sort_key)[:1]
     chosen = [(r, f) for r, f in hardware if f.id in first]
     if not chosen:
         return accuracy, None
-    table = anova([r.model for r, _ in chosen], [r.dataset for r, _ in chosen],
-                  [math.log(f.energy_j) for _, f in chosen], [r.lam for r, _ in chosen])
+    try:
+        table = anova([r.model for r, _ in chosen], [r.dataset for r, _ in chosen],
+                      [math.log(f.energy_j) for _, f in chosen], [r.lam for r, _ in chosen])
+    except AnovaSkipped as exc:
+        return accuracy, AnovaTable(f"log {first[0].label}", (), str(exc))
     if not table:
         return accuracy, None
     return accuracy, AnovaTable(f"log {first[0].label}", tuple({**row, "n": len(chosen)} for row in table))

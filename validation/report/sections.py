@@ -109,8 +109,12 @@ def sections(a: Analysis) -> list[Section]:
                        headers=("proxy", "energy", "provenance", "clusters", "estimate", "verdict"), verdicts=5,
                        rows=tuple((proxy, target.label, provenance, str(s.n), f"{s.quantity} {fmt(s, '+.2f')}",
                                    verdict_badge(s.verdict or '')) for proxy, target, provenance, s in a.correlations)))
-    for title, table in (("accuracy", a.anova_accuracy), ("log inference energy", a.anova_energy)):
-        if table is None:
+    for key, title, table in (("accuracy", "accuracy (the paper's response)", a.anova_accuracy),
+                              ("energy", "log inference energy (a second table; the paper's figures are for accuracy)",
+                               a.anova_energy)):
+        if key in a.anova_skipped:
+            out.append(Section(f"ANOVA of {title}", paragraphs=(f"Skipped: {a.anova_skipped[key]}.",)))
+        elif table is None:
             out.append(Section(f"ANOVA of {title}", paragraphs=(
                 "Not computed: one model and one dataset (needs two levels of a factor; `--preset paper`).",)))
         else:
