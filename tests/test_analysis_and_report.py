@@ -383,3 +383,13 @@ def test_an_anova_cell_with_too_few_runs_is_skipped_with_the_reason_and_the_repo
         store.append_record(tmp_path, r)
     assert main(["report", str(tmp_path), "--format", "md"]) == 0
     assert "Skipped: the cell cnn x mnist-5k has 1 run(s)" in (tmp_path / "report.md").read_text()
+
+
+def test_loihi_verdicts_say_they_are_not_independent_and_spikes_vs_loihi_energy_is_no_finding():
+    a = analyse(fixture(lambda e, rng: 2.0 * e, n_seeds=6))
+    loihi = [c for c in a.claims if c.kind in ("energy_tracking", "correlation") and c.figure.startswith("loihi")]
+    assert loihi and all("not independent evidence" in c.sentence for c in loihi)
+    assert not [c for c in a.claims if "not independent evidence" in c.sentence and not c.figure.startswith("loihi")]
+    pairs = {(proxy, target.phase) for proxy, target, _, _ in a.correlations}
+    assert ("E", "loihi:sim") in pairs
+    assert not pairs & {("spikes", "loihi:sim"), ("synops", "loihi:sim")}

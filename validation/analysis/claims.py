@@ -183,6 +183,8 @@ def energy_tracking(subject: Mapping[str, Any], target: FigureId, change: StatRe
                 + ": " + verdict_words.get(change.verdict or "", f"inconclusive ({change.reason})"))
     verdict = change.verdict or INCONCLUSIVE
     extra: dict[str, Any] = {} if slope is None else {"elasticity": slope.to_dict()}
+    if target.phase == LOIHI:
+        text += f" ({LOIHI_NOTE})"
     if is_runtime_proxy(target):
         verdict, extra["runtime_proxy"] = INCONCLUSIVE, True
         text = text.rsplit(": ", 1)[0] + f": {RUNTIME_PROXY_NOTE}"
@@ -190,6 +192,8 @@ def energy_tracking(subject: Mapping[str, Any], target: FigureId, change: StatRe
                   verdict, text, None, **extra)
 
 
+#: What every verdict on simulated Loihi energy says of itself.
+LOIHI_NOTE = "computed from the spike counts of the same activations E sums; not independent evidence"
 #: What a modeled figure of this machine is, said where a verdict would otherwise stand.
 RUNTIME_PROXY_NOTE = ("a runtime proxy (CPU seconds x a TDP share), not energy: no tracks/does_not_track verdict "
                       "is drawn from it (inconclusive)")
@@ -209,6 +213,8 @@ def correlation(subject: Mapping[str, Any], proxy: str, target: FigureId, result
             + {"tracks": f"{proxy} tracks it", "does_not_track": f"{proxy} does not track it"}.get(
                 result.verdict or "", f"inconclusive ({result.reason})"))
     verdict = result.verdict or INCONCLUSIVE
+    if target.phase == LOIHI:
+        text += f" ({LOIHI_NOTE})"
     if is_runtime_proxy(target):
         verdict, text = INCONCLUSIVE, text.rsplit(": ", 1)[0] + f": {RUNTIME_PROXY_NOTE}"
     return _claim("correlation", {**subject, "proxy": proxy, "target": target.label}, target.label, provenance, result,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
 from ..records.record import RunRecord
-from .figures import INFERENCE, PROXIES, Figure, FigureId, Figures, sort_key
+from .figures import INFERENCE, LOIHI, PROXIES, Figure, FigureId, Figures, sort_key
 from .intervals import AnovaSkipped, Interval, anova, t_interval
 from .stats import (INCONCLUSIVE, StatResult, accuracy_change, elasticity, energy_change, make_result,
                     within_group_correlation)
@@ -202,6 +202,8 @@ def carbon_rows(figures: Figures, country: str) -> tuple[list[CarbonRow], str]:
 
 
 Correlation = tuple[str, FigureId, str, StatResult]
+#: The proxies simulated Loihi energy is computed from (pJ per spike and per synaptic operation).
+IDENTITY_PROXIES = ("spikes", "synops")
 
 
 def correlations(figures: Figures) -> list[Correlation]:
@@ -210,6 +212,8 @@ def correlations(figures: Figures) -> list[Correlation]:
     out = []
     for fid in figures.ids():
         for proxy in PROXIES:
+            if fid.phase == LOIHI and proxy in IDENTITY_PROXIES:
+                continue  # simulated Loihi energy is priced from these counts: an identity, never a finding
             rows = [(r.proxies[proxy], r.figures[fid].energy_j, r.record.group, r.record.seed) for r in figures.runs
                     if fid in r.figures and r.proxies[proxy] is not None and math.isfinite(r.proxies[proxy])
                     and not r.figures[fid].negative]

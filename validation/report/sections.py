@@ -105,7 +105,8 @@ def sections(a: Analysis) -> list[Section]:
                                        fmt(r.spikes_per_sample, ',.0f'), fmt(r.synops_per_sample, ',.0f'))
                                       + tuple(fmt(r.energy_j_per_sample.get(p), '.3g') for p in profiles)
                                       for r in a.loihi_rows)))
-    out.append(Section("Proxy vs energy correlations (within model x dataset x E groups; cluster bootstrap over seeds)",
+    out.append(Section("Proxy vs energy correlations (within model x dataset x E groups; cluster bootstrap over seeds; "
+                       "spikes and synops vs simulated Loihi energy are left out: that energy is priced from them)",
                        headers=("proxy", "energy", "provenance", "clusters", "estimate", "verdict"), verdicts=5,
                        rows=tuple((proxy, target.label, provenance, str(s.n), f"{s.quantity} {fmt(s, '+.2f')}",
                                    verdict_badge(s.verdict or '')) for proxy, target, provenance, s in a.correlations)))
