@@ -393,3 +393,46 @@ def test_loihi_verdicts_say_they_are_not_independent_and_spikes_vs_loihi_energy_
     pairs = {(proxy, target.phase) for proxy, target, _, _ in a.correlations}
     assert ("E", "loihi:sim") in pairs
     assert not pairs & {("spikes", "loihi:sim"), ("synops", "loihi:sim")}
+
+
+def test_a_counter_that_never_moved_fails_its_figure_and_the_report_stands(tmp_path):
+    records = fixture(lambda e, rng: 0.0)  # every inference window read 0 J (a frozen counter)
+    records = [RunRecord(**{**{f: getattr(r, f) for f in r.__dataclass_fields__}, "history": tuple(
+        EpochRecord(h.epoch, h.loss, h.ce, h.activation_energy, h.train_accuracy, h.test_accuracy,
+                    h.cumulative_duration_s, {d: 0.0 for d in h.cumulative_energy_j}, h.cumulative_flops)
+        for h in r.history)}) for r in records]  # and so did every training epoch
+    a = analyse(records)
+    assert not any("could not be computed" in w for w in a.warnings)
+    gains = [c for c in a.claims if c.kind == "training_efficiency" and "energy" in c.figure]
+    assert gains and all(c.verdict == "inconclusive" for c in gains)
+    changes = [c for row in a.lambda_rows for fid, c in row.energy_change.items() if fid.phase == "inference"]
+    assert changes and all(c.verdict == "inconclusive" and "no positive energy" in c.reason for c in changes)
+    for r in records:
+        store.append_record(tmp_path, r)
+    assert main(["report", str(tmp_path), "--format", "md"]) == 0
+
+
+def test_an_elasticity_beyond_a_float_is_said_in_words_not_raised():
+    from energymeter.validation.analysis.stats import elasticity
+
+    # Energy falls 10**400-fold over a 10-fold fall of E: a slope of +400, whose tenfold change overflows.
+    e = [1.0, 10.0, 1.0, 10.0]
+    j = [1e-200, 1e200, 1e-200, 1e200]
+    s = elasticity(j, e, [0, 0, 1, 1])
+    assert s.estimate == pytest.approx(400.0) and "beyond a 1e300-fold fall" in s.reason
+
+
+def test_a_claim_that_raises_is_one_warning_and_every_other_claim_is_kept():
+    from energymeter.validation.analysis import claim_registry
+
+    @claim_registry.claim("broken_for_test")
+    def broken(figures, tables):
+        raise OverflowError("math range error")
+
+    try:
+        a = analyse(fixture(lambda e, rng: 2.0 * e))
+    finally:
+        claim_registry.unregister("broken_for_test")
+    assert any("the broken_for_test claims could not be computed (OverflowError: math range error)" in w
+               for w in a.warnings)
+    assert any(c.kind == "energy_tracking" for c in a.claims)

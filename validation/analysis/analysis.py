@@ -198,9 +198,10 @@ def analyse(records: list[RunRecord], sweep: SweepManifest | Mapping[str, Any] |
     drift, factors, drift_notes = _drift(records, drift_correction)
     figures = build_figures(records, factors)
     tables = build_tables(figures, country)
-    claim_list = evaluate(figures, tables)
+    failed_claims: list[str] = []
+    claim_list = evaluate(figures, tables, failed_claims)
     busy = tuple(r.key for r in records if r.load is not None and r.load.busy)
-    warnings = _warnings(records, tables, busy, drift, bool(factors)) + drift_notes
+    warnings = _warnings(records, tables, busy, drift, bool(factors)) + drift_notes + failed_claims
     measured = sorted({fid.label for fid in figures.ids() if fid.provenance in ("measured", "integrated")})
     return Analysis(len(records), tuple(measured), tables, tuple(claim_list), drift, bool(factors), busy,
                     tuple(warnings), tuple(problems or ()), _points(figures), tuple(csv_row(r) for r in records),

@@ -58,9 +58,20 @@ def unregister(name: str) -> ClaimFunction:
     return CLAIMS.pop(name)
 
 
-def evaluate(figures: "Figures", tables: "Tables") -> list["Claim"]:
-    """Every registered claim on one sweep, in registration order."""
+def evaluate(figures: "Figures", tables: "Tables", failures: "list[str] | None" = None) -> list["Claim"]:
+    """Every registered claim on one sweep, in registration order.
+
+    Args:
+        failures: Where given, a claim function that raises is recorded here (its name and the error) and the
+            others still run: one claim that cannot be computed never takes the report down. Without it, the
+            error propagates (for tests of a single claim).
+    """
     out: list[Claim] = []
-    for function in list(CLAIMS.values()):
-        out.extend(function(figures, tables))
+    for name, function in list(CLAIMS.items()):
+        try:
+            out.extend(function(figures, tables))
+        except Exception as exc:  # noqa: BLE001 - recorded with its reason when the caller asked
+            if failures is None:
+                raise
+            failures.append(f"the {name} claims could not be computed ({type(exc).__name__}: {exc})")
     return out

@@ -14,7 +14,7 @@ from . import claims as paper
 from .claim_registry import claim
 from .claims import Claim
 from .figures import Figures
-from .stats import cost_to_target, efficiency_gain
+from .stats import INCONCLUSIVE, cost_to_target, efficiency_gain, make_result
 from .tables import LambdaRow, Tables, groups
 
 
@@ -105,7 +105,11 @@ def training_efficiency(figures: Figures, tables: Tables) -> list[Claim]:
                     costs_base.append(pair[1])
                 if not costs_lam:
                     continue
-                gain = efficiency_gain(costs_lam, costs_base, quantity=quantity)
+                try:
+                    gain = efficiency_gain(costs_lam, costs_base, quantity=quantity)
+                except (ArithmeticError, ValueError) as exc:  # e.g. zero joules to target: a frozen counter
+                    gain = make_result(f"{quantity} gain", len(costs_lam), None, (None, None), "not computed",
+                                       INCONCLUSIVE, f"not computable ({type(exc).__name__}: {exc})")
                 out.append(paper.training_efficiency({"model": model, "dataset": dataset,
                                                       "activation_energy_kind": kind, "lambda": lam},
                                                      quantity, gain, never))

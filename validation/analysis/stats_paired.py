@@ -236,7 +236,11 @@ def elasticity(energy_j: Sequence[float], activation_energy: Sequence[float],
                            "no seed has two runs with different E", skipped_clusters=skipped)
 
     def per_tenfold(s: float | None) -> str:
-        return "?" if s is None else f"{(10 ** (-s) - 1) * 100:+.1f}%"
+        if s is None:
+            return "?"
+        if abs(s) > 300:  # 10 ** 300 and beyond leave a float: say it in words rather than overflow
+            return "beyond a 1e300-fold" + (" rise" if s < 0 else " fall")
+        return f"{(10 ** (-s) - 1) * 100:+.1f}%"
     shown = f"{mean:+.3f}" + (f" [{lo:+.3f}, {hi:+.3f}]" if lo is not None else " (no interval)")
     span = f" [{per_tenfold(hi)}, {per_tenfold(lo)}]" if lo is not None else ""
     return make_result("elasticity", n, mean, (lo, hi), method, None,

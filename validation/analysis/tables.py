@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
 
 from ..records.record import RunRecord
 from .figures import INFERENCE, LOIHI, PROXIES, Figure, FigureId, Figures, sort_key
@@ -82,6 +84,15 @@ def _unusable(reason: str, n: int) -> StatResult:
     return make_result("energy ratio, lambda vs 0", n, None, (None, None), "not computed", INCONCLUSIVE, reason)
 
 
+def _safe(compute: Callable[[], StatResult], n: int) -> StatResult:
+    """``compute()``, or, where the figure cannot be computed (overflow, a singular fit, a value out of range),
+    an inconclusive result saying why: one figure fails, the table and the report stand."""
+    try:
+        return compute()
+    except (ArithmeticError, ValueError, np.linalg.LinAlgError) as exc:
+        return _unusable(f"not computable ({type(exc).__name__}: {exc})", n)
+
+
 def lambda_rows(figures: Figures) -> list[LambdaRow]:
     """The lambda table (energies as the figures hold them: drift-corrected when asked)."""
     per_run = {r.record.key: r.figures for r in figures.runs}
@@ -114,13 +125,19 @@ def lambda_rows(figures: Figures) -> list[LambdaRow]:
                                              "baseline exceeded the loaded window): no net change computed; see the "
                                              "raw figures", len(pairs))
                     continue
-                change[name] = energy_change([a.energy_j for a, _, _ in pairs], [b.energy_j for _, b, _ in pairs],
-                                             proxy_fell=proxy_fell)
-                if len(pairs) >= 2 and all(a.energy_j > 0 and b.energy_j > 0 for a, b, _ in pairs):
+                zero = sum(not (a.energy_j > 0 and b.energy_j > 0) for a, b, _ in pairs)
+                if zero:
+                    change[name] = _unusable(f"{zero} of {len(pairs)} seed pairs have no positive energy (a counter "
+                                             "that did not move over the window?): no ratio computed", len(pairs))
+                    continue
+                change[name] = _safe(lambda: energy_change([a.energy_j for a, _, _ in pairs],
+                                                           [b.energy_j for _, b, _ in pairs], proxy_fell=proxy_fell),
+                                     len(pairs))
+                if len(pairs) >= 2:
                     es = [runs[s].activation_energy for _, _, s in pairs] + [base[s].activation_energy for _, _, s in pairs]
                     js = [a.energy_j for a, _, _ in pairs] + [b.energy_j for _, b, _ in pairs]
                     if all(e > 0 for e in es):
-                        slopes[name] = elasticity(js, es, [s for _, _, s in pairs] * 2)
+                        slopes[name] = _safe(lambda: elasticity(js, es, [s for _, _, s in pairs] * 2), len(pairs))
             by_kind = {}
             for measure in sorted({k for r in runs.values() for k in r.activation_energy_by_kind}):
                 pairs_e = [(runs[s].activation_energy_by_kind.get(measure), base[s].activation_energy_by_kind.get(measure))
