@@ -37,6 +37,21 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: A missing import -> the extra that installs it (``pip install 'energymeter[EXTRA]'``).
+EXTRA_OF = {"torch": "torch", "numpy": "torch", "sklearn": "validate", "scipy": "validate", "statsmodels": "validate",
+            "pandas": "validate", "matplotlib": "validate", "mlxtend": "validate", "ray": "ray", "pynvml": "nvml",
+            "codecarbon": "carbon", "fvcore": "fvcore"}
+
+
+def _missing_extra(exc: ModuleNotFoundError, command: str | None) -> str | None:
+    """One line naming the extra to install, for a library an extra provides; None for anything else."""
+    top = (exc.name or "").split(".")[0]
+    extra = EXTRA_OF.get(top)
+    if extra is None:
+        return None
+    return f"energymeter {command or ''}: needs {top}, which is not installed: pip install 'energymeter[{extra}]'"
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line instead of usage + message
         raise UsageError(f"{self.prog}: {message}")
@@ -72,6 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser(argv).parse_args(argv)
         return int(args.func(args))
+    except ModuleNotFoundError as exc:
+        line = _missing_extra(exc, _chosen(argv))
+        if line is None:
+            raise
+        print(line.replace("energymeter :", "energymeter:"), file=sys.stderr)
+        return EXIT_USAGE
     except UsageError as exc:
         text = str(exc)
         print(text if text.startswith("energymeter") else f"error: {text}", file=sys.stderr)

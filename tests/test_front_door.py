@@ -58,3 +58,67 @@ def test_devices_does_not_call_an_unavailable_backend_measured(capsys):
                             BackendStatus("flops", True, "torch", ("flops",), "counted")])
     assert "unavailable measured" not in text and "rapl       unavailable: no powercap tree" in text
     assert "available   counted [flops]: torch" in text
+
+
+def test_a_sweep_that_fails_before_its_first_run_leaves_no_sweep_behind(tmp_path, capsys):
+    pytest.importorskip("torch")
+    out = tmp_path / "out"
+    argv = ["validate", "--quick", "--quiet", "--backends", "rapl", "--out", str(out), "--epochs", "1"]
+    env_root = os.environ.get("ENERGYMETER_POWERCAP_ROOT")
+    os.environ["ENERGYMETER_POWERCAP_ROOT"] = str(tmp_path / "no-powercap")  # no RAPL here
+    try:
+        assert main(argv) == 2
+        assert not (out / store.SWEEP_FILE).exists() and not (out / store.RESULTS_FILE).exists()
+        capsys.readouterr()
+        assert main(argv) == 2  # the same failure again, not "holds a different sweep"
+        assert "different sweep" not in capsys.readouterr().err
+    finally:
+        if env_root is None:
+            os.environ.pop("ENERGYMETER_POWERCAP_ROOT", None)
+        else:
+            os.environ["ENERGYMETER_POWERCAP_ROOT"] = env_root
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["validate", "--lambdas", "0"], "with 0 alone the sweep compares nothing"),
+    (["validate", "--backends", "flops"], "names no energy backend (flops (operation-counter))"),
+    (["validate", "--backends", "loihi"], "names no energy backend"),
+    (["validate", "--country", ""], "--country needs an ISO 3166-1 alpha-3 code"),
+    (["report", ".", "--country", " "], "--country needs an ISO 3166-1 alpha-3 code"),
+])
+def test_sweeps_that_cannot_decide_what_was_asked_are_refused(tmp_path, argv, needle, capsys):
+    pytest.importorskip("torch")
+    if argv[0] == "validate":
+        argv = [*argv, "--out", str(tmp_path / "out")]
+    else:
+        argv = ["report", str(tmp_path), *argv[2:]]
+    _one_line_exit_2(argv, capsys, needle)
+
+
+def test_progress_prints_a_line_per_run_when_stderr_is_not_a_terminal(capsys):
+    from energymeter.validation.run.progress import Progress
+
+    progress = Progress(2, quiet=False)  # pytest's captured stderr is no terminal
+    progress.update("mlp digits lambda=0 seed=0")
+    progress.update("mlp digits lambda=0.01 seed=0")
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("run 1/2 done (mlp digits lambda=0 seed=0)")
+    Progress(1, quiet=True).update("x")
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("command, args", [("train", ["--help"]), ("validate", ["--quick", "--quiet"]),
+                                           ("demo", ["--steps", "1"])])
+def test_a_command_whose_library_is_missing_names_the_extra_to_install(tmp_path, command, args):
+    if command == "validate":
+        args = [*args, "--out", str(tmp_path / "out")]
+    hidden = tmp_path / "no-torch" / "torch"
+    hidden.mkdir(parents=True)  # a torch that is not there: importing it fails as a missing module does
+    (hidden / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n")
+    code = f"import sys; from energymeter.cli import main; sys.exit(main([{command!r}, *{args!r}]))"
+    env = {**os.environ, "PYTHONPATH": f"{hidden.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip() == f"energymeter {command}: needs torch, which is not installed: " \
+                                  "pip install 'energymeter[torch]'"

@@ -225,7 +225,7 @@ def test_a_second_sweep_on_a_locked_directory_gets_one_line_and_exit_2(tmp_path,
 
 def test_resume_refuses_results_without_their_sweep_json(tmp_path, capsys):
     out = tmp_path / "o"
-    run_sweep(SweepConfig(**{**QUICK, "seeds": 1, "lambdas": (0.0,)}), out, quiet=True)
+    run_sweep(SweepConfig(**{**QUICK, "seeds": 1, "lambdas": (0.0, 1e-2)}), out, quiet=True)
     (out / store.SWEEP_FILE).unlink()
     before = (out / store.RESULTS_FILE).read_bytes()
     assert main(["validate", *QUICK_ARGS, "--epochs", "7", "--out", str(out), "--resume"]) == 2

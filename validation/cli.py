@@ -117,6 +117,9 @@ def config_from(args: argparse.Namespace) -> Any:
 def _check_country(country: str | None, command: str) -> None:
     from .analysis.carbon import CarbonError, intensity_g_per_kwh
 
+    if country is not None and not country.strip():
+        raise UsageError(f"energymeter {command}: --country needs an ISO 3166-1 alpha-3 code (e.g. FRA); "
+                         "leave it out for no CO2e")
     if country:
         try:
             intensity_g_per_kwh(country)

@@ -59,6 +59,8 @@ def check_lambdas(values: tuple[float, ...]) -> tuple[float, ...]:
         raise SweepError(f"the lambda list repeats a value ({', '.join(f'{v:g}' for v in values)}): each is run once")
     if 0.0 not in values:
         raise SweepError("lambdas must include 0 (the baseline every other lambda is compared with)")
+    if len(values) < 2:
+        raise SweepError("lambdas must include one above 0 as well: with 0 alone the sweep compares nothing")
     return values
 
 
@@ -194,6 +196,11 @@ def check_config(config: SweepConfig) -> None:
     for name in config.backends or ():
         if name not in backends.names():
             raise SweepError(f"unknown backend {name!r}; known backends: {', '.join(backends.names())}")
+    energy_kinds = (backends.HARDWARE_COUNTER, backends.MODEL)
+    if config.backends is not None and not any(backends.backend_class(b).kind in energy_kinds for b in config.backends):
+        others = ", ".join(f"{b} ({backends.backend_class(b).kind})" for b in config.backends)
+        raise SweepError(f"--backends {','.join(config.backends)} names no energy backend ({others}): a sweep "
+                         f"measures energy; add one of {', '.join(backends.energy_names()) or 'rapl, nvml, cpu-model'}")
     check_lambdas(config.lambdas)
     for name in ("models", "datasets"):
         values = getattr(config, name)

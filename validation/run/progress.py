@@ -1,4 +1,5 @@
-"""A one-line progress bar with ETA on stderr; silent when stderr is not a terminal or when asked."""
+"""Progress over a sweep's runs on stderr: a one-line bar with ETA on a terminal, one plain line per finished
+run otherwise (a log, CI, ``make run > file``), nothing when asked."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ class Progress:
     def __init__(self, total: int, quiet: bool) -> None:
         self.total = total
         self.done = 0
-        self.enabled = not quiet and sys.stderr.isatty()
+        self.enabled = not quiet
+        self.bar = self.enabled and sys.stderr.isatty()
         self.start = time.monotonic()
-        if self.enabled and total:
+        if self.bar and total:
             sys.stderr.write(f"[{'.' * 24}] 0/{total} ETA    ? s")
             sys.stderr.flush()
 
@@ -30,6 +32,11 @@ class Progress:
             return
         elapsed = time.monotonic() - self.start
         eta = elapsed / self.done * (self.total - self.done)
+        if not self.bar:
+            sys.stderr.write(f"run {self.done}/{self.total} done ({label}); {elapsed:.0f} s so far, about "
+                             f"{eta:.0f} s to go\n")
+            sys.stderr.flush()
+            return
         width = 24
         filled = int(width * self.done / max(self.total, 1))
         sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
@@ -40,5 +47,5 @@ class Progress:
 
     def interrupted(self) -> None:
         """End the bar's line after Ctrl-C."""
-        if self.enabled:
+        if self.bar:
             sys.stderr.write("\n")

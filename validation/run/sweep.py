@@ -124,4 +124,16 @@ def _run_locked(config: SweepConfig, out: Path, resume: bool, quiet: bool,
         # An interrupt may land between a record's write and its count: what is on disk decides.
         finished = {r.key for r in store.read_records(out)[0]}
         outcome.ran = sum(1 for _, spec in pending if spec.key in finished)
+        if existing is None and not finished:
+            _forget_manifest(out)
+    except BaseException:
+        if existing is None and not (out / store.RESULTS_FILE).exists():
+            _forget_manifest(out)  # a sweep that failed before its first run leaves nothing behind
+        raise
     return outcome
+
+
+def _forget_manifest(out: Path) -> None:
+    """Remove the sweep.json this sweep wrote, so a failed start does not claim the directory."""
+    with contextlib.suppress(OSError):
+        (out / store.SWEEP_FILE).unlink()
