@@ -81,9 +81,9 @@ def close_shared_meters() -> None:
 class measure(contextlib.ContextDecorator):
     """Measure a block or every call of a function.
 
-    ``with measure() as m: step()`` then ``m.result``; or ``@measure()`` on a function, after which
-    the measure object's ``result`` holds the latest call's Measurement and ``results`` every call's
-    (when ``keep=True``).
+    ``with measure() as m: step()`` then ``m.result``; or ``@measure()`` on a function ``f``, after which
+    ``f.measure.result`` holds the latest call's Measurement and ``f.results`` every call's (when
+    ``keep=True``).
 
     Windows are taken on the process-wide meter for the same backends and options
     (``shared_meter``), opened on first use: building a ``measure()`` per block costs a window, and no
@@ -167,6 +167,15 @@ class measure(contextlib.ContextDecorator):
             with self._lock:
                 self.results.append(result)
         return False
+
+    def __call__(self, func: Any) -> Any:
+        """Decorate ``func``: each call is a window. The decorated function carries this measure object as
+        ``func.measure`` (its ``result``, the latest call's Measurement) and, with ``keep=True``, the list of
+        every call's as ``func.results``."""
+        wrapper = super().__call__(func)
+        wrapper.measure = self
+        wrapper.results = self.results  # the same list: it fills as the function is called
+        return wrapper
 
     def close(self) -> None:
         """Nothing to release: the shared meter is closed at exit (or by ``close_shared_meters()``)."""

@@ -122,3 +122,60 @@ def test_a_command_whose_library_is_missing_names_the_extra_to_install(tmp_path,
     assert "Traceback" not in done.stderr
     assert done.stderr.strip() == f"energymeter {command}: needs torch, which is not installed: " \
                                   "pip install 'energymeter[torch]'"
+
+
+def test_a_cache_link_planted_in_the_output_directory_is_never_written_through(tmp_path):
+    from energymeter.validation.report.report import _cache_directory
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".energymeter-cache").symlink_to(outside, target_is_directory=True)
+    chosen = _cache_directory(out)
+    assert not chosen.startswith(str(out)) and not chosen.startswith(str(outside))
+    assert list(outside.iterdir()) == []  # nothing was made through the link
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    assert _cache_directory(clean) == str(clean / ".energymeter-cache" / "matplotlib")
+
+
+def test_a_decorated_function_carries_its_kept_results(powercap):
+    from energymeter import measure
+
+    powercap.add_package(0)
+
+    @measure(["rapl"], powercap_root=powercap.root, keep=True, name="step", sync=False)
+    def step(x):
+        return x + 1
+
+    assert step(1) == 2 and step(2) == 3
+    assert [m.name for m in step.results] == ["step", "step"]
+    assert step.measure.result is step.results[-1]
+
+
+def test_the_demo_window_opens_after_its_warm_up_steps(monkeypatch):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    from energymeter import meter as meter_module
+    from energymeter.demo import WARMUP_STEPS, run_demo
+
+    steps_taken, at_open = [], []
+    real_step = torch.optim.Adam.step
+
+    def counting_step(self, *args, **kwargs):
+        steps_taken.append(1)
+        return real_step(self, *args, **kwargs)
+
+    def recording(real):
+        def begin(self, *args, **kwargs):
+            at_open.append(len(steps_taken))
+            return real(self, *args, **kwargs)
+        return begin
+
+    monkeypatch.setattr(torch.optim.Adam, "step", counting_step)
+    for name in ("_begin", "_begin_lean"):  # a lean meter opens its windows through the second
+        monkeypatch.setattr(meter_module.Meter, name, recording(getattr(meter_module.Meter, name)))
+    text = run_demo(steps=2)
+    assert WARMUP_STEPS == 5 and at_open == [5] and len(steps_taken) == 7
+    assert "5 warm-up steps before the window" in text

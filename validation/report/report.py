@@ -8,10 +8,14 @@ full) leaves the previous report intact and a link in the directory is replaced,
 
 from __future__ import annotations
 
+import atexit
 import csv
 import io
 import json
 import os
+import shutil
+import stat
+import tempfile
 from pathlib import Path
 
 from energymeter.errors import EnergymeterError
@@ -93,7 +97,8 @@ def write_reports(directory: Path, formats: tuple[str, ...] = FORMATS, *, out: P
     except store.StoreError as exc:
         raise ReportError(f"{exc}; write the reports elsewhere with --out DIR") from exc
     # matplotlib keeps a font cache; it goes under the report directory, never to ~/.cache.
-    os.environ.setdefault("MPLCONFIGDIR", str(target / ".energymeter-cache" / "matplotlib"))
+    if "MPLCONFIGDIR" not in os.environ:
+        os.environ["MPLCONFIGDIR"] = _cache_directory(target)
     sections = build_sections(analysis)
     written = []
     for fmt in formats:
@@ -104,3 +109,23 @@ def write_reports(directory: Path, formats: tuple[str, ...] = FORMATS, *, out: P
             raise ReportError(str(exc)) from exc
         written.append(path)
     return analysis, written
+
+
+def _cache_directory(target: Path) -> str:
+    """``target/.energymeter-cache/matplotlib``, made and checked to be real directories (a link planted there
+    would have matplotlib write through it, outside the output directory); where it is not, a private
+    temporary directory, removed at exit."""
+    cache = target / ".energymeter-cache"
+    try:
+        for directory in (cache, cache / "matplotlib"):
+            try:
+                os.mkdir(directory, 0o700)
+            except FileExistsError:
+                pass
+            if not stat.S_ISDIR(os.lstat(directory).st_mode):  # lstat: a link is not a directory here
+                raise NotADirectoryError(f"{directory} is a link or not a directory")
+        return str(cache / "matplotlib")
+    except OSError:
+        private = tempfile.mkdtemp(prefix="energymeter-mpl-")
+        atexit.register(shutil.rmtree, private, True)
+        return private
