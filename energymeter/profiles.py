@@ -72,7 +72,7 @@ def bundled_profiles() -> list[str]:
 #: Physical upper bounds of a profile's figures: a value beyond one is a typo or a hostile file, and a
 #: ceiling of 1e308 W would turn off every plausibility check it feeds. Generous on purpose: the largest
 #: server CPU packages draw about 500 W, a whole 8-GPU board under 15 kW; a counter updates within 1 s.
-BOUNDS = {"tdp_w": 5_000.0, "threads": 1_000_000.0, "max_power_w": 100_000.0, "step_allowance_s": 10.0,
+BOUNDS = {"tdp_w": 5_000.0, "tdp_w_per_thread": 100.0, "threads": 1_000_000.0, "max_power_w": 100_000.0, "step_allowance_s": 10.0,
           "energy_pj": 1e9}
 
 
@@ -181,9 +181,13 @@ def cpu_power(cpu_model: str, default_threads: int, profile: str | Path = "cpu")
                             str(entry["source"]))
     default = data.get("default")
     if not isinstance(default, dict) or not default.get("source"):
-        raise ProfileError("cpu profile: needs a 'default' entry with 'tdp_w' and 'source'")
-    return CpuPower(cpu_model, _positive(default, "tdp_w", "cpu profile default"), max(int(default_threads), 1),
-                    str(default["source"]))
+        raise ProfileError("cpu profile: needs a 'default' entry with 'tdp_w' (or 'tdp_w_per_thread') and 'source'")
+    threads = max(int(default_threads), 1)
+    if "tdp_w_per_thread" in default:  # a figure per hardware thread, times this machine's threads
+        per_thread_w = _positive(default, "tdp_w_per_thread", "cpu profile default")
+        tdp_w = within_bounds(per_thread_w * threads, "tdp_w", "cpu profile default x threads")
+        return CpuPower(cpu_model, tdp_w, threads, str(default["source"]))
+    return CpuPower(cpu_model, _positive(default, "tdp_w", "cpu profile default"), threads, str(default["source"]))
 
 
 # -- Power ceilings for plausibility checks ---------------------------------------------------------

@@ -179,3 +179,18 @@ def test_the_demo_window_opens_after_its_warm_up_steps(monkeypatch):
     text = run_demo(steps=2)
     assert WARMUP_STEPS == 5 and at_open == [5] and len(steps_taken) == 7
     assert "5 warm-up steps before the window" in text
+
+
+def test_a_report_that_cannot_be_written_renames_the_stale_ones(tmp_path, capsys):
+    from test_record_and_store import record
+
+    store.append_record(tmp_path, record(seed=0))
+    store.append_record(tmp_path, record(lam=1e-2, seed=0))
+    assert main(["report", str(tmp_path), "--format", "md", "--format", "json"]) == 0
+    assert (tmp_path / "report.md").exists()
+    (tmp_path / store.RESULTS_FILE).write_text("not json\n")  # every record lost to a broken file
+    capsys.readouterr()
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "holds no readable run record" in err and "renamed: report.md.stale, report.json.stale" in err
+    assert not (tmp_path / "report.md").exists() and (tmp_path / "report.md.stale").exists()

@@ -24,8 +24,8 @@ def cpu_profile(*models):
     ("Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz", 150.0),
     ("13th Gen Intel(R) Core(TM) i9-13900K", 125.0),
     ("AMD Ryzen 9 7950X 16-Core Processor", 170.0),
-    ("Intel(R) Xeon(R) Platinum 8380H CPU @ 2.90GHz", 85.0),  # a different part: the default, not the 8380
-    ("AMD EPYC 77630", 85.0),
+    ("Intel(R) Xeon(R) Platinum 8380H CPU @ 2.90GHz", 32.0),  # a different part: the default (4 W x 8), not the 8380
+    ("AMD EPYC 77630", 32.0),
 ])
 def test_bundled_cpu_profile_names_whole_model_words(cpuinfo, tdp_w):
     assert cpu_power(cpuinfo, 8).tdp_w == tdp_w
@@ -165,8 +165,13 @@ def test_an_absurd_tdp_and_a_nan_loihi_cost_are_refused(tmp_path):
     from energymeter.profiles import cpu_power
 
     cpu = json.loads(resources.files("energymeter.hardware_profiles").joinpath("cpu.json").read_text())
-    cpu["default"]["tdp_w"] = 1e308
+    cpu["default"]["tdp_w_per_thread"] = 1e308
     path = tmp_path / "cpu.json"
+    path.write_text(json.dumps(cpu))
+    with pytest.raises(ProfileError, match="tdp_w_per_thread' of 1e\\+308 is above its physical bound of 100"):
+        cpu_power("Unknown CPU", 4, path)
+    del cpu["default"]["tdp_w_per_thread"]
+    cpu["default"]["tdp_w"] = 1e308
     path.write_text(json.dumps(cpu))
     with pytest.raises(ProfileError, match="tdp_w' of 1e\\+308 is above its physical bound of 5000"):
         cpu_power("Unknown CPU", 4, path)
@@ -207,3 +212,12 @@ def test_any_power_limits_text_gives_limits_or_one_profile_error(tmp_path_factor
 
     assert hypothesis
     check()
+
+
+def test_an_unknown_cpu_gets_codecarbons_four_watts_per_thread_with_the_source_cited():
+    from energymeter.profiles import cpu_power
+
+    power = cpu_power("Some Unknown CPU 9000", 2)
+    assert power.tdp_w == 8.0 and power.threads == 2 and power.power_per_thread_w == 4.0
+    assert "DEFAULT_POWER_PER_CORE = 4" in power.source and "codecarbon 3.3.2" in power.source
+    assert cpu_power("Some Unknown CPU 9000", 64).tdp_w == 256.0

@@ -90,8 +90,13 @@ def write_reports(directory: Path, formats: tuple[str, ...] = FORMATS, *, out: P
     """
     from .sections import sections as build_sections
 
-    analysis = load(directory, country, drift_correction)
     target = out or directory
+    try:
+        analysis = load(directory, country, drift_correction)
+    except ReportError as exc:
+        stale = mark_stale(target)
+        raise ReportError(str(exc) + (f"; the earlier reports no longer match and were renamed: {', '.join(stale)}"
+                                      if stale else "")) from None
     try:
         store.check_writable(target)
     except store.StoreError as exc:
@@ -106,9 +111,27 @@ def write_reports(directory: Path, formats: tuple[str, ...] = FORMATS, *, out: P
         try:
             store.write_atomic(path, _render(fmt, analysis, sections))
         except store.StoreError as exc:
-            raise ReportError(str(exc)) from exc
+            stale = mark_stale(target, keep=[p.name for p in written])
+            raise ReportError(str(exc) + (f"; the earlier reports not rewritten were renamed: {', '.join(stale)}"
+                                          if stale else "")) from exc
         written.append(path)
     return analysis, written
+
+
+def mark_stale(directory: Path, keep: "list[str] | tuple[str, ...]" = ()) -> list[str]:
+    """Rename the reports in ``directory`` a failed report could not replace to ``report.<fmt>.stale``, so no
+    report that no longer matches its results stays under its usual name; returns the new names."""
+    renamed = []
+    for fmt in FORMATS:
+        path = directory / f"report.{fmt}"
+        if path.name in keep or not path.is_file() or path.is_symlink():
+            continue
+        try:
+            os.replace(path, path.with_name(path.name + ".stale"))
+            renamed.append(path.name + ".stale")
+        except OSError:
+            continue  # a report that cannot even be renamed stays; the error above still says what failed
+    return renamed
 
 
 def _cache_directory(target: Path) -> str:
