@@ -436,3 +436,16 @@ def test_a_claim_that_raises_is_one_warning_and_every_other_claim_is_kept():
     assert any("the broken_for_test claims could not be computed (OverflowError: math range error)" in w
                for w in a.warnings)
     assert any(c.kind == "energy_tracking" for c in a.claims)
+
+
+def test_training_efficiency_aims_every_seed_at_one_target_from_the_baselines_mean_accuracy():
+    a = analyse(fixture(lambda e, rng: 2.0 * e))
+    claims = [c for c in claims_of(a, "training_efficiency") if c.subject["lambda"] == 1e-2]
+    assert {c.subject["quantity"] for c in claims} == {"energy", "flops", "time"}
+    # The fixture's lambda = 0 runs end at accuracy 0.5 + 0.1 * 4 = 0.9: one target, 90% - 0.5 pp.
+    assert all(c.details["target_accuracy_pct"] == pytest.approx(89.5) for c in claims)
+    assert all("to 89.50% accuracy (the lambda = 0 runs' mean final accuracy 90.00%" in c.sentence for c in claims)
+    assert all("interpolated within the epoch" in c.sentence for c in claims)
+    # The fixture's FLOPs per epoch are the same at every lambda: the sentence says what a gain then means.
+    assert all(c.details["same_flops_per_epoch"] for c in claims)
+    assert all("faster convergence, not cheaper computation" in c.sentence for c in claims)

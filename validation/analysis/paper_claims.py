@@ -14,6 +14,7 @@ from . import claims as paper
 from .claim_registry import claim
 from .claims import Claim
 from .figures import Figures
+from .intervals import t_interval
 from .stats import INCONCLUSIVE, cost_to_target, efficiency_gain, make_result
 from .tables import LambdaRow, Tables, groups
 
@@ -80,23 +81,27 @@ def correlation(figures: Figures, tables: Tables) -> list[Claim]:
 
 @claim("training_efficiency")
 def training_efficiency(figures: Figures, tables: Tables) -> list[Claim]:
-    """The paper's third claim: cost (raw training joules, FLOPs, seconds) to the lambda = 0 run's final
-    accuracy minus 0.5 pp (same seed), lambda > 0 against lambda = 0."""
+    """The paper's third claim: cost (raw training joules, FLOPs, seconds) to one target accuracy per group,
+    the lambda = 0 runs' mean final accuracy across seeds minus 0.5 pp (with its interval), lambda > 0
+    against lambda = 0, paired by seed; interpolated linearly within the epoch that reaches it."""
     out = []
     for (model, dataset, kind), by_lam in groups(figures.records).items():
         base = by_lam.get(0.0, {})
+        finals = [r.history[-1].test_accuracy for r in base.values()
+                  if r.history and r.history[-1].test_accuracy is not None]
+        if not finals:
+            continue
+        reached = t_interval(a * 100 for a in finals)  # the baseline's final accuracy, percent, across seeds
+        target = sum(finals) / len(finals) - paper.PAPER_MAX_ACC_LOSS_PP / 100
         for lam in sorted(by_lam):
             if lam == 0.0:
                 continue
             runs = by_lam[lam]
             seeds = [s for s in sorted(runs) if s in base and base[s].history and runs[s].history]
+            same_flops = _same_flops_per_epoch([runs[s] for s in seeds], [base[s] for s in seeds])
             for quantity in ("energy", "flops", "time"):
                 costs_lam, costs_base, never = [], [], 0
                 for s in seeds:
-                    target = base[s].history[-1].test_accuracy
-                    if target is None:
-                        continue
-                    target -= paper.PAPER_MAX_ACC_LOSS_PP / 100
                     pair = [_cost(r, quantity, target) for r in (runs[s], base[s])]
                     if pair[0] is None or pair[1] is None:
                         never += pair[0] is None
@@ -112,8 +117,18 @@ def training_efficiency(figures: Figures, tables: Tables) -> list[Claim]:
                                        INCONCLUSIVE, f"not computable ({type(exc).__name__}: {exc})")
                 out.append(paper.training_efficiency({"model": model, "dataset": dataset,
                                                       "activation_energy_kind": kind, "lambda": lam},
-                                                     quantity, gain, never))
+                                                     quantity, gain, never, target * 100, reached, same_flops))
     return out
+
+
+def _same_flops_per_epoch(runs: list[RunRecord], bases: list[RunRecord]) -> bool:
+    """Whether every run does the same FLOPs per epoch as its baseline (then a gain is faster convergence)."""
+    def per_epoch(r: RunRecord) -> float | None:
+        h = r.history
+        return None if not h or h[-1].cumulative_flops is None else h[-1].cumulative_flops / len(h)
+
+    pairs = [(per_epoch(a), per_epoch(b)) for a, b in zip(runs, bases)]
+    return bool(pairs) and all(a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9) for a, b in pairs)
 
 
 def _cost(record: RunRecord, quantity: str, target: float) -> float | None:
