@@ -1,5 +1,6 @@
 """The front door (issue 20 part 8): a user's slip is one line and exit 2, never a traceback."""
 
+import json
 import os
 import subprocess
 import sys
@@ -194,3 +195,40 @@ def test_a_report_that_cannot_be_written_renames_the_stale_ones(tmp_path, capsys
     err = capsys.readouterr().err
     assert "holds no readable run record" in err and "renamed: report.md.stale, report.json.stale" in err
     assert not (tmp_path / "report.md").exists() and (tmp_path / "report.md.stale").exists()
+
+
+def test_resume_on_other_energy_backends_is_refused_unless_allowed_and_then_recorded(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("torch")
+    from energymeter import backends as registry
+    from energymeter.testing import FakePowercap
+    from energymeter.validation.run.config import SweepConfig, SweepError
+    from energymeter.validation.run.sweep import run_sweep
+    from test_validation import QUICK
+
+    def machine(powercap_root):
+        monkeypatch.setenv("ENERGYMETER_POWERCAP_ROOT", str(powercap_root))
+        registry._default_instances.clear()  # probes are cached per process: a new machine, new probes
+
+    config = SweepConfig(**QUICK)
+    out = tmp_path / "out"
+    machine(tmp_path / "no-powercap")  # first: no RAPL, so the CPU is modeled
+    calls = []
+
+    def stop_after_two(record):
+        calls.append(record)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    assert run_sweep(config, out, quiet=True, on_record=stop_after_two).ran == 2
+    tree = FakePowercap(tmp_path / "powercap")
+    tree.add_package(0)
+    machine(tree.root)  # then RAPL appears: the rest would be measured
+    with pytest.raises(SweepError, match="began on energy backends cpu-model; this machine now finds rapl"):
+        run_sweep(config, out, resume=True, quiet=True)
+    outcome = run_sweep(config, out, resume=True, quiet=True, allow_backend_change=True)
+    assert outcome.skipped == 2 and outcome.ran == 2
+    manifest = json.loads((out / store.SWEEP_FILE).read_text())
+    assert manifest["backend_changes"] == [{"from": ["cpu-model"], "to": ["rapl"], "after_runs": 2}]
+    assert main(["report", str(out), "--format", "md"]) == 0
+    assert "continued after 2 run(s) on rapl (--allow-backend-change)" in (out / "report.md").read_text()
+    registry._default_instances.clear()

@@ -59,6 +59,9 @@ def configure_validate(v: argparse.ArgumentParser) -> None:
     v.add_argument("--download", action="store_true", help="fetch missing mnist / fashion-mnist files (network)")
     v.add_argument("--out", type=nonempty_path, default=DEFAULT_OUT, help=f"output directory (default ./{DEFAULT_OUT})")
     v.add_argument("--resume", action="store_true", help="continue a sweep in DIR (its sweep.json must match)")
+    v.add_argument("--allow-backend-change", action="store_true",
+                   help="with --resume: continue although this machine finds other energy backends than the sweep "
+                        "began with (recorded in sweep.json; the report says which runs used which)")
     v.add_argument("--country", help="also convert joules to CO2e with codecarbon's offline data for this ISO "
                                      "3166-1 alpha-3 country (modeled)")
     v.add_argument("--min-window-s", type=positive, help="shortest inference window (s, default 1)")
@@ -150,7 +153,8 @@ def _validate(args: argparse.Namespace) -> int:
             from .run.ray_executor import RayExecutor
 
             executor = RayExecutor(address=args.ray_address)
-        outcome = run_sweep(config, out, resume=args.resume, quiet=args.quiet, executor=executor)
+        outcome = run_sweep(config, out, resume=args.resume, quiet=args.quiet, executor=executor,
+                            allow_backend_change=args.allow_backend_change)
     except SweepError as exc:
         raise UsageError(f"energymeter validate: {exc}") from exc
     if outcome.ran + outcome.skipped:

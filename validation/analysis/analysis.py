@@ -202,6 +202,11 @@ def analyse(records: list[RunRecord], sweep: SweepManifest | Mapping[str, Any] |
     claim_list = evaluate(figures, tables, failed_claims)
     busy = tuple(r.key for r in records if r.load is not None and r.load.busy)
     warnings = _warnings(records, tables, busy, drift, bool(factors)) + drift_notes + failed_claims
+    for change in (sweep.backend_changes if sweep is not None else ()):  # --allow-backend-change: which runs how
+        warnings.append(f"The sweep began on energy backends {', '.join(change.get('from', ()))} and continued after "
+                        f"{change.get('after_runs', '?')} run(s) on {', '.join(change.get('to', ())) or 'none'} "
+                        "(--allow-backend-change): figures of the two sets are not comparable; compare runs within "
+                        "one set (each record's measurement names its domains)")
     measured = sorted({fid.label for fid in figures.ids() if fid.provenance in ("measured", "integrated")})
     return Analysis(len(records), tuple(measured), tables, tuple(claim_list), drift, bool(factors), busy,
                     tuple(warnings), tuple(problems or ()), _points(figures), tuple(csv_row(r) for r in records),

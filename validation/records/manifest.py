@@ -28,6 +28,8 @@ class SweepManifest:
         reference_reps: Repetitions of the reference workload, fixed for the whole sweep (None: not recorded).
         run_order: Run keys in the order they run.
         metadata: Machine and software facts (``run.metadata.collect``).
+        backend_changes: Each ``--resume`` that continued on other energy backends than the sweep began
+            with (``--allow-backend-change``): ``{"from": [...], "to": [...], "after_runs": N}``.
     """
 
     fingerprint: str | None = None
@@ -37,12 +39,14 @@ class SweepManifest:
     reference_reps: int | None = None
     run_order: tuple[str, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    backend_changes: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("config", "activation_energy_definitions", "metadata"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name) or {})))
         object.__setattr__(self, "energy_backends", tuple(self.energy_backends))
         object.__setattr__(self, "run_order", tuple(self.run_order))
+        object.__setattr__(self, "backend_changes", tuple(MappingProxyType(dict(c)) for c in self.backend_changes))
 
     @property
     def country(self) -> str | None:
@@ -55,7 +59,8 @@ class SweepManifest:
         return {"fingerprint": self.fingerprint, "config": _plain(self.config),
                 "activation_energy_definitions": dict(self.activation_energy_definitions),
                 "energy_backends": list(self.energy_backends), "reference_reps": self.reference_reps,
-                "run_order": list(self.run_order), "metadata": _plain(self.metadata)}
+                "run_order": list(self.run_order), "metadata": _plain(self.metadata),
+                "backend_changes": [_plain(c) for c in self.backend_changes]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "SweepManifest":
@@ -69,7 +74,8 @@ class SweepManifest:
         return cls(None if fingerprint is None else str(fingerprint), dict(data.get("config") or {}),
                    {str(k): str(v) for k, v in (data.get("activation_energy_definitions") or {}).items()},
                    tuple(str(b) for b in data.get("energy_backends") or ()), None if reps is None else int(reps),
-                   tuple(str(k) for k in data.get("run_order") or ()), dict(data.get("metadata") or {}))
+                   tuple(str(k) for k in data.get("run_order") or ()), dict(data.get("metadata") or {}),
+                   tuple(dict(c) for c in data.get("backend_changes") or ()))
 
 
 def _plain(value: Any) -> Any:

@@ -9,7 +9,7 @@ on the directory), whatever executes the runs: in this process (``local``) or as
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -66,8 +66,13 @@ def prepare(out: Path, config: SweepConfig, resume: bool) -> tuple[set[str], Swe
 
 
 def run_sweep(config: SweepConfig, out: Path, *, resume: bool = False, quiet: bool = False,
-              on_record: Callable[[RunRecord], None] | None = None, executor: Executor | None = None) -> SweepOutcome:
+              on_record: Callable[[RunRecord], None] | None = None, executor: Executor | None = None,
+              allow_backend_change: bool = False) -> SweepOutcome:
     """Run every unfinished run of the sweep in its recorded order, appending a record after each.
+
+    On ``--resume`` the energy backends found now must be those the sweep began with (a sweep modeled at
+    first and measured later would mix the two without a word); ``allow_backend_change`` continues anyway
+    and records the change in ``sweep.json``, which the report states.
 
     Raises:
         SweepError: bad settings or output directory (nothing is run or written then), or a write that failed.
@@ -81,13 +86,14 @@ def run_sweep(config: SweepConfig, out: Path, *, resume: bool = False, quiet: bo
         except store.StoreError as exc:
             raise SweepError(str(exc)) from exc
         try:
-            return _run_locked(config, out, resume, quiet, on_record, executor)
+            return _run_locked(config, out, resume, quiet, on_record, executor, allow_backend_change)
         except store.StoreError as exc:
             raise SweepError(str(exc)) from exc
 
 
 def _run_locked(config: SweepConfig, out: Path, resume: bool, quiet: bool,
-                on_record: Callable[[RunRecord], None] | None, executor: Executor | None) -> SweepOutcome:
+                on_record: Callable[[RunRecord], None] | None, executor: Executor | None,
+                allow_backend_change: bool = False) -> SweepOutcome:
     """The sweep itself, with the directory locked."""
     from energymeter import backends
 
@@ -95,6 +101,16 @@ def _run_locked(config: SweepConfig, out: Path, resume: bool, quiet: bool,
     from .protocol import calibrate_reference
 
     done, existing = prepare(out, config, resume)
+    found = tuple(energy_backends(config))
+    if existing is not None and existing.energy_backends and tuple(existing.energy_backends) != found:
+        change = (f"{out} began on energy backends {', '.join(existing.energy_backends)}; this machine now finds "
+                  f"{', '.join(found) or 'none'}")
+        if not allow_backend_change:
+            raise SweepError(f"{change}: the two would mix in one sweep; resume where the same backends are found, "
+                             "or pass --allow-backend-change to continue (recorded in sweep.json and the report)")
+        existing = replace(existing, backend_changes=(*existing.backend_changes, {
+            "from": list(existing.energy_backends), "to": list(found), "after_runs": len(done)}))
+        write_manifest(out, existing)
     for name in config.datasets:  # fail on a missing dataset before anything runs
         dataset(name, config.root, config.download)
     runs = config.runs()
@@ -107,7 +123,7 @@ def _run_locked(config: SweepConfig, out: Path, resume: bool, quiet: bool,
     if existing is None:
         write_manifest(out, SweepManifest(
             config.fingerprint(), config.to_dict(),
-            {k: describe_activation_energy(k) for k in ACTIVATION_ENERGY_KINDS}, tuple(energy_backends(config)),
+            {k: describe_activation_energy(k) for k in ACTIVATION_ENERGY_KINDS}, found,
             reference_reps, tuple(r.key for r in runs), collect(backends.available())))
     progress = Progress(len(pending), quiet)
     try:
