@@ -449,3 +449,28 @@ def test_training_efficiency_aims_every_seed_at_one_target_from_the_baselines_me
     # The fixture's FLOPs per epoch are the same at every lambda: the sentence says what a gain then means.
     assert all(c.details["same_flops_per_epoch"] for c in claims)
     assert all("faster convergence, not cheaper computation" in c.sentence for c in claims)
+
+
+def test_the_sesoi_decides_which_change_matters_and_the_report_takes_it_as_a_flag(tmp_path, capsys):
+    # Energy 7% lower at lambda = 1e-2, precisely: a change that matters at a SESOI of 5%, not at 10%.
+    def energy_of(e, rng):
+        return 50.0 * (0.93 if e < 50 else 1.0) * (1 + 0.002 * rng.randn())
+
+    records = fixture(energy_of, n_seeds=5, lambdas=(0.0, 1e-2), full=False)
+
+    def verdict(a):
+        return next(c for c in claims_of(a, "energy_tracking", "inference gpu:0 (raw")).verdict
+
+    assert verdict(analyse(records)) == "does_not_track"  # inside +-10%
+    five = analyse(records, sesoi=0.05)
+    assert verdict(five) == "tracks" and five.to_dict()["thresholds"]["energy_sesoi"] == 0.05
+    assert "fell by more than 5% as E fell" in next(c for c in claims_of(five, "energy_tracking")
+                                                     if c.verdict == "tracks").sentence
+    for r in records:
+        store.append_record(tmp_path, r)
+    assert main(["report", str(tmp_path), "--format", "json", "--sesoi", "5"]) == 0
+    assert json.loads((tmp_path / "report.json").read_text())["thresholds"]["energy_sesoi"] == 0.05
+    capsys.readouterr()
+    for bad in ("0", "100", "nan", "-3"):
+        assert main(["report", str(tmp_path), "--sesoi", bad]) == 2
+    assert "--sesoi" in capsys.readouterr().err

@@ -27,6 +27,14 @@ def _lambdas(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"lambda list {text!r}: {exc}") from None
 
 
+def _sesoi(text: str) -> float:
+    """``--sesoi``: the smallest energy change of interest, in percent (0 < it < 100), as a fraction."""
+    value = positive(text)
+    if not value < 100:
+        raise argparse.ArgumentTypeError(f"must be a percentage below 100: {text!r}")
+    return value / 100
+
+
 def _names(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     if not names:
@@ -68,6 +76,8 @@ def configure_validate(v: argparse.ArgumentParser) -> None:
     v.add_argument("--idle-s", type=nonnegative, help="idle-baseline window before and after each run (s, default 0.5)")
     v.add_argument("--reference-s", type=nonnegative, help="reference workload before each run (s, default 0.2; 0: none)")
     v.add_argument("--order-seed", type=int, help="seed of the random run order (default 0)")
+    v.add_argument("--sesoi", type=_sesoi, default=None, metavar="PERCENT",
+                   help="smallest energy change of interest, in percent (default 10; the paper's 5-33%% gains need 5 or less)")
     v.add_argument("--drift-correction", action="store_true",
                    help="divide each run's energies by its reference workload's drift factor in the reports")
     v.add_argument("--executor", choices=EXECUTORS, default=EXECUTORS[0],
@@ -87,6 +97,8 @@ def configure_report(r: argparse.ArgumentParser) -> None:
     r.add_argument("--out", type=nonempty_path, help="write the reports here instead of DIR (e.g. a read-only sweep)")
     r.add_argument("--country", help="CO2e for this ISO 3166-1 alpha-3 country (default: the sweep's own --country)")
     r.add_argument("--drift-correction", action="store_true", help="correct energies by the reference workload")
+    r.add_argument("--sesoi", type=_sesoi, default=None, metavar="PERCENT",
+                   help="smallest energy change of interest, in percent (default 10)")
     r.set_defaults(func=_report)
 
 
@@ -159,7 +171,8 @@ def _validate(args: argparse.Namespace) -> int:
         raise UsageError(f"energymeter validate: {exc}") from exc
     if outcome.ran + outcome.skipped:
         try:
-            analysis, paths = write_reports(out, country=args.country, drift_correction=args.drift_correction)
+            analysis, paths = write_reports(out, country=args.country, drift_correction=args.drift_correction,
+                                            **({} if args.sesoi is None else {"sesoi": args.sesoi}))
         except ReportError as exc:
             raise UsageError(f"energymeter validate: {exc}") from exc
         for problem in analysis.problems:
@@ -185,7 +198,8 @@ def _report(args: argparse.Namespace) -> int:
     try:
         analysis, paths = write_reports(directory, tuple(args.format or FORMATS),
                                         out=Path(args.out) if args.out else None, country=args.country,
-                                        drift_correction=args.drift_correction)
+                                        drift_correction=args.drift_correction,
+                                        **({} if args.sesoi is None else {"sesoi": args.sesoi}))
     except ReportError as exc:
         raise UsageError(f"energymeter report: {exc}") from exc
     for problem in analysis.problems:

@@ -118,7 +118,7 @@ class Analysis:
             "anova_skipped": self.anova_skipped,
             "drift": None if self.drift is None else self.drift.to_dict(), "drift_corrected": self.drift_corrected,
             "busy_runs": list(self.busy_runs), "warnings": list(self.warnings), "problems": list(self.problems),
-            "thresholds": {"energy_sesoi": ENERGY_SESOI, "tracks_r": TRACKS_R, "negligible_r": NEGLIGIBLE_R,
+            "thresholds": {"energy_sesoi": self.tables.sesoi, "tracks_r": TRACKS_R, "negligible_r": NEGLIGIBLE_R,
                            "paper_e_ratio_v2": paper.PAPER_E_RATIO_V2, "paper_e_ratio_v1": paper.PAPER_E_RATIO_V1,
                            "paper_max_acc_loss_pp": paper.PAPER_MAX_ACC_LOSS_PP,
                            "paper_efficiency_gain": list(paper.PAPER_EFFICIENCY_GAIN), "paper_eta2": paper.PAPER_ETA2},
@@ -182,7 +182,8 @@ def _drift(records: list[RunRecord], correct: bool) -> tuple[StatResult | None, 
 
 
 def analyse(records: list[RunRecord], sweep: SweepManifest | Mapping[str, Any] | None = None,
-            problems: list[str] | None = None, country: str | None = None, drift_correction: bool = False) -> Analysis:
+            problems: list[str] | None = None, country: str | None = None, drift_correction: bool = False,
+            sesoi: float = ENERGY_SESOI) -> Analysis:
     """Every figure, table and claim of a sweep's records (claims: every one in ``claim_registry.CLAIMS``).
 
     Args:
@@ -191,13 +192,14 @@ def analyse(records: list[RunRecord], sweep: SweepManifest | Mapping[str, Any] |
         problems: Lines of results.jsonl that could not be read.
         country: ISO 3166-1 alpha-3 code for the CO2e table (None: none).
         drift_correction: Divide each run's energies by its reference workload's drift factor.
+        sesoi: The smallest energy change of interest, a fraction (default 0.10; ``--sesoi`` in percent).
     """
     if sweep is not None and not isinstance(sweep, SweepManifest):
         sweep = SweepManifest.from_dict(sweep)
     records = sorted(records, key=lambda r: (r.run_index if r.run_index is not None else 1 << 30, r.key))
     drift, factors, drift_notes = _drift(records, drift_correction)
     figures = build_figures(records, factors)
-    tables = build_tables(figures, country)
+    tables = build_tables(figures, country, sesoi)
     failed_claims: list[str] = []
     claim_list = evaluate(figures, tables, failed_claims)
     busy = tuple(r.key for r in records if r.load is not None and r.load.busy)

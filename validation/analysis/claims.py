@@ -163,7 +163,7 @@ def accuracy(subject: Mapping[str, Any], change: StatResult) -> Claim:
 
 
 def energy_tracking(subject: Mapping[str, Any], target: FigureId, change: StatResult,
-                    slope: StatResult | None) -> Claim:
+                    slope: StatResult | None, sesoi: float = ENERGY_SESOI) -> Claim:
     """Whether an energy falls with E: the paired energy ratio read against the smallest change that matters."""
     estimate, low, high = change.estimate, change.low, change.high  # percent change (energy_change_pct)
     where = "on simulated Loihi" if target.phase == LOIHI else "on this device"
@@ -176,7 +176,7 @@ def energy_tracking(subject: Mapping[str, Any], target: FigureId, change: StatRe
                     else f"{estimate:+.1f}% (no interval)")
         # "tracks" says no more than its rule: the energy fell by more than the smallest change that matters
         # as E fell; how much per fall of E is the elasticity printed beside it.
-        verdict_words = {"tracks": f"{where} this energy fell by more than {ENERGY_SESOI:.0%} as E fell (tracks)",
+        verdict_words = {"tracks": f"{where} this energy fell by more than {sesoi:.0%} as E fell (tracks)",
                          "does_not_track": f"{where} E does not track this energy (does_not_track)"}
         text = (f"{_subject_text(subject)}: {label} changed {interval}"
                 + (f", elasticity {_interval(slope, '+.2f')}" if slope is not None and slope.estimate is not None else "")

@@ -53,7 +53,7 @@ def accuracy_change(figures: Figures, tables: Tables) -> list[Claim]:
 @claim("energy_tracking")
 def energy_tracking(figures: Figures, tables: Tables) -> list[Claim]:
     """The premise: whether each energy figure falls as E falls, per lambda."""
-    return [paper.energy_tracking(_subject(row), fid, change, row.elasticity.get(fid))
+    return [paper.energy_tracking(_subject(row), fid, change, row.elasticity.get(fid), tables.sesoi)
             for row in _compared(tables) for fid, change in sorted(row.energy_change.items(), key=lambda i: i[0].label)]
 
 

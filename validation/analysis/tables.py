@@ -16,7 +16,7 @@ import numpy as np
 from ..records.record import RunRecord
 from .figures import INFERENCE, LOIHI, PROXIES, Figure, FigureId, Figures, sort_key
 from .intervals import AnovaSkipped, Interval, anova, t_interval
-from .stats import (INCONCLUSIVE, StatResult, accuracy_change, elasticity, energy_change, make_result,
+from .stats import (ENERGY_SESOI, INCONCLUSIVE, StatResult, accuracy_change, elasticity, energy_change, make_result,
                     within_group_correlation)
 from .stats_paired import paired_ratio
 
@@ -93,8 +93,9 @@ def _safe(compute: Callable[[], StatResult], n: int) -> StatResult:
         return _unusable(f"not computable ({type(exc).__name__}: {exc})", n)
 
 
-def lambda_rows(figures: Figures) -> list[LambdaRow]:
-    """The lambda table (energies as the figures hold them: drift-corrected when asked)."""
+def lambda_rows(figures: Figures, sesoi: float = ENERGY_SESOI) -> list[LambdaRow]:
+    """The lambda table (energies as the figures hold them: drift-corrected when asked); energy changes are
+    judged against ``sesoi``, the smallest change of interest (a fraction)."""
     per_run = {r.record.key: r.figures for r in figures.runs}
     rows = []
     for (model, dataset, kind), by_lam in groups(figures.records).items():
@@ -131,7 +132,8 @@ def lambda_rows(figures: Figures) -> list[LambdaRow]:
                                              "that did not move over the window?): no ratio computed", len(pairs))
                     continue
                 change[name] = _safe(lambda: energy_change([a.energy_j for a, _, _ in pairs],
-                                                           [b.energy_j for _, b, _ in pairs], proxy_fell=proxy_fell),
+                                                           [b.energy_j for _, b, _ in pairs], proxy_fell=proxy_fell,
+                                                           sesoi=sesoi),
                                      len(pairs))
                 if len(pairs) >= 2:
                     es = [runs[s].activation_energy for _, _, s in pairs] + [base[s].activation_energy for _, _, s in pairs]
@@ -296,14 +298,16 @@ class Tables:
     correlations: tuple[Correlation, ...]
     anova_accuracy: AnovaTable | None
     anova_energy: AnovaTable | None
+    #: The smallest energy change of interest the lambda table's verdicts use (a fraction).
+    sesoi: float = ENERGY_SESOI
 
 
-def build_tables(figures: Figures, country: str | None = None) -> Tables:
-    """The tables of a sweep's figures (CO2e only with ``country``)."""
+def build_tables(figures: Figures, country: str | None = None, sesoi: float = ENERGY_SESOI) -> Tables:
+    """The tables of a sweep's figures (CO2e only with ``country``; energy changes against ``sesoi``)."""
     carbon: list[CarbonRow] = []
     source = None
     if country:
         carbon, source = carbon_rows(figures, country)
     acc, energy = anova_tables(figures)
-    return Tables(tuple(lambda_rows(figures)), tuple(loihi_rows(figures.records)), tuple(carbon), source,
-                  tuple(correlations(figures)), acc, energy)
+    return Tables(tuple(lambda_rows(figures, sesoi)), tuple(loihi_rows(figures.records)), tuple(carbon), source,
+                  tuple(correlations(figures)), acc, energy, sesoi)

@@ -21,6 +21,7 @@ from pathlib import Path
 from energymeter.errors import EnergymeterError
 
 from ..analysis.analysis import Analysis, analyse
+from ..analysis.stats import ENERGY_SESOI
 from ..records import store
 from ..records.manifest import SweepManifest, read_manifest
 
@@ -31,7 +32,8 @@ class ReportError(EnergymeterError):
     """A directory that holds no readable sweep, or a report that could not be written."""
 
 
-def load(directory: Path, country: str | None = None, drift_correction: bool = False) -> Analysis:
+def load(directory: Path, country: str | None = None, drift_correction: bool = False,
+         sesoi: float = ENERGY_SESOI) -> Analysis:
     """Read a sweep directory and analyse it.
 
     Raises:
@@ -50,7 +52,7 @@ def load(directory: Path, country: str | None = None, drift_correction: bool = F
         problems.append(store.Problem(0, str(exc)))
     if country is None:
         country = sweep.country
-    return analyse(records, sweep, [str(p) for p in problems], country, drift_correction)
+    return analyse(records, sweep, [str(p) for p in problems], country, drift_correction, sesoi)
 
 
 def csv_text(analysis: Analysis) -> str:
@@ -79,7 +81,8 @@ def _render(fmt: str, analysis: Analysis, sections: list) -> str:
 
 
 def write_reports(directory: Path, formats: tuple[str, ...] = FORMATS, *, out: Path | None = None,
-                  country: str | None = None, drift_correction: bool = False) -> tuple[Analysis, list[Path]]:
+                  country: str | None = None, drift_correction: bool = False,
+                  sesoi: float = ENERGY_SESOI) -> tuple[Analysis, list[Path]]:
     """Write the requested report formats into ``out`` (default: the sweep directory).
 
     Returns:
@@ -92,7 +95,7 @@ def write_reports(directory: Path, formats: tuple[str, ...] = FORMATS, *, out: P
 
     target = out or directory
     try:
-        analysis = load(directory, country, drift_correction)
+        analysis = load(directory, country, drift_correction, sesoi)
     except ReportError as exc:
         stale = mark_stale(target)
         raise ReportError(str(exc) + (f"; the earlier reports no longer match and were renamed: {', '.join(stale)}"
