@@ -423,3 +423,17 @@ def test_one_unreadable_zone_is_left_out_with_its_reason_and_the_others_measure(
     status = RaplBackend(powercap_root=powercap.root, reader=reader, clock=clock).probe()
     assert status.available and status.domains == ("cpu:0:package",)
     assert "cpu:0:dram: permission denied on" in status.reason and "zone left out" in status.reason
+
+
+def test_a_zone_whose_name_is_not_text_or_whose_range_is_absurd_fails_alone(powercap):
+    # Both found by tests/test_fuzz_inputs.py: each once crashed the probe (UnicodeDecodeError, OverflowError).
+    powercap.add_package(0)
+    powercap.add_package(1)
+    (powercap.root / "intel-rapl:1" / "name").write_bytes(b"\x80package-1\n")
+    powercap.add_package(2)
+    (powercap.root / "intel-rapl:2" / "max_energy_range_uj").write_text("9" * 400 + "\n")
+    status = RaplBackend(powercap_root=powercap.root).probe()
+    assert status.available and status.domains[0] == "cpu:0:package"
+    assert "intel-rapl:1: its name is not ASCII text" in status.reason
+    assert "cpu:2:package: max_energy_range_uj of 400 digits is beyond any 64-bit counter" in status.reason
+

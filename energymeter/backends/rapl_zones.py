@@ -116,7 +116,12 @@ def discover(root: str, reader: Reader = _read_file) -> tuple[list[Zone], list[s
         match = _ZONE_DIR.match(entry)
         assert match is not None
         path = os.path.join(root, entry)
-        name = names[entry] = reader(os.path.join(path, "name")).strip()
+        try:
+            name = names[entry] = reader(os.path.join(path, "name")).strip()
+        except (UnicodeError, ValueError) as exc:  # not text: this zone alone is left out
+            notes.append(f"{entry}: its name is not ASCII text ({exc}); skipped")
+            names[entry] = ""
+            continue
         parent = None if match.group(3) is None else names.get(f"{match.group(1)}:{match.group(2)}", "")
         domain = _domain_for(name, parent)
         if domain is None:
@@ -133,6 +138,10 @@ def discover(root: str, reader: Reader = _read_file) -> tuple[list[Zone], list[s
             if max_range <= 0:
                 notes.append(f"{domain}: max_energy_range_uj is {max_range}, not a positive range; counter "
                              "wraparound cannot be corrected")
+                max_range = None
+            elif max_range >= 2**64:  # no RAPL counter is wider than 64 bits: the file is wrong
+                notes.append(f"{domain}: max_energy_range_uj of {len(str(max_range))} digits is beyond any 64-bit "
+                             "counter; counter wraparound cannot be corrected")
                 max_range = None
         zones[domain] = Zone(domain, path, max_range)
     return list(zones.values()), notes
