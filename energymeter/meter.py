@@ -38,7 +38,7 @@ from .backends.base import OPERATION_COUNTER, Backend, EnergySession, WindowCoun
 from .domains import Domain
 from .measurement import Measurement
 from .session_plans import SessionPlan, failed_reading, merged_declarations, read_plan
-from .window_parts import NOT_COUNTED, Window, cuda_sync, finish, finish_fused
+from .window_parts import FROZEN_AFTER_S, NOT_COUNTED, Window, cuda_sync, finish, finish_fused, frozen_warnings
 from .selection import MISSING_RAISE, MISSING_SKIP, _check_missing, _select  # noqa: F401 (re-exported)
 
 _Proxy = MappingProxyType
@@ -282,13 +282,13 @@ class Meter:
         if type(end) is tuple and type(before) is tuple and end[0] is before[0]:
             duration_s = end_mono_s - start_mono_s
             single = self._single
-            warnings = self._base_warnings
-            session_warnings = self._window_warnings(duration_s)
-            if session_warnings:
-                warnings = (*warnings, *session_warnings)
+            warnings = (*self._base_warnings, *self._window_warnings(duration_s))
             # Two fast readings with one state: integer microjoules, converted once (see difference()).
-            return _trusted(name, duration_s, _Proxy(single.joules(end[1], before[1])),  # type: ignore[union-attr]
-                            self._domains_proxy, None, _EMPTY, warnings, start_wall_s, single.provenance_proxy)
+            energy_j = single.joules(end[1], before[1])  # type: ignore[union-attr]
+            if duration_s >= FROZEN_AFTER_S:
+                warnings = (*warnings, *frozen_warnings(energy_j, self._domains_proxy, duration_s))
+            return _trusted(name, duration_s, _Proxy(energy_j), self._domains_proxy, None, _EMPTY, warnings,
+                            start_wall_s, single.provenance_proxy)  # type: ignore[union-attr]
         window = _new_window(Window)
         window.start_wall_s, window.start_mono_s, window.readings = entry
         window.count_token, window.shadow_s = NOT_COUNTED, 0.0

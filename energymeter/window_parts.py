@@ -10,6 +10,7 @@ import sys
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Mapping
 
+from .kinds import HARDWARE_COUNTER
 from .measurement import Measurement
 from .session_plans import difference
 
@@ -20,6 +21,17 @@ _Proxy = MappingProxyType
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _trusted = Measurement._trusted
 NOT_COUNTED = object()  # a window the operation counter does not count (any token, None included, is valid)
+#: A hardware counter that reads exactly 0 J over a window at least this long (s) did not advance: RAPL
+#: updates about every millisecond and NVML's energy counter within tens of milliseconds, so a second of
+#: nothing is a frozen counter (some VMs expose them), never a measured zero.
+FROZEN_AFTER_S = 1.0
+
+
+def frozen_warnings(energy_j: Mapping[str, float], domains: Mapping[str, Any], duration_s: float) -> tuple[str, ...]:
+    """Warnings for hardware counters that did not advance over a window of ``duration_s`` >= ``FROZEN_AFTER_S``."""
+    return tuple(f"{d}: the counter did not advance over this {duration_s:.2f} s window (a frozen counter, as some "
+                 "VMs expose?): its 0 J is not a measurement" for d, j in energy_j.items()
+                 if j == 0.0 and domains[d].kind == HARDWARE_COUNTER)
 
 
 class Window:
@@ -89,6 +101,8 @@ def finish(self: "Meter", window: Window, name: Any, end: Any, end_mono_s: float
         if inside_s > 0:
             warnings = (*warnings, f"this window's joules include {inside_s:.3f} s of FLOP counting (shadow "
                         "passes of windows that ended inside it)")
+    if duration_s >= FROZEN_AFTER_S and energy_j:
+        warnings = (*warnings, *frozen_warnings(energy_j, self._domains_proxy, duration_s))
     if failed:
         return Measurement(name=name, start_time_s=window.start_wall_s, duration_s=duration_s, energy_j=energy_j,
                            flops=flops, uncounted_ops=uncounted, failed=failed, warnings=warnings,
@@ -112,6 +126,8 @@ def finish_fused(self: "Meter", window: Window, name: Any, end: Any, end_mono_s:
     session_warnings = single.session.window_warnings(duration_s)  # type: ignore[union-attr]
     if session_warnings:
         warnings = (*warnings, *session_warnings)
-    return _trusted(name, duration_s, _Proxy(single.joules(end[1], before[1])),  # type: ignore[union-attr]
-                    self._domains_proxy, None, _EMPTY, warnings, window.start_wall_s,
-                    single.provenance_proxy)  # type: ignore[union-attr]
+    energy_j = single.joules(end[1], before[1])  # type: ignore[union-attr]
+    if duration_s >= FROZEN_AFTER_S:
+        warnings = (*warnings, *frozen_warnings(energy_j, self._domains_proxy, duration_s))
+    return _trusted(name, duration_s, _Proxy(energy_j), self._domains_proxy, None, _EMPTY, warnings,
+                    window.start_wall_s, single.provenance_proxy)  # type: ignore[union-attr]

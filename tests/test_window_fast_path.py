@@ -203,3 +203,18 @@ def test_a_poller_toggled_from_many_windows_ends_polling_exactly_when_left_start
         assert len(calls) <= settled + 1
     finally:
         poller.close()
+
+
+def test_a_counter_that_does_not_advance_over_a_long_window_is_a_warning_not_a_measurement(powercap, clock):
+    powercap.add_package(0, dram=True)
+    with Meter(["rapl"], powercap_root=powercap.root, clock=clock, sync=False) as meter:
+        meter.begin_window("short")
+        short = meter.end_window("short")  # microseconds: a counter need not have moved
+        meter.begin_window("long")
+        powercap.set_energy("intel-rapl:0", 5_000_000)  # the package moves; its DRAM counter does not
+        time.sleep(1.05)
+        long = meter.end_window("long")
+    assert not any("did not advance" in w for w in short.warnings)
+    frozen = [w for w in long.warnings if "did not advance" in w]
+    assert len(frozen) == 1 and frozen[0].startswith("cpu:0:dram: the counter did not advance over this")
+    assert long.energy_j["cpu:0:package"] == 5.0
