@@ -474,3 +474,23 @@ def test_the_sesoi_decides_which_change_matters_and_the_report_takes_it_as_a_fla
     for bad in ("0", "100", "nan", "-3"):
         assert main(["report", str(tmp_path), "--sesoi", bad]) == 2
     assert "--sesoi" in capsys.readouterr().err
+
+
+def test_a_reference_far_outside_the_plausible_band_leaves_its_run_uncorrected_and_named():
+    # One reference reads 1e-12 of the others: as a factor it would multiply that run's energy by about 1e12.
+    records = with_reference(fixture(lambda e, rng: e), lambda i: 1e-12 if i == 3 else 1.0 + 0.01 * i)
+    broken = sorted(records, key=lambda r: r.run_index)[3].key
+    a = analyse(records, drift_correction=True)
+    notes = [w for w in a.warnings if w.startswith("Drift correction:")]
+    assert len(notes) == 1 and f"{len(records) - 1} of {len(records)} runs corrected" in notes[0]
+    assert f"{broken} (reference factor" in notes[0] and "outside the plausible 0.5-2" in notes[0]
+    assert a.drift_corrected
+    uncorrected = analyse(records)  # without the flag nothing is said about correction
+    assert not [w for w in uncorrected.warnings if w.startswith("Drift correction:")]
+
+
+def test_runs_without_a_usable_reference_are_named_when_correction_is_asked():
+    records = fixture(lambda e, rng: e)  # no reference windows at all
+    a = analyse(records, drift_correction=True)
+    note = next(w for w in a.warnings if w.startswith("Drift correction:"))
+    assert f"0 of {len(records)} runs corrected" in note and "(no usable reference)" in note

@@ -19,7 +19,7 @@ from .claim_registry import evaluate
 from .claims import Claim
 from .domains import reference_domain
 from .figures import FigureId, Figures, build_figures, csv_row
-from .stats import (DRIFTING, ENERGY_SESOI, NEGLIGIBLE_R, TRACKS_R, StatResult, drift_correction_factors,
+from .stats import (DRIFTING, ENERGY_SESOI, PLAUSIBLE_FACTOR_BAND, NEGLIGIBLE_R, TRACKS_R, StatResult, drift_correction_factors,
                     reference_drift)
 from .tables import CarbonRow, Correlation, LambdaRow, LoihiRow, Tables, build_tables
 
@@ -167,17 +167,32 @@ def _drift(records: list[RunRecord], correct: bool) -> tuple[StatResult | None, 
             by_host.setdefault(r.host, []).append((r, joules))
     results: dict[str, StatResult] = {}
     factors: dict[str, float] = {}
+    why: dict[str, str] = {}  # run key -> why it is left uncorrected
+    low, high = PLAUSIBLE_FACTOR_BAND
     for host, series in by_host.items():
         if len(series) < 3:
+            why.update((r.key, f"{len(series)} reference(s) on host {host}, 3 needed") for r, _ in series)
             continue
         results[host] = reference_drift([j for _, j in series])
         if correct:
-            factors.update(zip((r.key for r, _ in series), drift_correction_factors([j for _, j in series])))
+            for (r, _), factor in zip(series, drift_correction_factors([j for _, j in series])):
+                if low <= factor <= high:
+                    factors[r.key] = factor
+                else:  # a reference this far off is broken, not drift: it would scale the run by its error
+                    why[r.key] = f"reference factor {factor:.3g} outside the plausible {low:g}-{high:g}"
+    notes = []
+    if correct:
+        left = [(r.key, why.get(r.key, "no usable reference")) for r in records if r.key not in factors]
+        if left:
+            shown = "; ".join(f"{key} ({reason})" for key, reason in left[:10])
+            more = f"; and {len(left) - 10} more" if len(left) > 10 else ""
+            notes.append(f"Drift correction: {len(records) - len(left)} of {len(records)} runs corrected; left "
+                         f"uncorrected: {shown}{more}.")
     if not results:
-        return None, factors, []
+        return None, factors, notes
     main = max(results, key=lambda h: len(by_host[h]))
-    notes = [f"Host {host}: reference drift {result.verdict} ({result.reason})." for host, result in results.items()
-             if host != main]
+    notes += [f"Host {host}: reference drift {result.verdict} ({result.reason})." for host, result in results.items()
+              if host != main]
     return results[main], factors, notes
 
 

@@ -195,6 +195,12 @@ def reference_drift(reference_energy_j: Sequence[float], *, tolerance: float = D
                        fitted_last_over_first=fitted_ratio, last_over_first=float(y[-1] / y[0]), median_j=med)
 
 
+#: Reference factors a drift correction accepts: a machine drifting more than 2x either way between runs is
+#: not drift but a broken reference (a 1e-12 J reading once scaled a run by 2e11), so such a run is left
+#: uncorrected and named.
+PLAUSIBLE_FACTOR_BAND = (0.5, 2.0)
+
+
 def drift_correction_factors(reference_energy_j: Sequence[float]) -> tuple[float, ...]:
     """Per-run factors ``reference / median(reference)``; divide each run's energy by its factor to correct it.
 

@@ -124,7 +124,7 @@ def sections(a: Analysis) -> list[Section]:
                                            f"{t['partial_eta_sq']:.3f}") for t in table)))
     if a.drift is not None:
         out.append(Section("Drift of the reference workload", paragraphs=(
-            f"{a.drift.reason} ({'energies corrected by it' if a.drift_corrected else 'not corrected; pass --drift-correction'}).",)))
+            f"{a.drift.reason} ({'energies corrected by it, except the runs the warnings name' if a.drift_corrected else 'not corrected; pass --drift-correction'}).",)))
     if a.carbon_source:
         out.append(Section(f"CO2e (modeled: joules x {a.carbon_source})",
                            headers=("energy", "provenance", "J per run", "gCO2e per run"),
