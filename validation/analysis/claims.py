@@ -169,8 +169,10 @@ def energy_tracking(subject: Mapping[str, Any], target: FigureId, change: StatRe
     where = "on simulated Loihi" if target.phase == LOIHI else "on this device"
     provenance = target.provenance
     label = f"{provenance} {target.label}" if provenance != "modeled" else f"{target.label} (modeled, not measured)"
+    runtime = is_runtime_proxy(target)
     if estimate is None:
-        text = f"{_subject_text(subject)}: {label}: {change.reason or 'no figure'}: inconclusive"
+        text = (f"{_subject_text(subject)}: {label}: {change.reason or 'no figure'}: "
+                + (RUNTIME_PROXY_NOTE if runtime else "inconclusive"))
     else:
         interval = (f"{estimate:+.1f}% [{low:+.1f}, {high:+.1f}]" if low is not None and high is not None
                     else f"{estimate:+.1f}% (no interval)")
@@ -178,16 +180,17 @@ def energy_tracking(subject: Mapping[str, Any], target: FigureId, change: StatRe
         # as E fell; how much per fall of E is the elasticity printed beside it.
         verdict_words = {"tracks": f"{where} this energy fell by more than {sesoi:.0%} as E fell (tracks)",
                          "does_not_track": f"{where} E does not track this energy (does_not_track)"}
+        words = (RUNTIME_PROXY_NOTE if runtime
+                 else verdict_words.get(change.verdict or "", f"inconclusive ({change.reason})"))
         text = (f"{_subject_text(subject)}: {label} changed {interval}"
                 + (f", elasticity {_interval(slope, '+.2f')}" if slope is not None and slope.estimate is not None else "")
-                + ": " + verdict_words.get(change.verdict or "", f"inconclusive ({change.reason})"))
-    verdict = change.verdict or INCONCLUSIVE
+                + ": " + words)
+    verdict = INCONCLUSIVE if runtime else change.verdict or INCONCLUSIVE
     extra: dict[str, Any] = {} if slope is None else {"elasticity": slope.to_dict()}
+    if runtime:
+        extra["runtime_proxy"] = True
     if target.phase == LOIHI:
         text += f" ({LOIHI_NOTE})"
-    if is_runtime_proxy(target):
-        verdict, extra["runtime_proxy"] = INCONCLUSIVE, True
-        text = text.rsplit(": ", 1)[0] + f": {RUNTIME_PROXY_NOTE}"
     return _claim("energy_tracking", {**subject, "target": target.label}, target.label, provenance, change,
                   verdict, text, None, **extra)
 
@@ -207,18 +210,17 @@ def is_runtime_proxy(target: FigureId) -> bool:
 def correlation(subject: Mapping[str, Any], proxy: str, target: FigureId, result: StatResult) -> Claim:
     """A proxy's correlation with an energy, within groups, with a cluster-bootstrap interval."""
     provenance = target.provenance
+    runtime = is_runtime_proxy(target)
+    words = (RUNTIME_PROXY_NOTE if runtime else
+             {"tracks": f"{proxy} tracks it", "does_not_track": f"{proxy} does not track it"}.get(
+                 result.verdict or "", f"inconclusive ({result.reason})"))
     text = (f"{proxy} vs {target.label} ({provenance}) within {subject.get('groups', 1)} group(s), "
-            f"{result.n} clusters: "
-            f"{result.quantity} {_interval(result, '+.2f')}: "
-            + {"tracks": f"{proxy} tracks it", "does_not_track": f"{proxy} does not track it"}.get(
-                result.verdict or "", f"inconclusive ({result.reason})"))
-    verdict = result.verdict or INCONCLUSIVE
+            f"{result.n} clusters: {result.quantity} {_interval(result, '+.2f')}: {words}")
     if target.phase == LOIHI:
         text += f" ({LOIHI_NOTE})"
-    if is_runtime_proxy(target):
-        verdict, text = INCONCLUSIVE, text.rsplit(": ", 1)[0] + f": {RUNTIME_PROXY_NOTE}"
     return _claim("correlation", {**subject, "proxy": proxy, "target": target.label}, target.label, provenance, result,
-                  verdict, text, **({"runtime_proxy": True} if is_runtime_proxy(target) else {}))
+                  INCONCLUSIVE if runtime else result.verdict or INCONCLUSIVE, text,
+                  **({"runtime_proxy": True} if runtime else {}))
 
 
 def training_efficiency(subject: Mapping[str, Any], quantity: str, gain: StatResult, never: int,
