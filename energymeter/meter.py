@@ -38,12 +38,9 @@ from .backends.base import OPERATION_COUNTER, Backend, EnergySession, WindowCoun
 from .domains import Domain
 from .measurement import Measurement
 from .session_plans import SessionPlan, failed_reading, merged_declarations, read_plan
-from .window_parts import FROZEN_AFTER_S, NOT_COUNTED, Window, cuda_sync, finish, finish_fused, frozen_warnings
+from .window_parts import NOT_COUNTED, Window, cuda_sync, finish, lean_result
 from .selection import MISSING_RAISE, MISSING_SKIP, _check_missing, _select  # noqa: F401 (re-exported)
 
-_Proxy = MappingProxyType
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
-_trusted = Measurement._trusted
 _new_window = object.__new__
 _wall, _monotonic = time.time, time.monotonic
 _modules = sys.modules
@@ -223,7 +220,8 @@ class Meter:
                 end = self._fused_read(fused)
                 end_mono_s = _monotonic()
             if self._counter is None:
-                return finish_fused(self, window, name, end, end_mono_s)
+                return (lean_result(self, name, window.start_wall_s, window.start_mono_s, window.readings, end,
+                                    end_mono_s) or finish(self, window, name, end, end_mono_s))
         else:
             try:
                 end = [read_plan(p) for p in self._plans] if self._plans else []
@@ -278,17 +276,9 @@ class Meter:
             except Exception as exc:  # noqa: BLE001 - the session's domains fail for this window
                 end = failed_reading(self._single.domains, exc)  # type: ignore[union-attr]
             end_mono_s = _monotonic()
-        start_wall_s, start_mono_s, before = entry
-        if type(end) is tuple and type(before) is tuple and end[0] is before[0]:
-            duration_s = end_mono_s - start_mono_s
-            single = self._single
-            warnings = (*self._base_warnings, *self._window_warnings(duration_s))
-            # Two fast readings with one state: integer microjoules, converted once (see difference()).
-            energy_j = single.joules(end[1], before[1])  # type: ignore[union-attr]
-            if duration_s >= FROZEN_AFTER_S:
-                warnings = (*warnings, *frozen_warnings(energy_j, self._domains_proxy, duration_s))
-            return _trusted(name, duration_s, _Proxy(energy_j), self._domains_proxy, None, _EMPTY, warnings,
-                            start_wall_s, single.provenance_proxy)  # type: ignore[union-attr]
+        result = lean_result(self, name, *entry, end, end_mono_s)
+        if result is not None:
+            return result
         window = _new_window(Window)
         window.start_wall_s, window.start_mono_s, window.readings = entry
         window.count_token, window.shadow_s = NOT_COUNTED, 0.0
@@ -332,11 +322,9 @@ class Meter:
                 except Exception as exc:  # noqa: BLE001 - the session's domains fail for this window
                     end = failed_reading(self._single.domains, exc)  # type: ignore[union-attr]
                 end_mono_s = _monotonic()
-        if fused is None:
+        if fused is None:  # (a lean meter ends its windows in _end_lean: here a counter is open or no lock is shared)
             end = [read_plan(p) for p in self._plans]
             end_mono_s = _monotonic()
-        elif self._counter is None:
-            return finish_fused(self, window, name, end, end_mono_s)
         return finish(self, window, name, end, end_mono_s)
 
     @contextlib.contextmanager

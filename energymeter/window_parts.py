@@ -114,20 +114,17 @@ def finish(self: "Meter", window: Window, name: Any, end: Any, end_mono_s: float
                     window.start_wall_s, provenance)
 
 
-def finish_fused(self: "Meter", window: Window, name: Any, end: Any, end_mono_s: float) -> Measurement:
-    """``finish`` for a one-session meter without a counter: two fast readings with one state are turned into
-    joules straight from their integer microjoules; anything else goes the whole way."""
-    before = window.readings
+def lean_result(self: "Meter", name: Any, start_wall_s: float, start_mono_s: float, before: Any, end: Any,
+                end_mono_s: float) -> Measurement | None:
+    """The Measurement of a one-session window without a counter whose two readings are fast readings with one
+    state (integer microjoules, converted once); None for anything else (``finish`` then goes the whole way)."""
     if type(end) is not tuple or type(before) is not tuple or end[0] is not before[0]:
-        return finish(self, window, name, end, end_mono_s)
+        return None
     single = self._single
-    duration_s = end_mono_s - window.start_mono_s
-    warnings = self._base_warnings
-    session_warnings = single.session.window_warnings(duration_s)  # type: ignore[union-attr]
-    if session_warnings:
-        warnings = (*warnings, *session_warnings)
+    duration_s = end_mono_s - start_mono_s
+    warnings = (*self._base_warnings, *single.session.window_warnings(duration_s))  # type: ignore[union-attr]
     energy_j = single.joules(end[1], before[1])  # type: ignore[union-attr]
     if duration_s >= FROZEN_AFTER_S:
         warnings = (*warnings, *frozen_warnings(energy_j, self._domains_proxy, duration_s))
-    return _trusted(name, duration_s, _Proxy(energy_j), self._domains_proxy, None, _EMPTY, warnings,
-                    window.start_wall_s, single.provenance_proxy)  # type: ignore[union-attr]
+    return _trusted(name, duration_s, _Proxy(energy_j), self._domains_proxy, None, _EMPTY, warnings, start_wall_s,
+                    single.provenance_proxy)  # type: ignore[union-attr]
