@@ -49,7 +49,8 @@ def _missing_extra(exc: ModuleNotFoundError, command: str | None) -> str | None:
     extra = EXTRA_OF.get(top)
     if extra is None:
         return None
-    return f"energymeter {command or ''}: needs {top}, which is not installed: pip install 'energymeter[{extra}]'"
+    where = f"energymeter {command}" if command else "energymeter"
+    return f"{where}: needs {top}, which is not installed: pip install 'energymeter[{extra}]'"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -91,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         line = _missing_extra(exc, _chosen(argv))
         if line is None:
             raise
-        print(line.replace("energymeter :", "energymeter:"), file=sys.stderr)
+        print(line, file=sys.stderr)
         return EXIT_USAGE
     except UsageError as exc:
         text = str(exc)

@@ -226,7 +226,7 @@ def merge(windows: Sequence[tuple[str, Measurement]], ranks: Sequence[int] | Non
         except OverflowError:
             # A total beyond a float: its largest figure fails with the reason (the first name of a tie), and
             # the total is taken again; the call and every other figure stand.
-            key = max(merged.total_domains, key=lambda d: (energy_j[d], [-ord(c) for c in d]))
+            key = min(merged.total_domains, key=lambda d: (-energy_j[d], d))
             failed[key] = f"{energy_j.pop(key):.6g} J: with the other hosts' figures the total would overflow a float"
             failed = dict(sorted(failed.items()))
             merged = build()

@@ -496,3 +496,15 @@ def test_runs_without_a_usable_reference_are_named_when_correction_is_asked():
     a = analyse(records, drift_correction=True)
     note = next(w for w in a.warnings if w.startswith("Drift correction:"))
     assert f"0 of {len(records)} runs corrected" in note and "(no usable reference)" in note
+
+
+def test_the_anova_cell_rule_holds_for_one_factor_designs_too():
+    from energymeter.validation.analysis.intervals import AnovaSkipped, anova
+
+    rng = np.random.RandomState(3)
+    models = ["mlp"] * 6 + ["cnn"] * 6
+    values = [1.0 + 0.1 * rng.randn() for _ in range(6)] + [2.0 + 0.1 * rng.randn() for _ in range(6)]
+    rows = anova(models, ["digits"] * 12, values, [0.0, 1e-2] * 6)
+    assert [r["term"] for r in rows] == ["model"] and rows[0]["p"] < 0.05
+    with pytest.raises(AnovaSkipped, match="the cell cnn has 1 run"):
+        anova(models[:7], ["digits"] * 7, values[:7])
