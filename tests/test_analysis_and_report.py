@@ -508,3 +508,9 @@ def test_the_anova_cell_rule_holds_for_one_factor_designs_too():
     assert [r["term"] for r in rows] == ["model"] and rows[0]["p"] < 0.05
     with pytest.raises(AnovaSkipped, match="the cell cnn has 1 run"):
         anova(models[:7], ["digits"] * 7, values[:7])
+
+
+@pytest.mark.parametrize("sesoi", [0.0, 1.0, 10.0, float("nan")])
+def test_a_sesoi_that_is_no_fraction_is_refused_before_any_figure(sesoi):
+    with pytest.raises(ValueError, match="sesoi is a fraction in"):
+        analyse(fixture(lambda e, rng: e, n_seeds=2, lambdas=(0.0, 1e-2), full=False), sesoi=sesoi)

@@ -208,7 +208,12 @@ def analyse(records: list[RunRecord], sweep: SweepManifest | Mapping[str, Any] |
         country: ISO 3166-1 alpha-3 code for the CO2e table (None: none).
         drift_correction: Divide each run's energies by its reference workload's drift factor.
         sesoi: The smallest energy change of interest, a fraction (default 0.10; ``--sesoi`` in percent).
+
+    Raises:
+        ValueError: ``sesoi`` is not a fraction in (0, 1).
     """
+    if not 0 < sesoi < 1:  # checked here: inside the tables a bad one would only turn every figure inconclusive
+        raise ValueError(f"sesoi is a fraction in (0, 1), got {sesoi!r}")
     if sweep is not None and not isinstance(sweep, SweepManifest):
         sweep = SweepManifest.from_dict(sweep)
     records = sorted(records, key=lambda r: (r.run_index if r.run_index is not None else 1 << 30, r.key))
