@@ -25,7 +25,8 @@ GPU = "gpu"
 SOC = "soc"  # a combined figure of a system on chip (CPU, GPU and memory of one package)
 ACCELERATOR = "accelerator"
 SIMULATED = "simulated"
-DEVICE_CLASSES = (CPU, GPU, SOC, ACCELERATOR, SIMULATED)
+SYSTEM = "system"  # a whole machine's figure (an ACPI power meter): it contains every other device of its host
+DEVICE_CLASSES = (CPU, GPU, SOC, ACCELERATOR, SIMULATED, SYSTEM)
 
 # Scopes: who else sees the same figure.
 HOST = "host"  # every process on the host reads the same counter (RAPL packages, a board rail)
