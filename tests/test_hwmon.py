@@ -104,6 +104,9 @@ def test_a_grace_module_stands_for_its_cpu_and_sysio_and_a_socket_for_its_cores(
         result = meter.end_window("w")
     assert result.total_domains == ("hwmon:amd_energy:socket0", "hwmon:grace:0:module")
     assert result.total_energy_j == pytest.approx((400.0 + 100.0) * 2.0, rel=1e-5)
+    assert result.provenance["hwmon:amd_energy:socket0"] == "measured"
+    assert result.provenance["hwmon:grace:0:cpu"] == "integrated"
+    assert result.total_provenance == "integrated"  # the weakest of the two it adds
 
 
 def test_a_whole_system_meter_contains_every_other_hwmon_domain(tree):
@@ -220,3 +223,9 @@ def test_the_sampler_integrates_on_its_own_while_a_window_is_open(tree):
         time.sleep(0.3)
         result = meter.end_window("w")
     assert result.energy_j["hwmon:power_meter"] == pytest.approx(200.0 * result.duration_s, rel=0.05)
+
+
+@pytest.mark.parametrize("period", [0, -1.0, float("nan"), float("inf"), True])
+def test_a_sampling_period_that_is_no_positive_number_of_seconds_is_refused(period):
+    with pytest.raises(ValueError, match="sample_period_s"):
+        HwmonBackend(sample_period_s=period)
