@@ -217,11 +217,23 @@ def test_a_short_window_warns_that_it_spans_fewer_than_two_power_samples(tree):
 
 def test_the_sampler_integrates_on_its_own_while_a_window_is_open(tree):
     tree.add_power_meter(200.0)
+    reads = []
+
+    def counting_reader(path):
+        reads.append(time.monotonic())
+        return tree.read(path)
+
     # Real time here: the tree's power is constant, the clock is the real one.
-    with Meter(["hwmon"], hwmon_root=tree.root, sample_period_s=0.01) as meter:
+    with Meter(["hwmon"], hwmon_root=tree.root, reader=counting_reader, sample_period_s=0.01) as meter:
         meter.begin_window("w")
+        opened = len(reads)
         time.sleep(0.3)
         result = meter.end_window("w")
+        during = len(reads) - opened - 1  # less the closing edge's own read
+        time.sleep(0.1)
+        after = len(reads) - opened - during - 1
+    assert during >= 5  # about 30 at 10 ms; a loaded machine polls late, never not at all
+    assert after <= 1  # the sampler stops with the last window (one poll may already be due)
     assert result.energy_j["hwmon:power_meter"] == pytest.approx(200.0 * result.duration_s, rel=0.05)
 
 

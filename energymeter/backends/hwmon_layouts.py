@@ -134,8 +134,9 @@ def _ina3221(chip: Chip) -> tuple[list[Sensor], list[str]]:
         else:
             notes.append(f"{where}: no power{volts.index}_input nor in/curr{volts.index}_input to read; not used")
             continue
-        sensors.append(Sensor(f"hwmon:ina3221:{label}", "ina3221", role, mode, files, device_class, "psys"
-                              if role == "input" else "package", f"{chip.device_id}:in{volts.index}"))
+        limit = "psys" if role == "input" else "package"  # a board's input bounded as a platform, a rail as a package
+        sensors.append(Sensor(f"hwmon:ina3221:{label}", "ina3221", role, mode, files, device_class, limit,
+                              f"{chip.device_id}:in{volts.index}"))
     return sensors, notes
 
 

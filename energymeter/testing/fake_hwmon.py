@@ -62,7 +62,8 @@ class FakeHwmon:
         """The tree's monotonic clock (s)."""
         return self.now_s
 
-    def add_chip(self, name: str, files: dict[str, str] | None = None, device_files: dict[str, str] | None = None) -> Path:
+    def add_chip(self, name: str, files: dict[str, str] | None = None,
+                 device_files: dict[str, str] | None = None) -> Path:
         """Create ``hwmonN`` with a ``name`` and any other files (``device_files`` go in its ``device/``)."""
         path = self.root / f"hwmon{self._chips}"
         self._chips += 1
