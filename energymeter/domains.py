@@ -103,6 +103,28 @@ class Domain:
                    provenance=str(data["provenance"]), kind=str(data["kind"]))
 
 
+def system_contains_the_rest(declarations: Mapping[str, Domain]) -> dict[str, Domain]:
+    """The declarations, with each whole-system counter (class ``system``) containing every other counter beside it.
+
+    A session declares containment among its own domains only, but a whole machine's figure (an ACPI power
+    meter) also contains what other backends of the same meter measure: RAPL packages, GPUs. A meter applies
+    this once when it opens, so its windows carry the containment as data. Two system meters are taken to be
+    separate supplies: neither contains the other.
+
+    Args:
+        declarations: Every domain of one meter (one host), by name.
+    """
+    systems = [n for n, d in declarations.items() if d.device_class == SYSTEM and d.kind == HARDWARE_COUNTER]
+    if not systems:
+        return dict(declarations)
+    others = tuple(n for n, d in declarations.items() if d.device_class != SYSTEM and d.kind == HARDWARE_COUNTER)
+    out = dict(declarations)
+    for name in systems:
+        declaration = declarations[name]
+        out[name] = declaration.renamed(name, tuple(dict.fromkeys((*declaration.contains, *others))))
+    return out
+
+
 def host_of(name: str) -> str | None:
     """The host prefix of an aggregate's domain (``"h1/cpu:0:package"`` -> ``"h1"``), None for a single process's.
 

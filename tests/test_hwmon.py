@@ -117,6 +117,32 @@ def test_a_whole_system_meter_contains_every_other_hwmon_domain(tree):
     assert domains["hwmon:amd_energy:socket0"].contains == ("hwmon:amd_energy:core000",)
 
 
+def test_a_whole_system_meter_beside_rapl_stands_for_the_packages_it_contains(tree, powercap):
+    powercap.add_package(0, dram=True, energy_uj=1_000_000)
+    tree.add_power_meter(300.0)
+    with Meter(["rapl", "hwmon"], powercap_root=powercap.root, hwmon_root=tree.root, clock=tree.clock,
+               sample_period_s=3600.0) as meter:
+        meter.begin_window("w")
+        tree.advance(2.0)
+        powercap.set_energy("intel-rapl:0", 1_000_000 + 200_000_000)  # 200 J of the 600 J the system drew
+        result = meter.end_window("w")
+    assert set(result.domains["hwmon:power_meter"].contains) == {"cpu:0:package", "cpu:0:dram"}
+    assert result.total_domains == ("hwmon:power_meter",)
+    assert result.total_energy_j == pytest.approx(600.0, rel=1e-6)
+    assert result.energy_j["cpu:0:package"] == pytest.approx(200.0)
+
+
+def test_two_whole_system_meters_are_separate_supplies_and_both_count(tree):
+    tree.add_power_meter(300.0)
+    tree.add_power_meter(200.0)
+    with Meter(["hwmon"], hwmon_root=tree.root, clock=tree.clock, sample_period_s=3600.0) as meter:
+        meter.begin_window("w")
+        tree.advance(1.0)
+        result = meter.end_window("w")
+    assert result.total_domains == ("hwmon:power_meter", "hwmon:power_meter@hwmon1")
+    assert result.total_energy_j == pytest.approx(500.0, rel=1e-6)
+
+
 def test_a_wrap_of_an_energy_counter_is_counted_once_and_correctly(tree):
     keys = tree.add_amd_energy([300.0], [[10.0]], energy_uj=2**63 - 100_000_000)  # 100 J below the wrap
     session = open_session(tree)

@@ -11,9 +11,11 @@ Which chips are known, what their channels mean and what each figure contains ar
 ``energymeter.backends.hwmon_layouts``. Sensors no layout knows (temperatures, an unknown chip) are
 never used; the probe's reason lists each with why, so ``energymeter devices`` shows them.
 
-Because a whole-system meter contains the CPU and GPUs, and an ``amd_energy`` socket is the RAPL package
-of that socket, the backend declares ``overlaps``: a default meter uses it only where no other hardware
-counter is available (a Jetson, a board without RAPL or NVML). Name it to use it beside them.
+An ``amd_energy`` socket is the RAPL package of that socket and a Grace module contains its Hopper GPU,
+figures another backend also reports under its own names, so the backend declares ``overlaps``: a default
+meter uses it only where no other hardware counter is available (a Jetson, a board without RAPL or NVML).
+Name it to use it beside them. (An ACPI whole-system meter is safe beside them: its device class
+``system`` makes the meter declare it to contain every other counter, ``domains.system_contains_the_rest``.)
 """
 
 from __future__ import annotations
