@@ -143,6 +143,27 @@ def test_two_whole_system_meters_are_separate_supplies_and_both_count(tree):
     assert result.total_energy_j == pytest.approx(500.0, rel=1e-6)
 
 
+def test_amd_energy_cores_belong_to_the_socket_whose_block_numbers_them(tree):
+    tree.add_amd_energy([100.0, 90.0], [[1.0, 2.0], [3.0, 4.0]])
+    domains = open_session(tree).domains
+    assert domains["hwmon:amd_energy:socket0"].contains == ("hwmon:amd_energy:core000", "hwmon:amd_energy:core001")
+    assert domains["hwmon:amd_energy:socket1"].contains == ("hwmon:amd_energy:core002", "hwmon:amd_energy:core003")
+
+
+def test_a_counter_denied_to_this_user_is_left_out_with_the_fix_and_the_rest_are_used(tree):
+    keys = tree.add_amd_energy([100.0], [[1.0]])
+    denied = str(tree.root / keys["Esocket0"]) + "_input"
+
+    def reader(path):
+        if path == denied:
+            raise PermissionError(13, "Permission denied", path)
+        return tree.read(path)
+
+    status = HwmonBackend(hwmon_root=tree.root, reader=reader).probe()
+    assert status.available and status.domains == ("hwmon:amd_energy:core000",)
+    assert "hwmon:amd_energy:socket0: permission denied" in status.reason and "run as root" in status.reason
+
+
 def test_a_wrap_of_an_energy_counter_is_counted_once_and_correctly(tree):
     keys = tree.add_amd_energy([300.0], [[10.0]], energy_uj=2**63 - 100_000_000)  # 100 J below the wrap
     session = open_session(tree)
