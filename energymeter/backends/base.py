@@ -203,6 +203,10 @@ class Backend(abc.ABC):
     #: The device classes whose energy it reports (``"cpu"``, ``"gpu"``); a model backend is left out of
     #: a default selection when a hardware counter covers the same device class.
     covers: ClassVar[tuple[str, ...]] = ()
+    #: True when its domains may duplicate or contain other hardware counters' (a whole-system meter, a socket
+    #: counter that RAPL reads too): a default selection takes it only where no other hardware counter is
+    #: available. Named explicitly, it is always used.
+    overlaps: ClassVar[bool] = False
     #: Options this backend accepts, for the meter's unknown-option check.
     options: ClassVar[tuple[str, ...]] = ()
 

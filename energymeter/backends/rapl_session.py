@@ -13,6 +13,7 @@ from operator import add, sub
 from types import MappingProxyType
 from typing import Callable, Mapping
 
+from ..domains import Domain
 from ..unrolled import bounded_reader
 from .base import EnergySession, Poller, Reading, step_allowance_s
 from .rapl_zones import Reader, Zone, declarations, open_attribute
@@ -66,12 +67,14 @@ class RaplSession(EnergySession):
         reader: Reads a sysfs file's text, or None to ``pread`` descriptors kept open.
         clock: Monotonic clock in seconds.
         step_allowance_s: Seconds at the ceiling allowed on top of the elapsed time of a step.
+        declared: The zones' declarations where they are no RAPL zones (the hwmon backend's energy
+            counters, read with the same rules); None declares them as RAPL zones.
     """
 
     def __init__(self, zones: list[Zone], reader: Reader | None, clock: Callable[[], float],
-                 step_allowance_s: float) -> None:
+                 step_allowance_s: float, declared: Mapping[str, Domain] | None = None) -> None:
         self.zones = zones
-        self.domains = declarations(zones)
+        self.domains = declarations(zones) if declared is None else declared
         self._reader = reader
         self._clock = clock
         self._allowance_s = step_allowance_s
@@ -100,7 +103,7 @@ class RaplSession(EnergySession):
         self._cap_uj: list[int] = []  # the fast path accepts last <= value <= cap
         self._total_uj: list[int] = []  # as of the last careful read
         for zone in zones:
-            path = os.path.join(zone.path, "energy_uj")
+            path = os.path.join(zone.path, zone.counter_file)
             fd = -1
             if reader is None:
                 try:
