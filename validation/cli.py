@@ -46,7 +46,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 def configure_validate(v: argparse.ArgumentParser) -> None:
     """Arguments of ``validate`` (choices read from the sweep's own tables)."""
-    from .run.config import ACTIVATION_ENERGY_KINDS, DEFAULT_LAMBDAS, EXECUTORS, PRESETS
+    from .run.config import ACTIVATION_ENERGY_KINDS, DEFAULT_LAMBDAS, EXECUTORS, INFERENCE_DESIGNS, PRESETS
 
     v.add_argument("--preset", default=PRESETS[0], choices=PRESETS,
                    help="default: mlp on digits; paper: mlp, cnn, kwta-mlp on every available dataset (the paper's "
@@ -76,6 +76,17 @@ def configure_validate(v: argparse.ArgumentParser) -> None:
     v.add_argument("--idle-s", type=nonnegative, help="idle-baseline window before and after each run (s, default 0.5)")
     v.add_argument("--reference-s", type=nonnegative, help="reference workload before each run (s, default 0.2; 0: none)")
     v.add_argument("--order-seed", type=int, help="seed of the random run order (default 0)")
+    v.add_argument("--inference-design", choices=INFERENCE_DESIGNS, default=None,
+                   help="interleaved (default: a group's trained networks measured in balanced rounds, paired by "
+                        "round) or per-run (one window after each run's training; unprotected against drift; "
+                        "the default with --executor ray)")
+    v.add_argument("--rounds-target-width", type=nonnegative,
+                   help="stop the rounds once every comparison's 95%% interval of the mean log ratio is narrower "
+                        "(log units, default 0.05)")
+    v.add_argument("--rounds-budget-s", type=nonnegative, help="at most this long on one group's rounds (s, default 10)")
+    v.add_argument("--round-min-window-s", type=nonnegative, help="shortest round window (s, default 0.1)")
+    v.add_argument("--round-min-workloads", type=positive_int, help="fewest repetitions of the batch per round "
+                                                                      "window (default 5)")
     v.add_argument("--sesoi", type=_sesoi, default=None, metavar="PERCENT",
                    help="smallest energy change of interest, in percent (default 10; the paper's 5-33%% gains need 5 or less)")
     _multiplicity_flag(v)
@@ -136,7 +147,10 @@ def config_from(args: argparse.Namespace) -> Any:
                           activation_energies=args.activation_energies, seeds=args.seeds, epochs=args.epochs,
                           device=args.device, backends=args.backends, root=args.root, download=args.download or None,
                           country=args.country, min_window_s=args.min_window_s, idle_s=args.idle_s,
-                          reference_s=args.reference_s, order_seed=args.order_seed)
+                          reference_s=args.reference_s, order_seed=args.order_seed,
+                          inference_design=args.inference_design or ("per-run" if args.executor == "ray" else None),
+                          rounds_target_width=args.rounds_target_width, rounds_budget_s=args.rounds_budget_s,
+                          round_min_window_s=args.round_min_window_s, round_min_workloads=args.round_min_workloads)
 
 
 def _check_country(country: str | None, command: str) -> None:
@@ -167,6 +181,9 @@ def _validate(args: argparse.Namespace) -> int:
     _check_country(args.country, "validate")
     if args.ray_address and args.executor != "ray":
         raise UsageError("energymeter validate: --ray-address needs --executor ray")
+    if args.executor == "ray" and args.inference_design == "interleaved":
+        raise UsageError("energymeter validate: --inference-design interleaved runs in this process only; with "
+                         "--executor ray each run's inference is measured per run (--inference-design per-run)")
     try:
         config = config_from(args)
         out = Path(args.out)

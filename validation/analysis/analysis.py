@@ -8,18 +8,20 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any, Mapping, Sequence
 
 from ..records.manifest import SweepManifest
 from ..records.record import RunRecord
+from ..records.rounds import RoundsRecord
 from . import claims as paper
 from . import paper_claims  # noqa: F401 - registers the paper's claims
 from .claim_registry import evaluate
 from .claims import Claim
 from .multiplicity import METHODS, FamilyControl, control
 from .domains import reference_domain
-from .figures import FigureId, Figures, build_figures, csv_row
+from .figures import INFERENCE, FigureId, Figures, build_figures, csv_row
+from .rounds import PairedComparison, describe_design, paired_comparisons
 from .stats import (DRIFTING, ENERGY_SESOI, MIN_ELASTICITY, NEGLIGIBLE_R, NULL_ELASTICITY, PLAUSIBLE_FACTOR_BAND,
                     TRACKS_R, StatResult, drift_correction_factors, reference_drift)
 from .tables import CarbonRow, Correlation, LambdaRow, LoihiRow, Tables, build_tables
@@ -60,6 +62,8 @@ class Analysis:
     rows: tuple[Mapping[str, Any], ...] = ()
     sweep: SweepManifest = field(default_factory=SweepManifest)
     families: tuple[FamilyControl, ...] = ()
+    inference_rounds: tuple[PairedComparison, ...] = ()
+    inference_design: str = "per-run windows (unprotected against drift)"
 
     @property
     def lambda_rows(self) -> tuple[LambdaRow, ...]:
@@ -127,6 +131,8 @@ class Analysis:
                            "paper_max_acc_loss_pp": paper.PAPER_MAX_ACC_LOSS_PP,
                            "paper_efficiency_gain": list(paper.PAPER_EFFICIENCY_GAIN), "paper_eta2": paper.PAPER_ETA2},
             "sweep": self.sweep.to_dict(), "multiplicity": [f.to_dict() for f in self.families],
+            "inference_design": self.inference_design,
+            "inference_rounds": [c.to_dict() for c in self.inference_rounds],
         })
 
 
@@ -202,7 +208,8 @@ def _drift(records: list[RunRecord], correct: bool) -> tuple[StatResult | None, 
 
 def analyse(records: list[RunRecord], sweep: SweepManifest | Mapping[str, Any] | None = None,
             problems: list[str] | None = None, country: str | None = None, drift_correction: bool = False,
-            sesoi: float = ENERGY_SESOI, multiplicity: str = "holm") -> Analysis:
+            sesoi: float = ENERGY_SESOI, multiplicity: str = "holm",
+            rounds: Sequence[RoundsRecord] = ()) -> Analysis:
     """Every figure, table and claim of a sweep's records (claims: every one in ``claim_registry.CLAIMS``).
 
     Args:
@@ -214,6 +221,8 @@ def analyse(records: list[RunRecord], sweep: SweepManifest | Mapping[str, Any] |
         sesoi: The smallest energy change of interest, a fraction (default 0.10; ``--sesoi`` in percent).
         multiplicity: How each family of verdicts is controlled for its size: ``holm`` or ``bh``
             (see ``multiplicity``).
+        rounds: The interleaved inference rounds of the sweep (``rounds.jsonl``; none for older sweeps): their
+            comparisons paired by round, and the design each inference claim names.
 
     Raises:
         ValueError: ``sesoi`` is not a fraction in (0, 1), or ``multiplicity`` is not a known method.
@@ -238,9 +247,12 @@ def analyse(records: list[RunRecord], sweep: SweepManifest | Mapping[str, Any] |
                         "(--allow-backend-change): figures of the two sets are not comparable; compare runs within "
                         "one set (each record's measurement names its domains)")
     measured = sorted({fid.label for fid in figures.ids() if fid.provenance in ("measured", "integrated")})
+    design = describe_design(rounds) if rounds else "per-run windows (unprotected against drift)"
+    claim_list = [replace(c, sentence=f"{c.sentence} [inference: {design}]") if c.figure.startswith(INFERENCE)
+                  else c for c in claim_list]
     return Analysis(len(records), tuple(measured), tables, tuple(claim_list), drift, bool(factors), busy,
                     tuple(warnings), tuple(problems or ()), _points(figures), tuple(csv_row(r) for r in records),
-                    sweep or SweepManifest(), tuple(families))
+                    sweep or SweepManifest(), tuple(families), tuple(paired_comparisons(rounds)), design)
 
 
 def _points(figures: Figures) -> dict[FigureId, tuple[Point, ...]]:

@@ -28,8 +28,11 @@ from energymeter.errors import EnergymeterError
 
 from .json_line import parse_line
 from .record import RecordError, RunRecord
+from .rounds import RoundsRecord
 
 RESULTS_FILE = "results.jsonl"
+#: One line per group of an interleaved sweep: its inference rounds (``rounds.RoundsRecord``).
+ROUNDS_FILE = "rounds.jsonl"
 SWEEP_FILE = "sweep.json"
 LOCK_FILE = ".energymeter.lock"
 
@@ -68,8 +71,42 @@ def append_record(directory: Path, record: RunRecord) -> None:
     Raises:
         StoreError: the file is a link, or the write failed (nothing partial is left behind).
     """
-    path = directory / RESULTS_FILE
-    data = (json.dumps(record.to_dict(), sort_keys=True) + "\n").encode("utf-8")
+    append_line(directory / RESULTS_FILE, record.to_dict())
+
+
+def append_rounds(directory: Path, rounds: RoundsRecord) -> None:
+    """Append one group's interleaved inference rounds to ``rounds.jsonl``, fsynced (as ``append_record``)."""
+    append_line(directory / ROUNDS_FILE, rounds.to_dict())
+
+
+def read_rounds(directory: Path) -> tuple[list[RoundsRecord], list[Problem]]:
+    """Every readable rounds record (the last one per group and seed: a group re-measured on ``--resume``
+    replaces its earlier rounds), and the problems of the lines that were not. No file: none (older sweeps)."""
+    path = directory / ROUNDS_FILE
+    found: dict[str, RoundsRecord] = {}
+    problems: list[Problem] = []
+    if not path.is_file():
+        return [], problems
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                rounds = RoundsRecord.from_dict(parse_line(line))
+            except Exception as exc:  # noqa: BLE001 - whatever one line holds, it fails that line alone
+                problems.append(Problem(number, f"unreadable rounds record ({type(exc).__name__}: {exc})"[:500]))
+                continue
+            found[rounds.key] = rounds
+    return list(found.values()), problems
+
+
+def append_line(path: Path, line: dict[str, Any]) -> None:
+    """Append one JSON object as a line of ``path``, fsynced; a failed write leaves nothing partial.
+
+    Raises:
+        StoreError: the file is a link, or the write failed.
+    """
+    data = (json.dumps(line, sort_keys=True) + "\n").encode("utf-8")
     try:
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as exc:

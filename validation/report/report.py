@@ -52,7 +52,10 @@ def load(directory: Path, country: str | None = None, drift_correction: bool = F
         problems.append(store.Problem(0, str(exc)))
     if country is None:
         country = sweep.country
-    return analyse(records, sweep, [str(p) for p in problems], country, drift_correction, sesoi, multiplicity)
+    rounds, round_problems = store.read_rounds(directory)
+    problems.extend(store.Problem(p.line, f"{store.ROUNDS_FILE}: {p.reason}") for p in round_problems)
+    return analyse(records, sweep, [str(p) for p in problems], country, drift_correction, sesoi, multiplicity,
+                   rounds)
 
 
 def csv_text(analysis: Analysis) -> str:

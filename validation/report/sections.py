@@ -96,6 +96,7 @@ def sections(a: Analysis) -> list[Section]:
                                    fmt(r.elasticity.get(target), '+.2f'), verdict_badge(change.verdict or ''))
                                   for r in a.lambda_rows
                                   for target, change in sorted(r.energy_change.items(), key=lambda i: i[0].label))))
+    out.append(inference_rounds_section(a))
     if a.loihi_rows:
         profiles = tuple(a.loihi_rows[0].energy_j_per_sample)
         out.append(Section("Simulated Loihi (rate-coded conversion; means over seeds, 95% t intervals)",
@@ -137,6 +138,28 @@ def sections(a: Analysis) -> list[Section]:
                                       for c in a.carbon_rows)))
     out.append(Section("Metadata", items=tuple(metadata_lines(a.sweep))))
     return out
+
+
+def inference_rounds_section(a: Analysis) -> Section:
+    """Inference energy per sample paired by round (interleaved design), or why there is none."""
+    if not a.inference_rounds:
+        return Section("Inference paired by round", 3, paragraphs=(
+            f"Inference design: {a.inference_design}. No interleaved rounds in this sweep: each run's inference "
+            "window ran right after its training, so drift of the machine falls on whichever lambda ran then.",))
+    return Section(
+        f"Inference paired by round ({a.inference_design})", 3, paragraphs=(
+            "Each round measured every network of one seed once, in a fresh balanced order (Williams squares), each "
+            "window the same fixed batch; the log ratio of joules per sample, lambda over lambda = 0, is taken within "
+            "each round, so drift and slow counter noise cancel. 'over seeds' is the mean of the seeds' mean log "
+            "ratios (95% t interval over seeds); 'measurement SE' is the within-seed standard error over rounds, "
+            "'seed SD' the spread of the seeds' means (training variability plus measurement noise). Raw joules; "
+            "no drift correction is needed for these figures.",),
+        headers=("model", "dataset", "E", "lambda", "domain", "provenance", "log ratio over seeds", "seeds",
+                 "rounds per seed", "measurement SE", "seed SD"),
+        rows=tuple((c.model, c.dataset, c.activation_energy_kind, f"{c.lam:g}", c.domain, c.provenance,
+                    fmt(c.across_seeds, '+.3f'), str(len(c.seeds)), ",".join(str(s.rounds) for s in c.seeds),
+                    "n/a" if c.measurement_se is None else f"{c.measurement_se:.3f}",
+                    "n/a" if c.seed_sd is None else f"{c.seed_sd:.3f}") for c in a.inference_rounds))
 
 
 def metadata_lines(sweep: SweepManifest) -> list[str]:

@@ -30,6 +30,9 @@ ACTIVATION_ENERGY_KINDS = tuple(ACTIVATION_ENERGY_FORMULAS)
 #: E definitions without a gradient: measured on every run, never a training penalty.
 UNTRAINABLE_KINDS = ("l0",)
 PRESETS = ("default", "paper")
+#: How inference is measured (``--inference-design``): interleaved rounds over a group's trained networks
+#: (paired by round), or one window per run right after its training (unprotected against drift).
+INFERENCE_DESIGNS = ("interleaved", "per-run")
 #: Where a sweep's runs execute (``--executor``): in this process, or as Ray tasks.
 EXECUTORS = ("local", "ray")
 
@@ -100,7 +103,16 @@ class SweepConfig:
         idle_s: Length of each idle-baseline window, measured before and after every run (s).
         reference_s: Length of the fixed reference workload measured before every run (s; 0: none).
         snn_samples, snn_timesteps: Loihi simulation size (0 samples: skipped).
-        order_seed: Seed of the random run order.
+        order_seed: Seed of the random run order (and of the rounds' balanced orders).
+        inference_design: ``interleaved`` (after a group's networks are trained, their inference is measured
+            in rounds, each a fresh balanced order, paired by round) or ``per-run`` (one window after each
+            run's training; drift falls on whichever lambda ran when it happened).
+        round_min_window_s, round_min_workloads: Each round window's minimum duration (s) and repetitions of
+            the fixed batch (the window-minimum settings of the interleaved design).
+        rounds_min, rounds_max: The fewest and most rounds per group.
+        rounds_target_width: Rounds stop once every comparison's 95% interval of the mean log ratio is
+            narrower than this (log units; 0.05 is about +-2.5%), ...
+        rounds_budget_s: ... or once this many seconds of rounds were spent on the group.
         root: Directory with IDX files for mnist / fashion-mnist.
         download: Fetch missing mnist / fashion-mnist files (network; only when asked).
         country: ISO 3166-1 alpha-3 code for codecarbon's cross-check and CO2e (None: not asked).
@@ -123,6 +135,13 @@ class SweepConfig:
     snn_samples: int = 100
     snn_timesteps: int = 50
     order_seed: int = 0
+    inference_design: str = "interleaved"
+    round_min_window_s: float = 0.1
+    round_min_workloads: int = 5
+    rounds_min: int = 5
+    rounds_max: int = 60
+    rounds_target_width: float = 0.05
+    rounds_budget_s: float = 10.0
     root: str | None = None
     download: bool = False
     country: str | None = None
@@ -144,14 +163,27 @@ class SweepConfig:
         return tuple(k for k in self.activation_energies if k not in UNTRAINABLE_KINDS)
 
     def runs(self) -> list[RunSpec]:
-        """The grid in the order it runs: a random permutation seeded by ``order_seed``."""
+        """The grid in the order it runs, a random permutation seeded by ``order_seed``; with the interleaved
+        design, group after group (model x dataset x E x seed, groups and lambdas within each shuffled), so a
+        group's networks are all trained when its rounds begin."""
         order = self.grid()
-        random.Random(self.order_seed).shuffle(order)
-        return order
+        rng = random.Random(self.order_seed)
+        rng.shuffle(order)
+        if self.inference_design != "interleaved":
+            return order
+        first = {}
+        for spec in order:
+            first.setdefault(group_of(spec), len(first))
+        return sorted(order, key=lambda spec: first[group_of(spec)])
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe settings."""
         return asdict(self)
+
+
+def group_of(spec: RunSpec) -> tuple[str, str, str, int]:
+    """(model, dataset, E definition, seed): the networks measured together in interleaved rounds."""
+    return (spec.model, spec.dataset, spec.activation_energy, spec.seed)
 
 
 def preset(name: str, quick: bool, available_datasets: tuple[str, ...] = ("digits", "mnist-5k")) -> dict[str, Any]:
@@ -213,6 +245,14 @@ def check_config(config: SweepConfig) -> None:
         if not (math.isfinite(value) and value > 0):
             raise SweepError(f"{name.replace('_', '-')} must be a finite number > 0, got {value!r}")
     for name in ("idle_s", "reference_s"):
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise SweepError(f"{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
+    if config.inference_design not in INFERENCE_DESIGNS:
+        raise SweepError(f"unknown inference design {config.inference_design!r}; known: {', '.join(INFERENCE_DESIGNS)}")
+    if config.round_min_workloads < 1 or config.rounds_min < 1 or config.rounds_max < config.rounds_min:
+        raise SweepError("round-min-workloads and rounds-min must be at least 1, and rounds-max at least rounds-min")
+    for name in ("round_min_window_s", "rounds_target_width", "rounds_budget_s"):
         value = getattr(config, name)
         if not (math.isfinite(value) and value >= 0):
             raise SweepError(f"{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 from energymeter.measurement import Measurement
 
@@ -186,9 +187,33 @@ def _history(result: Any, model: Any, data: Any, device: str, kind: str,
     return tuple(out)
 
 
+@dataclass(frozen=True)
+class TrainedRun:
+    """A trained run before its inference is measured: the model, its idle baseline and its record's other fields."""
+
+    model: Any
+    idle_w: Mapping[str, float]
+    fields: Mapping[str, Any]
+
+
 def one_run(config: SweepConfig, run: RunSpec, data: Any, meter: Any, reference_reps: int,
             run_index: int) -> RunRecord:
-    """Train and measure one (model, dataset, lambda, seed, E kind); returns its record (not yet written)."""
+    """Train and measure one (model, dataset, lambda, seed, E kind), its inference window right after training
+    (the ``per-run`` design); returns its record (not yet written)."""
+    trained = train_run(config, run, data, meter, reference_reps, run_index, inference=True)
+    return finish_run(trained, trained.fields["inference"], trained.fields["cross_checks"])
+
+
+def finish_run(trained: TrainedRun, inference: WindowRecord, cross: Mapping[str, Any]) -> RunRecord:
+    """The run's record with its inference window (its idle baseline applied) and the peers' readings."""
+    window = WindowRecord(inference.measurement, trained.idle_w, inference.workloads, inference.samples_per_workload)
+    return RunRecord(**{**trained.fields, "inference": window, "cross_checks": dict(cross),
+                        "finished_at": time.time()})
+
+
+def train_run(config: SweepConfig, run: RunSpec, data: Any, meter: Any, reference_reps: int, run_index: int,
+              inference: bool = False) -> TrainedRun:
+    """Train one run and measure all but its inference (``inference``: its window too, right after training)."""
     from energymeter.models import build, train
 
     model_name, lam, seed, kind = run.model, run.lam, run.seed, run.activation_energy
@@ -196,16 +221,17 @@ def one_run(config: SweepConfig, run: RunSpec, data: Any, meter: Any, reference_
     idle_before = idle_power_w(meter, config.idle_s)
     reference = reference_window(meter, reference_reps, idle_before)
     model = build(model_name, data.in_shape, data.num_classes, seed=seed)
+    window, cross = None, {}
     with LoadSampler() as load:
         result = train(model, data, lam=lam, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                        seed=seed, device=device, activation_energy=kind, meter=meter, per_epoch=True,
                        keep_epoch_states=True)
         model = model.to(device)
-        inference, cross = inference_window(model, data.x_test[:config.inference_samples], meter,
-                                            config.min_window_s, device, idle_before, config.country)
+        if inference:
+            window, cross = inference_window(model, data.x_test[:config.inference_samples], meter,
+                                             config.min_window_s, device, idle_before, config.country)
     idle_after = idle_power_w(meter, config.idle_s)
     idle_w = mean_power_w(idle_before, idle_after)
-    inference = WindowRecord(inference.measurement, idle_w, inference.workloads, inference.samples_per_workload)
     inf_flops, train_flops, uncounted = flops_per_sample(model, data.x_test[:64].to(device),
                                                          data.y_test[:64].to(device))
     from energymeter.models import evaluate
@@ -214,9 +240,9 @@ def one_run(config: SweepConfig, run: RunSpec, data: Any, meter: Any, reference_
     by_kind = {k: evaluate(model, data.x_test, data.y_test, activation_energy=k, device=device).activation_energy
                for k in ACTIVATION_ENERGY_KINDS}
     history = _history(result, model, data, device, kind, train_flops)
-    return RunRecord(
+    fields = dict(
         model=model_name, dataset=data.name, lam=lam, seed=seed, test_accuracy=result.test_accuracy,
-        activation_energy=result.activation_energy, inference=inference,
+        activation_energy=result.activation_energy, inference=window,
         activation_energy_kind=run.activation_energy_kind,
         epochs=config.epochs, activation_energy_per_layer=evaluation.activation_energy_per_layer,
         activation_energy_by_kind=by_kind,
@@ -226,3 +252,5 @@ def one_run(config: SweepConfig, run: RunSpec, data: Any, meter: Any, reference_
         inference_flops_per_sample=inf_flops, train_flops_per_sample=train_flops, uncounted_ops=uncounted,
         loihi=loihi_record(model, data, config), cross_checks=cross, load=load.result, host=socket.gethostname(),
         run_index=run_index, finished_at=time.time())
+    model.to(device)
+    return TrainedRun(model, idle_w, fields)

@@ -16,6 +16,7 @@ from typing import Callable
 from ..records import store
 from ..records.manifest import SweepManifest, read_manifest, write_manifest
 from ..records.record import RunRecord
+from ..records.rounds import RoundsRecord
 from .config import ACTIVATION_ENERGY_KINDS, SweepConfig, SweepError, check_config, describe_activation_energy
 from .executors import Executor, LocalExecutor, dataset, energy_backends
 from .progress import Progress
@@ -128,6 +129,9 @@ def _run_locked(config: SweepConfig, out: Path, resume: bool, quiet: bool,
     progress = Progress(len(pending), quiet)
     try:
         for record in (executor or LocalExecutor()).run(config, pending, reference_reps):
+            if isinstance(record, RoundsRecord):
+                store.append_rounds(out, record)
+                continue
             store.append_record(out, record)
             outcome.ran += 1
             outcome.records.append(record)
