@@ -83,7 +83,10 @@ def configure_validate(v: argparse.ArgumentParser) -> None:
                    help="divide each run's energies by its reference workload's drift factor in the reports")
     v.add_argument("--executor", choices=EXECUTORS, default=EXECUTORS[0],
                    help="run the runs in this process (local, default) or as Ray tasks (pip install 'energymeter[ray]')")
-    v.add_argument("--ray-address", help="an existing Ray cluster (default with --executor ray: a local instance)")
+    v.add_argument("--ray-address", help="an existing Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default with "
+                                         "--executor ray: a local instance)")
+    v.add_argument("--ray-timeout-s", type=positive, default=None,
+                   help="seconds to wait for --ray-address to accept a connection (default 30)")
     v.add_argument("--quiet", action="store_true", help="no progress bar")
     v.set_defaults(func=_validate)
 
@@ -165,15 +168,18 @@ def _validate(args: argparse.Namespace) -> int:
     from .run.sweep import run_sweep
 
     _check_country(args.country, "validate")
-    if args.ray_address and args.executor != "ray":
-        raise UsageError("energymeter validate: --ray-address needs --executor ray")
+    if (args.ray_address or args.ray_timeout_s) and args.executor != "ray":
+        raise UsageError("energymeter validate: --ray-address and --ray-timeout-s need --executor ray")
     try:
         config = config_from(args)
         out = Path(args.out)
         executor = None
         if args.executor == "ray":
+            from .run.ray_address import DEFAULT_CONNECT_TIMEOUT_S, parse_ray_address, probe
             from .run.ray_executor import RayExecutor
 
+            if args.ray_address is not None:  # checked and reached before anything is written to --out
+                probe(parse_ray_address(args.ray_address), args.ray_timeout_s or DEFAULT_CONNECT_TIMEOUT_S)
             executor = RayExecutor(address=args.ray_address)
         outcome = run_sweep(config, out, resume=args.resume, quiet=args.quiet, executor=executor,
                             allow_backend_change=args.allow_backend_change)

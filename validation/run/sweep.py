@@ -89,6 +89,12 @@ def run_sweep(config: SweepConfig, out: Path, *, resume: bool = False, quiet: bo
             return _run_locked(config, out, resume, quiet, on_record, executor, allow_backend_change)
         except store.StoreError as exc:
             raise SweepError(str(exc)) from exc
+        finally:
+            if not (out / store.SWEEP_FILE).exists() and not (out / store.RESULTS_FILE).exists():
+                # A start that failed (or was interrupted) before its first run leaves no lock file behind
+                # either; it is removed while still held, so no other sweep can hold the same file.
+                with contextlib.suppress(OSError):
+                    (out / store.LOCK_FILE).unlink()
 
 
 def _run_locked(config: SweepConfig, out: Path, resume: bool, quiet: bool,
