@@ -8,8 +8,9 @@ The meter keeps its own work out of the joules it reports:
 * FLOPs are never counted inside an energy window. A window that names its module (``model=net``)
   records the module's calls through a recording ``forward`` and is counted on a shadow pass *after* the closing
   energy reading (see ``energymeter.backends.flops``); a window without ``model=`` is counted only by
-  a meter that measures no energy. Where a shadow pass ran while another window of the meter was
-  open, that window's ``warnings`` say how many seconds of counting its joules contain.
+  a meter that measures no energy. Where a shadow pass ran while another window was open (of any meter
+  in the process: ``energymeter.observer``), that window's ``warnings`` say how many seconds of
+  counting its joules contain.
 * ``measure()`` takes its windows on a meter shared by every ``measure()`` with the same backends and
   options in the process (opened on first use, at most ``POOL_SIZE`` of them, closed at exit), so a
   ``with measure(...)`` block costs one window, not a meter. Background pollers share one scheduler
@@ -38,6 +39,7 @@ from typing import Any, Hashable, Iterator, Mapping, Sequence
 from .backends.base import OPERATION_COUNTER, Backend, EnergySession, WindowCounter
 from .domains import Domain
 from .measurement import Measurement
+from .observer import counting_s
 from .meter_lean import begin_counted, begin_lean, end_counted, end_lean
 from .session_plans import SessionPlan, failed_reading, merged_declarations, read_plan
 from .window_parts import NOT_COUNTED, Window, cuda_sync, finish, lean_result
@@ -84,7 +86,6 @@ class Meter:
         self._lock = threading.Lock()
         self._windows: dict[Hashable, Any] = {}  # name -> Window (a lean meter: its tuple, see begin_window)
         self._open = 0  # windows open now, named or not
-        self._shadow_s = 0.0  # seconds of FLOP shadow passes so far (see the module docstring)
         self._closed = False
         self._base_warnings = tuple(f"{name}: skipped: {reason}" for name, reason in self.skipped.items())
         try:
@@ -155,7 +156,7 @@ class Meter:
             if self._open == 0:
                 self._activate()
             self._open += 1
-            window.shadow_s = self._shadow_s
+            window.shadow_s = counting_s()
             if fused is not None:
                 # Under the lock nobody sees the window until it is complete: the stores' order is free.
                 window.start_wall_s = _wall()
