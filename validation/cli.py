@@ -115,8 +115,20 @@ def _multiplicity_flag(parser: argparse.ArgumentParser) -> None:
                              "default) or bh (false discovery rate)")
 
 
-def _available_datasets(root: str | None) -> tuple[str, ...]:
+def _available_datasets(root: str | None, download: bool = False) -> tuple[str, ...]:
+    """The paper preset's datasets: the embedded two, and mnist / fashion-mnist where ``root`` holds them (or with
+    ``download``); a note on stderr names each one left out and why.
+
+    Raises:
+        UsageError: ``root`` is given but is not a directory.
+    """
     names = ["digits", "mnist-5k"]
+    if root and not Path(root).is_dir():
+        raise UsageError(f"energymeter validate: --root {root}: no such directory (it should hold the mnist / "
+                         "fashion-mnist IDX files; --download fetches them there)")
+    if download and root:
+        return (*names, "mnist", "fashion-mnist")
+    missing = []
     if root:
         from energymeter.models import DatasetError, load_dataset
 
@@ -124,8 +136,13 @@ def _available_datasets(root: str | None) -> tuple[str, ...]:
             try:
                 load_dataset(name, root=root)
                 names.append(name)
-            except DatasetError:
-                pass
+            except DatasetError as exc:
+                missing.append(f"{name} ({str(exc).splitlines()[0][:160]})")
+    else:
+        missing = ["mnist", "fashion-mnist"]
+    if missing:
+        print(f"energymeter validate: --preset paper runs on {', '.join(names)}; left out: {'; '.join(missing)}"
+              f"{'' if root else ' (no --root given)'}; --root DIR --download fetches them", file=sys.stderr)
     return tuple(names)
 
 
@@ -133,7 +150,8 @@ def config_from(args: argparse.Namespace) -> Any:
     """The SweepConfig the flags describe (preset first, explicit flags over it)."""
     from .run.config import SweepConfig, preset, with_overrides
 
-    settings = preset(args.preset, args.quick, _available_datasets(args.root) if args.preset == "paper" else ())
+    settings = preset(args.preset, args.quick,
+                      _available_datasets(args.root, bool(args.download)) if args.preset == "paper" else ())
     config = SweepConfig(**settings)
     return with_overrides(config, models=args.models, datasets=args.datasets, lambdas=args.lambdas,
                           activation_energies=args.activation_energies, seeds=args.seeds, epochs=args.epochs,
