@@ -110,3 +110,20 @@ def test_the_report_states_each_family_its_size_and_method_and_takes_the_method_
     capsys.readouterr()
     assert main(["report", str(tmp_path), "--multiplicity", "bonferoni"]) == 2
     assert "--multiplicity" in capsys.readouterr().err
+
+
+def test_a_headline_without_hardware_figures_says_which_counters_were_there_but_unread():
+    from energymeter.validation.analysis.analysis import analyse
+    from energymeter.validation.records.manifest import SweepManifest
+    from test_analysis_and_report import fixture
+
+    records = fixture(lambda e, rng: 2.0 * e, provenance="modeled", n_seeds=3, lambdas=(0.0, 1e-2), full=False)
+    sweep = SweepManifest(metadata={"backends": [
+        {"name": "rapl", "available": False, "provenance": "measured", "domains": [],
+         "reason": "permission denied on /sys/class/powercap/intel-rapl:0/energy_uj: run as root"},
+        {"name": "cpu-model", "available": True, "provenance": "modeled", "domains": ["cpu:model"], "reason": "ok"}]})
+    headline = analyse(records, sweep).headline
+    assert headline.startswith("No energy was read from hardware in this sweep")
+    assert "rapl: permission denied on /sys/class/powercap/intel-rapl:0/energy_uj" in headline
+    assert "cpu-model" not in headline.split("why none was read")[1]
+    assert "no RAPL counters" not in analyse(records).headline

@@ -104,9 +104,13 @@ class Analysis:
         """The first thing a report says: whether any figure was read from hardware."""
         if self.measured_domains:
             return f"Energy read from hardware (measured or integrated): {', '.join(self.measured_domains)}."
-        return ("No measured energy domain exists on this machine (no RAPL counters, no NVIDIA GPU): every energy "
-                "figure below is modeled (CPU time x TDP share, Loihi pJ-per-operation tables) or counted (FLOPs, "
-                "spikes, synaptic operations). They show what the models predict, not what the hardware drew.")
+        statuses = self.sweep.metadata.get("backends") or ()
+        unread = [f"{b.get('name')}: {b.get('reason')}" for b in statuses if isinstance(b, Mapping)
+                  and b.get("provenance") in ("measured", "integrated") and not b.get("available")]
+        why = (f" The hardware counters looked for, and why none was read: {'; '.join(unread)}." if unread else "")
+        return ("No energy was read from hardware in this sweep: every energy figure below is modeled (CPU time x TDP "
+                "share, Loihi pJ-per-operation tables) or counted (FLOPs, spikes, synaptic operations). They show "
+                f"what the models predict, not what the hardware drew.{why}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary (``report.json``)."""
