@@ -28,11 +28,19 @@ NOT_COUNTED = object()  # a window the operation counter does not count (any tok
 FROZEN_AFTER_S = 1.0
 
 
+#: What a frozen counter's warning says after its domain's name (``frozen_domains`` finds it in a record).
+FROZEN_MARK = ": the counter did not advance over this "
+
+
 def frozen_warnings(energy_j: Mapping[str, float], domains: Mapping[str, Any], duration_s: float) -> tuple[str, ...]:
     """Warnings for hardware counters that did not advance over a window of ``duration_s`` >= ``FROZEN_AFTER_S``."""
-    return tuple(f"{d}: the counter did not advance over this {duration_s:.2f} s window (a frozen counter, as some "
-                 "VMs expose?): its 0 J is not a measurement" for d, j in energy_j.items()
-                 if j == 0.0 and domains[d].kind == HARDWARE_COUNTER)
+    return tuple(f"{d}{FROZEN_MARK}{duration_s:.2f} s window (a frozen counter, as some VMs expose?): its 0 J is "
+                 "not a measurement" for d, j in energy_j.items() if j == 0.0 and domains[d].kind == HARDWARE_COUNTER)
+
+
+def frozen_domains(warnings: tuple[str, ...]) -> set[str]:
+    """The domains a Measurement's ``warnings`` call frozen (see ``frozen_warnings``)."""
+    return {w.split(FROZEN_MARK, 1)[0] for w in warnings if FROZEN_MARK in w}
 
 
 class Window:

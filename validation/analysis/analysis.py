@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Mapping
 
+from energymeter.window_parts import frozen_domains
+
 from ..records.manifest import SweepManifest
 from ..records.record import RunRecord
 from . import claims as paper
@@ -268,6 +270,16 @@ def _warnings(records: list[RunRecord], tables: Tables, busy: tuple[str, ...], d
         warnings.append(f"{model} on {dataset}: {target} came out negative in some runs (the idle baseline exceeded "
                         "the loaded window): that target's change is not computed at the lambdas concerned "
                         "(inconclusive, with the count), and the raw figures are kept.")
+    frozen: dict[str, list[str]] = {}
+    for r in records:
+        for window in (r.inference, r.train):
+            for domain in frozen_domains(window.measurement.warnings) if window is not None else ():
+                frozen.setdefault(domain, []).append(r.key)
+    for domain, keys in sorted(frozen.items()):
+        runs = sorted(set(keys))
+        warnings.append(f"{domain}: the counter did not advance over the windows of {len(runs)} run(s) (a frozen "
+                        f"counter, as some VMs expose: {', '.join(runs[:3])}{' ...' if len(runs) > 3 else ''}): "
+                        "those windows' figures for it are not measurements and are left out.")
     if drift is not None and drift.verdict == DRIFTING:
         warnings.append(f"The reference workload's energy drifted over the sweep ({drift.reason}); "
                         + ("the energies below are corrected by it." if corrected else "pass --drift-correction to "
