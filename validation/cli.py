@@ -63,8 +63,10 @@ def configure_validate(v: argparse.ArgumentParser) -> None:
     v.add_argument("--seeds", type=positive_int, help="seeds per lambda (default 3)")
     v.add_argument("--epochs", type=positive_int, help="training epochs (default 10)")
     v.add_argument("--backends", type=_names, default=None, help="energy backends (default: every available one)")
-    v.add_argument("--root", help="directory with IDX files for mnist / fashion-mnist")
-    v.add_argument("--download", action="store_true", help="fetch missing mnist / fashion-mnist files (network)")
+    v.add_argument("--root", help="directory with IDX files for mnist / fashion-mnist, or a scikit-learn data home "
+                   "holding 20newsgroups (default: scikit-learn's own)")
+    v.add_argument("--download", action="store_true",
+                   help="fetch missing mnist / fashion-mnist / 20newsgroups files (network)")
     v.add_argument("--out", type=nonempty_path, default=DEFAULT_OUT, help=f"output directory (default ./{DEFAULT_OUT})")
     v.add_argument("--resume", action="store_true", help="continue a sweep in DIR (its sweep.json must match)")
     v.add_argument("--allow-backend-change", action="store_true",
@@ -116,17 +118,10 @@ def _multiplicity_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def _available_datasets(root: str | None) -> tuple[str, ...]:
-    names = ["digits", "mnist-5k"]
-    if root:
-        from energymeter.models import DatasetError, load_dataset
+    """Every dataset of the models' table that loads here without the network (``--download`` adds none)."""
+    from energymeter.models.datasets import available_datasets
 
-        for name in ("mnist", "fashion-mnist"):
-            try:
-                load_dataset(name, root=root)
-                names.append(name)
-            except DatasetError:
-                pass
-    return tuple(names)
+    return available_datasets(root)
 
 
 def config_from(args: argparse.Namespace) -> Any:
