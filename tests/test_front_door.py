@@ -243,7 +243,7 @@ def test_the_paper_preset_names_the_datasets_it_leaves_out_and_refuses_a_root_th
     assert main(["validate", "--preset", "paper", "--quick", "--root", "/nonexistent", "--out",
                  str(tmp_path / "o")]) == 2
     assert "no such directory" in capsys.readouterr().err and not (tmp_path / "o").exists()
-    assert _available_datasets(str(tmp_path)) == ("digits", "mnist-5k")
+    assert _available_datasets(str(tmp_path))[:2] == ("digits", "mnist-5k")
     err = capsys.readouterr().err
-    assert "left out: mnist (" in err and "fashion-mnist (" in err
-    assert _available_datasets(None) == ("digits", "mnist-5k") and "no --root given" in capsys.readouterr().err
+    assert "left out (files not found): mnist, fashion-mnist" in err
+    assert _available_datasets(None)[:2] == ("digits", "mnist-5k") and "no --root given" in capsys.readouterr().err

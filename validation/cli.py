@@ -63,8 +63,10 @@ def configure_validate(v: argparse.ArgumentParser) -> None:
     v.add_argument("--seeds", type=positive_int, help="seeds per lambda (default 3)")
     v.add_argument("--epochs", type=positive_int, help="training epochs (default 10)")
     v.add_argument("--backends", type=_names, default=None, help="energy backends (default: every available one)")
-    v.add_argument("--root", help="directory with IDX files for mnist / fashion-mnist")
-    v.add_argument("--download", action="store_true", help="fetch missing mnist / fashion-mnist files (network)")
+    v.add_argument("--root", help="directory with IDX files for mnist / fashion-mnist, or a scikit-learn data home "
+                   "holding 20newsgroups (default: scikit-learn's own)")
+    v.add_argument("--download", action="store_true",
+                   help="fetch missing mnist / fashion-mnist / 20newsgroups files (network)")
     v.add_argument("--out", type=nonempty_path, default=DEFAULT_OUT, help=f"output directory (default ./{DEFAULT_OUT})")
     v.add_argument("--resume", action="store_true", help="continue a sweep in DIR (its sweep.json must match)")
     v.add_argument("--allow-backend-change", action="store_true",
@@ -116,34 +118,27 @@ def _multiplicity_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def _available_datasets(root: str | None, download: bool = False) -> tuple[str, ...]:
-    """The paper preset's datasets: the embedded two, and mnist / fashion-mnist where ``root`` holds them (or with
-    ``download``); a note on stderr names each one left out and why.
+    """The paper preset's datasets: every dataset of the models' table that loads here without the network
+    (``download`` with ``root`` adds the IDX ones); a note on stderr names each one left out and why.
 
     Raises:
         UsageError: ``root`` is given but is not a directory.
     """
-    names = ["digits", "mnist-5k"]
     if root and not Path(root).is_dir():
         raise UsageError(f"energymeter validate: --root {root}: no such directory (it should hold the mnist / "
                          "fashion-mnist IDX files; --download fetches them there)")
-    if download and root:
-        return (*names, "mnist", "fashion-mnist")
-    missing = []
-    if root:
-        from energymeter.models import DatasetError, load_dataset
+    from energymeter.models.datasets import DATASETS, available_datasets
 
-        for name in ("mnist", "fashion-mnist"):
-            try:
-                load_dataset(name, root=root)
-                names.append(name)
-            except DatasetError as exc:
-                missing.append(f"{name} ({str(exc).splitlines()[0][:160]})")
-    else:
-        missing = ["mnist", "fashion-mnist"]
+    present = set(available_datasets(root))
+    if download and root:
+        present |= {"mnist", "fashion-mnist"}
+    names = tuple(name for name in DATASETS if name in present)
+    missing = [name for name in DATASETS if name not in present]
     if missing:
-        print(f"energymeter validate: --preset paper runs on {', '.join(names)}; left out: {'; '.join(missing)}"
-              f"{'' if root else ' (no --root given)'}; --root DIR --download fetches them", file=sys.stderr)
-    return tuple(names)
+        print(f"energymeter validate: --preset paper runs on {', '.join(names)}; left out (files not found"
+              f"{'' if root else ', no --root given'}): {', '.join(missing)}; --root DIR --download fetches them",
+              file=sys.stderr)
+    return names
 
 
 def config_from(args: argparse.Namespace) -> Any:

@@ -159,7 +159,8 @@ def preset(name: str, quick: bool, available_datasets: tuple[str, ...] = ("digit
 
     ``default``: mlp on digits, the paper's five lambdas, 3 seeds, 10 epochs. ``paper``: the paper's
     first claim (architecture x dataset): mlp, cnn and kwta-mlp on every dataset available (digits and
-    mnist-5k always; mnist and fashion-mnist when their files are given), five lambdas. ``quick`` shrinks
+    mnist-5k always; mnist and fashion-mnist when their files are given; 20newsgroups, text, when its
+    scikit-learn cache is there), five lambdas. ``quick`` shrinks
     either to a smoke test (``paper --quick`` finishes in under 10 minutes on 2 cores).
     """
     if name not in PRESETS:
