@@ -74,7 +74,10 @@ def _training_length(a: Analysis) -> list[Section]:
     said = {True: "yes", False: "no: still falling", None: "cannot tell (too few epochs)"}
     return [Section("E(0)/E against training length (test split, under the definition trained with)", 3,
                     paragraphs=(f"Rule: {level_rule()}. A ratio short of the paper's that was still rising "
-                                "is \"not reached at this training length\", not a failure of the claim.",),
+                                "is \"not reached at this training length\", not a failure of the claim.",
+                                f"{sum(r.levelled_off is True for r in rows)} of {len(rows)} rows had levelled off "
+                                f"by the last epoch; {sum(r.still_rising for r in rows)} were still rising (train "
+                                "longer, --epochs N, to measure where the ratio settles)."),
                     headers=("model", "dataset", "E", "lambda", "epochs", "E(0)/E after epoch (rule's and last)",
                              "levelled off"),
                     rows=tuple((r.model, r.dataset, r.activation_energy_kind, f"{r.lam:g}",
