@@ -25,6 +25,7 @@ from .figures import FigureId, Figures, build_figures, csv_row
 from .stats import (DRIFTING, ENERGY_SESOI, MIN_ELASTICITY, NEGLIGIBLE_R, NULL_ELASTICITY, PLAUSIBLE_FACTOR_BAND,
                     TRACKS_R, StatResult, drift_correction_factors, reference_drift)
 from .tables import CarbonRow, Correlation, LambdaRow, LoihiRow, Tables, build_tables
+from .training_length import level_rule
 
 Point = tuple[float, float, float, str]
 
@@ -129,7 +130,7 @@ class Analysis:
             "busy_runs": list(self.busy_runs), "warnings": list(self.warnings), "problems": list(self.problems),
             "thresholds": {"energy_sesoi": self.tables.sesoi, "tracks_r": TRACKS_R, "negligible_r": NEGLIGIBLE_R,
                            "min_elasticity": MIN_ELASTICITY, "null_elasticity": NULL_ELASTICITY,
-                           "paper_e_ratio_v2": paper.PAPER_E_RATIO_V2, "paper_e_ratio_v1": paper.PAPER_E_RATIO_V1,
+                           "paper_e_ratio_v2": paper.PAPER_E_RATIO_V2, "e_ratio_level_rule": level_rule(),
                            "paper_max_acc_loss_pp": paper.PAPER_MAX_ACC_LOSS_PP,
                            "paper_efficiency_gain": list(paper.PAPER_EFFICIENCY_GAIN), "paper_eta2": paper.PAPER_ETA2},
             "sweep": self.sweep.to_dict(), "multiplicity": [f.to_dict() for f in self.families],

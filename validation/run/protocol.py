@@ -25,7 +25,7 @@ from energymeter.measurement import Measurement
 
 from ..records.record import EpochRecord, LoihiRecord, RunRecord, WindowRecord
 from ..records.spec import RunSpec
-from .config import ACTIVATION_ENERGY_KINDS, SweepConfig
+from .config import SweepConfig
 from .machine_load import LoadSampler
 
 
@@ -167,20 +167,21 @@ def _history(result: Any, model: Any, data: Any, device: str, kind: str,
     """Per-epoch records; each epoch's test accuracy is evaluated from its kept parameters, after training."""
     import torch
 
-    from energymeter.models import evaluate
+    from energymeter.models import activation_energies, evaluate
 
     out = []
     current = {k: v.detach().clone() for k, v in model.state_dict().items()}
     n_train = len(data.x_train)
     for stats, state in zip(result.history, result.epoch_states or [None] * len(result.history)):
-        accuracy = None
+        accuracy, test_e = None, {}
         if state is not None:
             model.load_state_dict(state)
             accuracy = evaluate(model, data.x_test, data.y_test, activation_energy=kind, device=device).accuracy
+            test_e = activation_energies(model, data.x_test, device=device)
         m = stats.measurement
         out.append(EpochRecord(stats.epoch, stats.loss, stats.ce, stats.activation_energy, stats.accuracy, accuracy,
                                stats.duration_s, dict(m.energy_j) if m is not None else {},
-                               None if train_flops is None else train_flops * n_train * stats.epoch))
+                               None if train_flops is None else train_flops * n_train * stats.epoch, test_e))
     with torch.no_grad():
         model.load_state_dict(current)
     return tuple(out)
@@ -208,11 +209,11 @@ def one_run(config: SweepConfig, run: RunSpec, data: Any, meter: Any, reference_
     inference = WindowRecord(inference.measurement, idle_w, inference.workloads, inference.samples_per_workload)
     inf_flops, train_flops, uncounted = flops_per_sample(model, data.x_test[:64].to(device),
                                                          data.y_test[:64].to(device))
-    from energymeter.models import evaluate
+    from energymeter.models import activation_energies, evaluate
 
     evaluation = evaluate(model, data.x_test, data.y_test, activation_energy=kind, device=device)
-    by_kind = {k: evaluate(model, data.x_test, data.y_test, activation_energy=k, device=device).activation_energy
-               for k in ACTIVATION_ENERGY_KINDS}
+    # Every definition of E (ACTIVATION_ENERGY_KINDS) and the scale-free ones, in one pass over the test split.
+    by_kind = activation_energies(model, data.x_test, device=device)
     history = _history(result, model, data, device, kind, train_flops)
     return RunRecord(
         model=model_name, dataset=data.name, lam=lam, seed=seed, test_accuracy=result.test_accuracy,
