@@ -93,6 +93,13 @@ def _interval(s: StatResult, spec: str, suffix: str = "", verdict: str = INCONCL
                          unresolved=s.unresolved and verdict == INCONCLUSIVE)
 
 
+def _said(s: StatResult, verb: str, noun: str, spec: str, suffix: str = "", verdict: str = INCONCLUSIVE) -> str:
+    """``"<verb> <interval>"`` ("E fell 22x [18, 27]"), or ``"<noun> unresolved (N seeds)"`` ("E's fall
+    unresolved (2 seeds)") where the interval says nothing and no verdict was read from it."""
+    text = _interval(s, spec, suffix, verdict)
+    return f"{noun} {text}" if text.startswith("unresolved") else f"{verb} {text}"
+
+
 def _subject_text(subject: Mapping[str, Any]) -> str:
     parts = [f"{subject['model']} on {subject['dataset']}"]
     if "activation_energy_kind" in subject:
@@ -121,7 +128,8 @@ def e_reduction(subject: Mapping[str, Any], ratio: StatResult) -> Claim:
         verdict = FAILS
     else:
         verdict = INCONCLUSIVE
-    text = (f"{_subject_text(subject)}: E fell {_interval(ratio, ',.1f', 'x', verdict)} (paper v2: about "
+    fell = _said(ratio, "E fell", "E's fall", ",.1f", "x", verdict)
+    text = (f"{_subject_text(subject)}: {fell} (paper v2: about "
             f"{PAPER_E_RATIO_V2:,.0f}x, i.e. {lo_band:,.0f}-{hi_band:,.0f}x; v1: to 6% of baseline, about "
             f"{PAPER_E_RATIO_V1:.0f}x): {verdict}")
     return _claim("e_reduction", subject, "activation energy E per test sample", "counted", ratio, verdict, text,
@@ -139,8 +147,9 @@ def joint(subject: Mapping[str, Any], lam: float | None, ratio: StatResult | Non
         return _claim("e_reduction", {**subject, "joint": True}, "activation energy E per test sample", "counted", s,
                       INCONCLUSIVE, text, f"about {PAPER_E_RATIO_V2:,.0f}x with under {PAPER_MAX_ACC_LOSS_PP} pp lost")
     inner = e_reduction({**subject, "lambda": lam}, ratio)
+    fell = _said(ratio, "E fell", "E's fall", ",.1f", "x", inner.verdict)
     text = (f"{_subject_text(subject)}: at the largest lambda losing under {PAPER_MAX_ACC_LOSS_PP} pp "
-            f"(lambda={lam:g}), E fell {_interval(ratio, ',.1f', 'x', inner.verdict)}; the paper: about "
+            f"(lambda={lam:g}), {fell}; the paper: about "
             f"{PAPER_E_RATIO_V2:,.0f}x with under {PAPER_MAX_ACC_LOSS_PP} pp lost: {inner.verdict}")
     return _claim("e_reduction", {**subject, "lambda": lam, "joint": True}, inner.figure, "counted", ratio,
                   inner.verdict, text, f"about {PAPER_E_RATIO_V2:,.0f}x with under {PAPER_MAX_ACC_LOSS_PP} pp lost")
@@ -149,8 +158,8 @@ def joint(subject: Mapping[str, Any], lam: float | None, ratio: StatResult | Non
 def accuracy(subject: Mapping[str, Any], change: StatResult) -> Claim:
     """The paper's "under 0.5 pp lost", with a rise beyond the bound said as such."""
     detail = dict(change.details)
-    text = (f"{_subject_text(subject)}: accuracy changed "
-            f"{_interval(change, '+.2f', ' pp', change.verdict or INCONCLUSIVE)}: ")
+    said = _said(change, "accuracy changed", "accuracy change", "+.2f", " pp", change.verdict or INCONCLUSIVE)
+    text = f"{_subject_text(subject)}: {said}: "
     if detail.get("rose_beyond_bound"):
         text += f"no loss (accuracy rose by more than the {PAPER_MAX_ACC_LOSS_PP} pp bound)"
     elif change.verdict == HOLDS:
@@ -172,7 +181,7 @@ def _change_text(change: StatResult, verdict: str = INCONCLUSIVE) -> str:
     """The energy change in words; ``verdict``: the claim's verdict if read from this interval."""
     if change.estimate is None:
         return change.reason or "no energy change computed"
-    return f"energy changed {_interval(change, '+.1f', '%', verdict)}"
+    return _said(change, "energy changed", "energy change", "+.1f", "%", verdict)
 
 
 def energy_tracking(subject: Mapping[str, Any], target: FigureId, change: StatResult,
@@ -273,8 +282,8 @@ def training_efficiency(subject: Mapping[str, Any], quantity: str, gain: StatRes
     interval = _interval(gain, "+.1f", "%", gain.verdict or INCONCLUSIVE)  # gain in percent
     target = ""
     if target_pct is not None:
-        spread = (f" [{baseline.low:.2f}, {baseline.high:.2f}]" if baseline is not None and baseline.low is not None
-                  else "")
+        spread = (f" [{baseline.low:.2f}, {baseline.high:.2f}]{' clipped' if baseline.clipped else ''}"
+                  if baseline is not None and baseline.low is not None else "")
         target = (f" to {target_pct:.2f}% accuracy (the lambda = 0 runs' mean final accuracy"
                   f"{'' if baseline is None else f' {baseline.mean:.2f}%'}{spread} minus {PAPER_MAX_ACC_LOSS_PP} pp; "
                   "cost interpolated within the epoch that reaches it)")
