@@ -23,6 +23,7 @@ from .domains import reference_domain
 from .figures import FigureId, Figures, build_figures, csv_row
 from .stats import (DRIFTING, ENERGY_SESOI, MIN_ELASTICITY, NEGLIGIBLE_R, NULL_ELASTICITY, PLAUSIBLE_FACTOR_BAND,
                     TRACKS_R, StatResult, drift_correction_factors, reference_drift)
+from .stats_core import UNRESOLVED_PERCENT_WIDTH, UNRESOLVED_POINTS_WIDTH, UNRESOLVED_RATIO_SPAN
 from .tables import CarbonRow, Correlation, LambdaRow, LoihiRow, Tables, build_tables
 
 Point = tuple[float, float, float, str]
@@ -132,7 +133,10 @@ class Analysis:
                            "min_elasticity": MIN_ELASTICITY, "null_elasticity": NULL_ELASTICITY,
                            "paper_e_ratio_v2": paper.PAPER_E_RATIO_V2, "paper_e_ratio_v1": paper.PAPER_E_RATIO_V1,
                            "paper_max_acc_loss_pp": paper.PAPER_MAX_ACC_LOSS_PP,
-                           "paper_efficiency_gain": list(paper.PAPER_EFFICIENCY_GAIN), "paper_eta2": paper.PAPER_ETA2},
+                           "paper_efficiency_gain": list(paper.PAPER_EFFICIENCY_GAIN), "paper_eta2": paper.PAPER_ETA2,
+                           "unresolved_ratio_span": UNRESOLVED_RATIO_SPAN,
+                           "unresolved_percent_width": UNRESOLVED_PERCENT_WIDTH,
+                           "unresolved_points_width": UNRESOLVED_POINTS_WIDTH},
             "sweep": self.sweep.to_dict(), "multiplicity": [f.to_dict() for f in self.families],
         })
 
