@@ -20,10 +20,12 @@ from . import paper_claims  # noqa: F401 - registers the paper's claims
 from .claim_registry import evaluate
 from .claims import Claim
 from .multiplicity import METHODS, FamilyControl, control
+from .questions import QuestionSummary, summarise
 from .domains import reference_domain
 from .figures import FigureId, Figures, build_figures, csv_row
 from .stats import (DRIFTING, ENERGY_SESOI, MIN_ELASTICITY, NEGLIGIBLE_R, NULL_ELASTICITY, PLAUSIBLE_FACTOR_BAND,
                     TRACKS_R, StatResult, drift_correction_factors, reference_drift)
+from .stats_core import UNRESOLVED_PERCENT_WIDTH, UNRESOLVED_POINTS_WIDTH, UNRESOLVED_RATIO_SPAN
 from .tables import CarbonRow, Correlation, LambdaRow, LoihiRow, Tables, build_tables
 from .training_length import level_rule
 
@@ -48,6 +50,7 @@ class Analysis:
         rows: report.csv's rows.
         sweep: The sweep's manifest (sweep.json: settings and metadata; empty when there is none).
         families: How each family of verdicts was controlled for its size (``multiplicity``).
+        questions: The summary: one entry per question the sweep asked, with its claims (``questions``).
     """
 
     runs: int
@@ -63,6 +66,7 @@ class Analysis:
     rows: tuple[Mapping[str, Any], ...] = ()
     sweep: SweepManifest = field(default_factory=SweepManifest)
     families: tuple[FamilyControl, ...] = ()
+    questions: tuple[QuestionSummary, ...] = ()
 
     @property
     def lambda_rows(self) -> tuple[LambdaRow, ...]:
@@ -116,10 +120,14 @@ class Analysis:
                 f"what the models predict, not what the hardware drew.{why}")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe summary (``report.json``)."""
+        """JSON-safe summary (``report.json``): ``summary`` first, one entry per question, then every claim with
+        the key of the question it answers."""
+        question = {i: q.key for q in self.questions for i in q.indices}
         return _json_safe({
             "headline": self.headline, "runs": self.runs, "measured_domains": list(self.measured_domains),
-            "claims": [c.to_dict() for c in self.claims], "lambda_table": _plain(self.lambda_rows),
+            "summary": [q.to_dict() for q in self.questions],
+            "claims": [{**c.to_dict(), "question": question.get(i)} for i, c in enumerate(self.claims)],
+            "lambda_table": _plain(self.lambda_rows),
             "loihi_table": _plain(self.loihi_rows), "carbon": _plain(self.carbon_rows),
             "carbon_source": self.carbon_source,
             "correlations": [{"proxy": p, "target": t.label, "provenance": v, **s.to_dict()}
@@ -132,7 +140,10 @@ class Analysis:
                            "min_elasticity": MIN_ELASTICITY, "null_elasticity": NULL_ELASTICITY,
                            "paper_e_ratio_v2": paper.PAPER_E_RATIO_V2, "e_ratio_level_rule": level_rule(),
                            "paper_max_acc_loss_pp": paper.PAPER_MAX_ACC_LOSS_PP,
-                           "paper_efficiency_gain": list(paper.PAPER_EFFICIENCY_GAIN), "paper_eta2": paper.PAPER_ETA2},
+                           "paper_efficiency_gain": list(paper.PAPER_EFFICIENCY_GAIN), "paper_eta2": paper.PAPER_ETA2,
+                           "unresolved_ratio_span": UNRESOLVED_RATIO_SPAN,
+                           "unresolved_percent_width": UNRESOLVED_PERCENT_WIDTH,
+                           "unresolved_points_width": UNRESOLVED_POINTS_WIDTH},
             "sweep": self.sweep.to_dict(), "multiplicity": [f.to_dict() for f in self.families],
         })
 
@@ -245,9 +256,25 @@ def analyse(records: list[RunRecord], sweep: SweepManifest | Mapping[str, Any] |
                         "(--allow-backend-change): figures of the two sets are not comparable; compare runs within "
                         "one set (each record's measurement names its domains)")
     measured = sorted({fid.label for fid in figures.ids() if fid.provenance in ("measured", "integrated")})
+    sweep = sweep or SweepManifest()
+    questions = summarise(claim_list, families, tables, sweep, _absent(tables))
     return Analysis(len(records), tuple(measured), tables, tuple(claim_list), drift, bool(factors), busy,
                     tuple(warnings), tuple(problems or ()), _points(figures), tuple(csv_row(r) for r in records),
-                    sweep or SweepManifest(), tuple(families))
+                    sweep, tuple(families), questions)
+
+
+def _absent(tables: Tables) -> dict[str, str]:
+    """Why a question may have no claims on this sweep, where the tables know."""
+    out = {}
+    if not any(r.lam != 0.0 for r in tables.lambda_rows):
+        out.update(dict.fromkeys(("tracking", "saving", "e_reduction", "accuracy", "efficiency"),
+                                 "no lambda > 0 paired with lambda = 0"))
+    anova = tables.anova_accuracy
+    out["anova"] = ("one model and one dataset (needs two levels of a factor; `--preset paper`)" if anova is None
+                    else f"skipped: {anova.skipped}" if anova.skipped else "no ANOVA term")
+    if not tables.correlations:
+        out["correlation"] = "no proxy varies with energy over 3 runs or more"
+    return out
 
 
 def _points(figures: Figures) -> dict[FigureId, tuple[Point, ...]]:

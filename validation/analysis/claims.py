@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 from .figures import LOIHI, FigureId
 from .stats import ACCURACY_MAX_LOSS_PP, CLAIMED_GAIN_BAND, ENERGY_SESOI, FAILS, HOLDS, INCONCLUSIVE, StatResult
-from .stats_core import one_sided_p
+from .stats_core import interval_text, one_sided_p
 
 #: v2 abstract: E falls "about three orders of magnitude" at lambda = 1e-2.
 PAPER_E_RATIO_V2 = 1000.0
@@ -85,12 +85,18 @@ class Claim:
                 "sentence": self.sentence, "paper": self.paper, "details": dict(self.details)}
 
 
-def _interval(s: StatResult, spec: str, suffix: str = "") -> str:
-    if s.estimate is None:
-        return "n/a"
-    if s.low is None or s.high is None:
-        return f"{s.estimate:{spec}}{suffix} (n={s.n}, no interval)"
-    return f"{s.estimate:{spec}}{suffix} [{s.low:{spec}}, {s.high:{spec}}]"
+def _interval(s: StatResult, spec: str, suffix: str = "", verdict: str = INCONCLUSIVE) -> str:
+    """The interval as a claim prints it: "unresolved (N seeds)" where it is too wide to say anything and
+    ``verdict`` (the claim's, read from it) decided nothing."""
+    return interval_text(s.estimate, s.low, s.high, s.n, spec, suffix,
+                         unresolved=s.unresolved and verdict == INCONCLUSIVE)
+
+
+def _said(s: StatResult, verb: str, noun: str, spec: str, suffix: str = "", verdict: str = INCONCLUSIVE) -> str:
+    """``"<verb> <interval>"`` ("E fell 22x [18, 27]"), or ``"<noun> unresolved (N seeds)"`` ("E's fall
+    unresolved (2 seeds)") where the interval says nothing and no verdict was read from it."""
+    text = _interval(s, spec, suffix, verdict)
+    return f"{noun} {text}" if text.startswith("unresolved") else f"{verb} {text}"
 
 
 def _subject_text(subject: Mapping[str, Any]) -> str:
@@ -148,7 +154,8 @@ def e_reduction(subject: Mapping[str, Any], ratio: StatResult, *, still_rising: 
         verdict, status = INCONCLUSIVE, "not reached at this training length (still rising)"
     measure = str(subject.get("measured_as", subject.get("activation_energy_kind", "l2/sum"))).split("/")[0]
     split = rescaling_split(measure, ratio, scale_free)
-    text = (f"{_subject_text(subject)}: E fell {_interval(ratio, ',.1f', 'x')} (paper: about "
+    fell = _said(ratio, "E fell", "E's fall", ",.1f", "x", verdict)
+    text = (f"{_subject_text(subject)}: {fell} (paper: about "
             f"{PAPER_E_RATIO_V2:,.0f}x, i.e. {lo_band:,.0f}-{hi_band:,.0f}x): {status}"
             + (f"; {split}" if split else ""))
     return _claim("e_reduction", subject, "activation energy E per test sample", "counted", ratio, verdict, text,
@@ -168,9 +175,10 @@ def joint(subject: Mapping[str, Any], lam: float | None, ratio: StatResult | Non
         return _claim("e_reduction", {**subject, "joint": True}, "activation energy E per test sample", "counted", s,
                       INCONCLUSIVE, text, f"about {PAPER_E_RATIO_V2:,.0f}x with under {PAPER_MAX_ACC_LOSS_PP} pp lost")
     inner = e_reduction({**subject, "lambda": lam}, ratio)
+    fell = _said(ratio, "E fell", "E's fall", ",.1f", "x", inner.verdict)
     text = (f"{_subject_text(subject)}: at the largest lambda losing under {PAPER_MAX_ACC_LOSS_PP} pp "
-            f"(lambda={lam:g}), E fell {_interval(ratio, ',.1f', 'x')}; the paper: about {PAPER_E_RATIO_V2:,.0f}x "
-            f"with under {PAPER_MAX_ACC_LOSS_PP} pp lost: {inner.verdict}")
+            f"(lambda={lam:g}), {fell}; the paper: about "
+            f"{PAPER_E_RATIO_V2:,.0f}x with under {PAPER_MAX_ACC_LOSS_PP} pp lost: {inner.verdict}")
     return _claim("e_reduction", {**subject, "lambda": lam, "joint": True}, inner.figure, "counted", ratio,
                   inner.verdict, text, f"about {PAPER_E_RATIO_V2:,.0f}x with under {PAPER_MAX_ACC_LOSS_PP} pp lost")
 
@@ -178,7 +186,8 @@ def joint(subject: Mapping[str, Any], lam: float | None, ratio: StatResult | Non
 def accuracy(subject: Mapping[str, Any], change: StatResult) -> Claim:
     """The paper's "under 0.5 pp lost", with a rise beyond the bound said as such."""
     detail = dict(change.details)
-    text = f"{_subject_text(subject)}: accuracy changed {_interval(change, '+.2f', ' pp')}: "
+    said = _said(change, "accuracy changed", "accuracy change", "+.2f", " pp", change.verdict or INCONCLUSIVE)
+    text = f"{_subject_text(subject)}: {said}: "
     if detail.get("rose_beyond_bound"):
         text += f"no loss (accuracy rose by more than the {PAPER_MAX_ACC_LOSS_PP} pp bound)"
     elif change.verdict == HOLDS:
@@ -196,12 +205,11 @@ def _energy_label(target: FigureId) -> str:
     return f"{provenance} {target.label}" if provenance != "modeled" else f"{target.label} (modeled, not measured)"
 
 
-def _change_text(change: StatResult) -> str:
+def _change_text(change: StatResult, verdict: str = INCONCLUSIVE) -> str:
+    """The energy change in words; ``verdict``: the claim's verdict if read from this interval."""
     if change.estimate is None:
         return change.reason or "no energy change computed"
-    if change.low is None or change.high is None:
-        return f"energy changed {change.estimate:+.1f}% (no interval)"
-    return f"energy changed {change.estimate:+.1f}% [{change.low:+.1f}, {change.high:+.1f}]"
+    return _said(change, "energy changed", "energy change", "+.1f", "%", verdict)
 
 
 def energy_tracking(subject: Mapping[str, Any], target: FigureId, change: StatResult,
@@ -254,7 +262,7 @@ def energy_saving(subject: Mapping[str, Any], target: FigureId, change: StatResu
     words = {HOLDS: f"saves more than {sesoi:.0%} (holds)",
              FAILS: f"saves less than {sesoi:.0%}, if anything (fails)"}.get(
         verdict, RUNTIME_PROXY_NOTE if runtime else f"cannot tell whether it saves {sesoi:.0%} (inconclusive)")
-    text = f"{_subject_text(subject)}: {_energy_label(target)}: {_change_text(change)}: {words}"
+    text = f"{_subject_text(subject)}: {_energy_label(target)}: {_change_text(change, verdict)}: {words}"
     if target.phase == LOIHI:
         text += f" ({LOIHI_NOTE})"
     return _claim("energy_saving", {**subject, "target": target.label}, target.label, target.provenance, change,
@@ -299,12 +307,11 @@ def training_efficiency(subject: Mapping[str, Any], quantity: str, gain: StatRes
         same_flops: Every run does the baseline's FLOPs per epoch: a gain is faster convergence.
     """
     lo, hi = PAPER_EFFICIENCY_GAIN
-    pct = (lambda v: "n/a" if v is None else f"{v:+.1f}%")  # gain in percent (..._to_target_gain_pct)
-    interval = f"{pct(gain.estimate)} [{pct(gain.low)}, {pct(gain.high)}]" if gain.estimate is not None else "n/a"
+    interval = _interval(gain, "+.1f", "%", gain.verdict or INCONCLUSIVE)  # gain in percent
     target = ""
     if target_pct is not None:
-        spread = (f" [{baseline.low:.2f}, {baseline.high:.2f}]" if baseline is not None and baseline.low is not None
-                  else "")
+        spread = (f" [{baseline.low:.2f}, {baseline.high:.2f}]{' clipped' if baseline.clipped else ''}"
+                  if baseline is not None and baseline.low is not None else "")
         target = (f" to {target_pct:.2f}% accuracy (the lambda = 0 runs' mean final accuracy"
                   f"{'' if baseline is None else f' {baseline.mean:.2f}%'}{spread} minus {PAPER_MAX_ACC_LOSS_PP} pp; "
                   "cost interpolated within the epoch that reaches it)")

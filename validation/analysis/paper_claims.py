@@ -14,7 +14,7 @@ from . import claims as paper
 from .claim_registry import claim
 from .claims import Claim
 from .figures import Figures
-from .intervals import t_interval
+from .intervals import accuracy_interval
 from .stats import INCONCLUSIVE, StatResult, cost_to_target, efficiency_gain, make_result
 from .tables import LambdaRow, Tables, groups
 
@@ -108,7 +108,7 @@ def training_efficiency(figures: Figures, tables: Tables) -> list[Claim]:
                   if r.history and r.history[-1].test_accuracy is not None]
         if not finals:
             continue
-        reached = t_interval(a * 100 for a in finals)  # the baseline's final accuracy, percent, across seeds
+        reached = accuracy_interval(a * 100 for a in finals)  # the baseline's final accuracy, percent, across seeds
         target = sum(finals) / len(finals) - paper.PAPER_MAX_ACC_LOSS_PP / 100
         for lam in sorted(by_lam):
             if lam == 0.0:

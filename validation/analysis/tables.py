@@ -15,7 +15,7 @@ import numpy as np
 
 from ..records.record import RunRecord
 from .figures import INFERENCE, LOIHI, PROXIES, Figure, FigureId, Figures, sort_key
-from .intervals import AnovaSkipped, Interval, anova, t_interval
+from .intervals import NON_NEGATIVE, AnovaSkipped, Interval, accuracy_interval, anova, t_interval
 from .stats import (ENERGY_SESOI, INCONCLUSIVE, StatResult, accuracy_change, elasticity, elasticity_verdict,
                     energy_change, make_result, within_group_correlation)
 from .stats_paired import paired_ratio
@@ -166,8 +166,8 @@ def lambda_rows(figures: Figures, sesoi: float = ENERGY_SESOI) -> list[LambdaRow
                         by_kind[measure] = result
             rows.append(LambdaRow(
                 model, dataset, kind, lam, len(seeds),
-                t_interval(r.test_accuracy * 100 for r in runs.values()),
-                t_interval(r.activation_energy for r in runs.values()),
+                accuracy_interval(r.test_accuracy * 100 for r in runs.values()),
+                t_interval((r.activation_energy for r in runs.values()), NON_NEGATIVE),
                 ratio if lam != 0.0 else None,
                 accuracy_change([runs[s].test_accuracy * 100 for s in seeds],
                                 [base[s].test_accuracy * 100 for s in seeds]) if lam != 0.0 and seeds else None,
@@ -218,11 +218,12 @@ def loihi_rows(records: list[RunRecord]) -> list[LoihiRow]:
             pct = (lambda xs: (100 * x for x in xs if x is not None))
             profiles = sorted({p for s in sims for p in s.energy_j_per_sample})
             rows.append(LoihiRow(model, dataset, kind, lam, sims[0].samples, sims[0].timesteps,
-                                 t_interval(pct(s.accuracy for s in sims)),
-                                 t_interval(pct(s.source_accuracy for s in sims)),
-                                 t_interval(s.spikes_per_sample for s in sims),
-                                 t_interval(s.synops_per_sample for s in sims),
-                                 {p: t_interval(s.energy_j_per_sample.get(p) for s in sims) for p in profiles}))
+                                 accuracy_interval(pct(s.accuracy for s in sims)),
+                                 accuracy_interval(pct(s.source_accuracy for s in sims)),
+                                 t_interval((s.spikes_per_sample for s in sims), NON_NEGATIVE),
+                                 t_interval((s.synops_per_sample for s in sims), NON_NEGATIVE),
+                                 {p: t_interval((s.energy_j_per_sample.get(p) for s in sims), NON_NEGATIVE)
+                                  for p in profiles}))
     return rows
 
 

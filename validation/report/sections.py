@@ -7,56 +7,14 @@ Built from an ``Analysis`` only: this module formats numbers, it computes none. 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 
 from ..analysis.analysis import Analysis
-from ..analysis.intervals import Interval
-from ..analysis.stats import StatResult
 from ..analysis.training_length import level_rule, lookback_epochs
 from ..records.manifest import SweepManifest
+from .section import Section, fmt, verdict_badge
+from .summary import claim_sections, summary_section
 
-
-def fmt(value: Interval | StatResult | None, spec: str = ".3g", suffix: str = "", scale: float = 1.0,
-        shift: float = 0.0) -> str:
-    """``estimate [low, high]`` of an interval or a stat result (``(v - shift) * scale``), or n/a."""
-    if value is None:
-        return "n/a"
-    mean = value.mean if isinstance(value, Interval) else value.estimate
-    if mean is None or mean != mean:
-        return "n/a"
-    conv = (lambda v: (v - shift) * scale)
-    if value.low is None or value.high is None:
-        return f"{conv(mean):{spec}}{suffix} (n={value.n}, no interval)"
-    return f"{conv(mean):{spec}}{suffix} [{conv(value.low):{spec}}, {conv(value.high):{spec}}]"
-
-
-def verdict_badge(verdict: str) -> str:
-    return {"tracks": "TRACKS", "does_not_track": "DOES NOT TRACK", "holds": "HOLDS", "fails": "FAILS"}.get(
-        verdict, "INCONCLUSIVE")
-
-
-@dataclass(frozen=True)
-class Section:
-    """One part of a report.
-
-    Attributes:
-        title: Heading.
-        level: Heading level (1 for the title, 2 for sections, 3 for subsections).
-        paragraphs: Text before the table.
-        items: A bulleted list.
-        headers, rows: A table (cells are plain text; ``verdicts`` marks the column holding verdict badges).
-        emphasis: Show the paragraphs as a highlighted banner.
-    """
-
-    title: str
-    level: int = 2
-    paragraphs: tuple[str, ...] = ()
-    items: tuple[str, ...] = ()
-    headers: tuple[str, ...] = ()
-    rows: tuple[tuple[str, ...], ...] = ()
-    verdicts: int | None = None
-    emphasis: bool = False
-    figures: tuple[str, ...] = field(default=())
+__all__ = ["Section", "fmt", "metadata_lines", "sections", "verdict_badge"]
 
 
 def _last_epochs(series: tuple[float | None, ...]) -> str:
@@ -88,17 +46,12 @@ def _training_length(a: Analysis) -> list[Section]:
 
 def sections(a: Analysis) -> list[Section]:
     """The whole report, in order."""
-    out = [Section("energymeter validation report", 1, (a.headline,), emphasis=True)]
+    out = [Section("energymeter validation report", 1, (a.headline,), emphasis=True), *summary_section(a)]
     if a.warnings:
         out.append(Section("Warnings", items=a.warnings))
     if a.problems:
         out.append(Section("Problems reading results", items=a.problems))
-    families = tuple(f.sentence for f in a.families)
-    out.append(Section("Claims", paragraphs=(
-        "Each verdict is read from its 95% interval (one-sided at 0.025); the verdicts of each family are then "
-        "controlled together for the family's size, and those that do not survive are inconclusive:",) if families
-        else (), items=families, headers=("verdict", "kind", "claim"), verdicts=0,
-        rows=tuple((verdict_badge(c.verdict), c.kind, c.sentence) for c in a.claims)))
+    out += claim_sections(a)
     out.append(Section("Plots", figures=("scatter", "lambda")))
     out.append(Section("Per lambda (paired by seed with lambda = 0; 95% intervals)",
                        headers=("model", "dataset", "E", "lambda", "seeds", "accuracy %", "E per sample", "E(0)/E",
