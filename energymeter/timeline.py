@@ -82,7 +82,8 @@ def timeline_of(times_s: list[float], readings: list[Reading]) -> Timeline:
     for i in range(1, len(times_s)):
         interval_s = times_s[i] - times_s[i - 1]
         if interval_s > 0:
-            points.append((times_s[i] - times_s[0], MappingProxyType(power_w(readings[i - 1], readings[i], interval_s))))
+            watts = power_w(readings[i - 1], readings[i], interval_s)
+            points.append((times_s[i] - times_s[0], MappingProxyType(watts)))
     return tuple(points)
 
 
