@@ -105,6 +105,12 @@ class Analysis:
                 "figure below is modeled (CPU time x TDP share, Loihi pJ-per-operation tables) or counted (FLOPs, "
                 "spikes, synaptic operations). They show what the models predict, not what the hardware drew.")
 
+    def _repr_html_(self) -> str:
+        """Headline, claims and warnings as escaped HTML, for Jupyter (``validation.analysis.notebook``)."""
+        from .notebook import analysis_html
+
+        return analysis_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary (``report.json``)."""
         return _json_safe({
