@@ -10,7 +10,9 @@ from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
 
 
 @pytest.fixture()
-def shell():
+def shell(tmp_path_factory, monkeypatch):
+    if not InteractiveShell.initialized():  # IPython's history goes under the test's directory, never to ~
+        monkeypatch.setenv("IPYTHONDIR", str(tmp_path_factory.mktemp("ipython")))
     ip = InteractiveShell.instance()
     ip.run_line_magic("load_ext", "energymeter")
     yield ip
