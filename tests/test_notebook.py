@@ -13,7 +13,11 @@ from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
 def shell(tmp_path_factory, monkeypatch):
     if not InteractiveShell.initialized():  # IPython's history goes under the test's directory, never to ~
         monkeypatch.setenv("IPYTHONDIR", str(tmp_path_factory.mktemp("ipython")))
-    ip = InteractiveShell.instance()
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryManager.enabled = False  # no history database: nothing to write at exit
+    ip = InteractiveShell.instance(config=config)
     ip.run_line_magic("load_ext", "energymeter")
     yield ip
     for name in ("_measurement", "kept", "x", "m", "tree"):

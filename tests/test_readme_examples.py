@@ -44,7 +44,10 @@ def test_the_ipython_examples_run_as_cells(heading, tmp_path):
     cells = blocks(heading, "ipython")
     driver = textwrap.dedent(f"""
         from IPython.core.interactiveshell import InteractiveShell
-        shell = InteractiveShell.instance()
+        from traitlets.config import Config
+        config = Config()
+        config.HistoryManager.enabled = False
+        shell = InteractiveShell.instance(config=config)
         for cell in {cells!r}:
             result = shell.run_cell(cell)
             assert result.success, result.error_before_exec or result.error_in_exec
@@ -53,5 +56,5 @@ def test_the_ipython_examples_run_as_cells(heading, tmp_path):
     env = {**os.environ, "IPYTHONDIR": str(tmp_path / "ipython")}  # IPython's history stays out of ~
     proc = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, cwd=tmp_path, timeout=120,
                           env=env)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     assert "total" in proc.stdout and proc.stdout.strip().endswith("Measurement")
