@@ -155,15 +155,18 @@ class Recorder:
         self._poller.close()
 
 
-def record_timelines(meter: Any, period_s: float) -> Recorder:
+def record_timelines(meter: Any, period_s: float) -> Recorder | None:
     """Make every window of ``meter`` keep its timeline (``Measurement.timeline``); returns the recorder, which is
-    also the meter's ``timeline_recorder``.
+    also the meter's ``timeline_recorder`` (None for a meter without an energy session: it has no power to keep).
 
     The meter's window methods are wrapped on the instance: ``begin_window``/``end_window`` (named windows, and
     ``window()`` on top of them) and ``_begin``/``_end`` (``measure()``'s windows, keyed by their window object).
     A meter's general ``begin_window`` opens through ``_begin(..., register=True)``: that call is left to the
     ``begin_window`` wrapper, so each window is sampled once.
     """
+    if not meter._plans:
+        meter.timeline_recorder = None
+        return None
     recorder = Recorder(meter._plans, period_s)
     begin_window, end_window, begin, end, close = (meter.begin_window, meter.end_window, meter._begin, meter._end,
                                                    meter.close)

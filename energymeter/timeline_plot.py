@@ -51,7 +51,7 @@ def png_bytes(m: Any) -> bytes:
     if not m.timeline:
         raise ValueError(f"window {m.name!r} kept no timeline (measure it with timeline_period_s=)")
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 3.8))
+    fig, ax = plt.subplots(figsize=(8, 4.2))
     try:
         domains = sorted({d for _, power in m.timeline for d in power})
         for domain in domains:
@@ -78,7 +78,8 @@ def png_bytes(m: Any) -> bytes:
         ax.set_ylim(bottom=0)
         ax.margins(x=0.02)
         if domains:
-            ax.legend(fontsize=8, loc="lower right")
+            ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=min(len(domains), 4),
+                      frameon=False)
         fig.tight_layout()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=100)

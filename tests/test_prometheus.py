@@ -170,3 +170,13 @@ def test_energymeter_serve_on_a_port_in_use_is_one_line_and_exit_2(tree):
                                str(endpoint.port)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "cannot listen on 127.0.0.1" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_energymeter_serve_without_prometheus_client_names_the_extra(capsys, monkeypatch):
+    from energymeter.cli import main
+
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)  # an import of it fails as if it were absent
+    assert main(["serve", "--backend", "cpu-model", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "needs prometheus_client" in err and "pip install 'energymeter[prometheus]'" in err
+    assert len(err.strip().splitlines()) == 1

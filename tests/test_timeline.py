@@ -120,3 +120,11 @@ def test_a_period_that_is_no_positive_number_of_seconds_is_refused(period, tmp_p
 def test_a_measure_on_a_given_meter_refuses_a_period_of_its_own():
     with Meter(["cpu-model"]) as meter, pytest.raises(TypeError, match="give timeline_period_s to the Meter"):
         measure(meter=meter, timeline_period_s=0.1)
+
+
+def test_a_meter_without_an_energy_session_keeps_no_timeline():
+    pytest.importorskip("torch")
+    with Meter(["flops"], timeline_period_s=0.01) as meter:
+        with meter.window("w") as w:
+            sum(range(1000))
+    assert meter.timeline_recorder is None and w.result.timeline == ()
