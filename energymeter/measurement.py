@@ -331,7 +331,7 @@ class Measurement:
                 uncounted_ops={str(k): int(v) for k, v in data.get("uncounted_ops", {}).items()},
                 failed={str(k): str(v) for k, v in data.get("failed", {}).items()},
                 warnings=tuple(str(w) for w in data.get("warnings", ())),
-                timeline=[(point["t_s"], point["power_w"]) for point in data.get("timeline", ())],
+                timeline=[(point["t_s"], point["power_w"]) for point in data.get("timeline") or ()],
             )
             if version >= 3:
                 return cls(**common, domains={str(k): Domain.from_dict(str(k), v) for k, v in data["domains"].items()})
