@@ -42,6 +42,7 @@ from .measurement import Measurement
 from .observer import counting_s
 from .meter_lean import begin_counted, begin_lean, end_counted, end_lean
 from .session_plans import SessionPlan, failed_reading, merged_declarations, read_plan
+from .timeline import check_period, record_timelines
 from .window_parts import NOT_COUNTED, Window, cuda_sync, finish, lean_result
 from .selection import MISSING_RAISE, MISSING_SKIP, _check_missing, _select  # noqa: F401 (re-exported)
 
@@ -60,6 +61,8 @@ class Meter:
         sync: Synchronise CUDA at window edges when torch has initialised CUDA.
         missing: For named backends that cannot run here: ``"raise"`` (BackendUnavailable) or
             ``"skip"`` (left out; ``skipped`` and every window's ``warnings`` say which and why).
+        timeline_period_s: Keep each window's power over time, sampled about this often (s), in
+            ``Measurement.timeline`` (see ``energymeter.timeline``); None (the default) keeps none.
         **options: Backend options (``powercap_root``, ``nvml_module``, ``sample_period_s``, ...).
 
     Raises:
@@ -73,10 +76,11 @@ class Meter:
     """
 
     def __init__(self, backends: Sequence[str] | None = None, *, sync: bool = True, missing: str = MISSING_RAISE,
-                 **options: Any) -> None:
+                 timeline_period_s: float | None = None, **options: Any) -> None:
         if isinstance(backends, str):
             backends = [backends]
         _check_missing(missing)
+        timeline_period_s = None if timeline_period_s is None else check_period(timeline_period_s)
         self.sync = sync
         #: The Backend objects this meter opened a session of, in order (the selection after ``missing=``).
         self.opened_backends, self.skipped = _select(backends, options, missing)
@@ -111,6 +115,8 @@ class Meter:
             self._activate, self._deactivate = self._energy[0].activate, self._energy[0].deactivate
         self._domains_proxy = MappingProxyType(declarations)
         self._provenance_proxy = MappingProxyType({n: d.provenance for n, d in declarations.items()})
+        if timeline_period_s is not None:
+            record_timelines(self, timeline_period_s)
 
     def _open_session(self, backend: Backend) -> None:
         """Open one backend's session and file it by the protocol its kind speaks."""

@@ -119,6 +119,12 @@ class Analysis:
                 "share, Loihi pJ-per-operation tables) or counted (FLOPs, spikes, synaptic operations). They show "
                 f"what the models predict, not what the hardware drew.{why}")
 
+    def _repr_html_(self) -> str:
+        """Headline, claims and warnings as escaped HTML, for Jupyter (``validation.analysis.notebook``)."""
+        from .notebook import analysis_html
+
+        return analysis_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary (``report.json``): ``summary`` first, one entry per question, then every claim with
         the key of the question it answers."""
