@@ -1,0 +1,202 @@
+"""Energy per training step, per epoch and per validation and test loop, logged through ``LightningModule.log``.
+
+``EnergyCallback`` is a ``lightning.pytorch.Callback`` (``pytorch_lightning.Callback`` where only that is
+installed). It logs with ``pl_module.log_dict``, so every logger the trainer has (CSV, TensorBoard, MLflow,
+W&B) receives the figures and energymeter writes no client of its own. The keys are those of
+``energymeter.integrations.keys`` (``energy/train_step/measured/cpu_0_package_j``, ...); the phases:
+
+* ``train_step``: one window per training batch, from ``on_train_batch_start`` to ``on_train_batch_end``
+  (the forward, backward and optimizer step). Lightning hands step metrics to its loggers every
+  ``log_every_n_steps`` steps (``Trainer(log_every_n_steps=1)`` for every step).
+* ``train_epoch``: the epoch's training, without the validation loop Lightning runs inside it: the epoch is
+  measured in segments, paused at a validation loop and resumed at the next batch, and its figure is their sum.
+* ``validation`` and ``test``: one window per loop (the sanity check is not measured).
+
+FLOPs are counted for the module's calls (the LightningModule's ``forward``, or the submodule named by
+``model=``) on a shadow pass after each step's, validation's or test's closing reading, outside its joules. An
+epoch's FLOPs are its steps'; a step whose batch has shapes not seen before (the first, a smaller last batch)
+ends with the epoch paused, so the counting of a new call is outside the epoch's joules too.
+
+Under DDP (``torch.distributed`` initialised with more than one rank) every figure is the aggregate of the ranks'
+windows (``energymeter.distributed.aggregate``: host-wide domains once per host, GPUs once per id), the same on
+every rank, and Lightning's loggers write it once, from rank 0. The aggregate is a collective at each step's end
+(one small ``all_gather_object``). Importing this module imports no framework; reading ``EnergyCallback`` does.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Sequence
+
+from ..measurement import Measurement
+from .keys import metric_items
+from .phases import Phases, with_counts
+
+STEP, EPOCH, VALIDATION, TEST = "train_step", "train_epoch", "validation", "test"
+
+
+def _callback_base() -> type:
+    """``lightning.pytorch.Callback``, else ``pytorch_lightning.Callback``."""
+    try:
+        from lightning.pytorch import Callback
+    except ImportError:
+        try:
+            from pytorch_lightning import Callback
+        except ImportError as exc:
+            raise ImportError("energymeter.integrations.lightning needs Lightning: pip install "
+                              "'energymeter[lightning]'") from exc
+    return Callback
+
+
+def _shapes(batch: Any) -> Any:
+    """A batch's tensor shapes (nested like the batch): a new one means the model may be called anew."""
+    shape = getattr(batch, "shape", None)
+    if shape is not None:
+        return tuple(shape)
+    if isinstance(batch, (list, tuple)):
+        return tuple(_shapes(item) for item in batch)
+    if isinstance(batch, dict):
+        return tuple((key, _shapes(value)) for key, value in batch.items())
+    return type(batch).__name__
+
+
+class EnergyHooks:
+    """The hooks of ``EnergyCallback`` (the class itself is built on first use, with Lightning's base).
+
+    Args:
+        backends: Backend names, or None for the default selection (see ``energymeter.Meter``).
+        model: Whose calls' FLOPs are counted: the name of an attribute of the LightningModule (``"net"``) that
+            its steps call, a module, or False for no FLOPs. None: the LightningModule's own ``forward`` calls
+            where the strategy does not wrap it; under DDP or FSDP (which call it with the step's arguments)
+            nothing is counted, with a warning.
+        meter: A Meter to take the windows on (otherwise each training process opens its own at ``setup``).
+        group: The torch.distributed group the aggregate gathers over (None: the default group).
+        **options: Backend options, as for ``energymeter.Meter`` (``powercap_root``, ...).
+
+    Attributes:
+        last_step: The latest ``train_step`` figure (the aggregate under DDP).
+        results: Phase (``train_epoch``, ``validation``, ``test``) to each of its figures, in order.
+    """
+
+    def __init__(self, backends: Sequence[str] | None = None, *, model: Any = None, meter: Any = None,
+                 group: Any = None, **options: Any) -> None:
+        super().__init__()
+        self._phases = Phases(backends, meter=meter, group=group, **options)
+        self._model = model
+        self._module: Any = None
+        self._seen: set[Any] = set()
+        self._epoch_flops: int | None = 0
+        self._epoch_uncounted: dict[str, int] = {}
+        self.last_step: Measurement | None = None
+        self.results: dict[str, list[Measurement]] = {EPOCH: [], VALIDATION: [], TEST: []}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled for a spawned rank before setup: a meter given is process-local, so the rank opens its own.
+        state = dict(self.__dict__)
+        if state["_phases"].meter is not None:
+            raise TypeError("an EnergyCallback with a meter cannot go to another process (ddp_spawn): pass "
+                            "backends and options instead, and each rank opens its own meter")
+        return state
+
+    # -- the meter's life: opened in the process that trains -----------------------------------------
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        self._phases.start()
+        if self._model is False:
+            self._module = None
+        elif isinstance(self._model, str):
+            self._module = pl_module
+            for part in self._model.split("."):
+                self._module = getattr(self._module, part)
+        elif self._model is not None:
+            self._module = self._model
+        elif getattr(trainer.strategy, "model", pl_module) is pl_module:
+            self._module = pl_module
+        else:
+            # A wrapping strategy (DDP, FSDP) calls the LightningModule with the step's arguments (its forward
+            # patched to the step): counting that call would run the step itself on the shadow pass.
+            self._module = None
+            warnings.warn(f"EnergyCallback: {type(trainer.strategy).__name__} wraps the LightningModule, so its "
+                          "FLOPs are not counted; pass model='<attribute>' naming the module training_step calls",
+                          stacklevel=2)
+
+    def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        self._phases.close()
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        self._phases.close()
+
+    # -- training ------------------------------------------------------------------------------------------
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        self._epoch_flops, self._epoch_uncounted = 0, {}
+        self._phases.begin(EPOCH)  # no model: its FLOPs are its steps', and no shadow pass runs inside it
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        phases = self._phases
+        if not phases.is_open(EPOCH):  # resumed after a validation loop or a new call's counting
+            phases.begin(EPOCH)
+        phases.begin(STEP, self._module)
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        phases = self._phases
+        if not phases.is_open(STEP):
+            return
+        if self._module is not None:
+            shapes = _shapes(batch)
+            if shapes not in self._seen:
+                self._seen.add(shapes)
+                phases.pause(EPOCH)  # the step's shadow pass counts a new call: outside the epoch's joules
+        own: Measurement = phases.end(STEP)  # type: ignore[assignment]
+        if self._epoch_flops is not None:
+            self._epoch_flops = None if own.flops is None else self._epoch_flops + own.flops
+        for op, calls in own.uncounted_ops.items():
+            self._epoch_uncounted[op] = self._epoch_uncounted.get(op, 0) + calls
+        self.last_step = phases.combined(own)
+        pl_module.log_dict(metric_items(self.last_step, STEP), on_step=True, on_epoch=False, batch_size=1)
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        self._log_phase(EPOCH, pl_module)
+
+    # -- validation and test loops -------------------------------------------------------------------------
+    def on_validation_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.sanity_checking:
+            return
+        self._phases.pause(EPOCH)
+        self._phases.begin(VALIDATION, self._module)
+
+    def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        self._log_phase(VALIDATION, pl_module)
+
+    def on_test_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        self._phases.begin(TEST, self._module)
+
+    def on_test_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        self._log_phase(TEST, pl_module)
+
+    def _log_phase(self, phase: str, pl_module: Any) -> None:
+        own = self._phases.end(phase)
+        if own is None:
+            return
+        if phase == EPOCH and self._module is not None:
+            own = with_counts(own, self._epoch_flops, self._epoch_uncounted)
+        result = self._phases.combined(own)
+        self.results[phase].append(result)
+        # Every rank logs the same aggregate: "max" syncs it without changing it (and without Lightning's warning).
+        pl_module.log_dict(metric_items(result, phase), on_step=False, on_epoch=True, batch_size=1,
+                           sync_dist=self._phases.distributed, reduce_fx="max")
+
+
+_built: dict[str, type] = {}
+
+
+def __getattr__(name: str) -> Any:
+    """``EnergyCallback``, built on first access from ``EnergyHooks`` and Lightning's ``Callback``."""
+    if name != "EnergyCallback":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    cls = _built.get(name)
+    if cls is None:
+        cls = _built[name] = type(name, (EnergyHooks, _callback_base()), {
+            "__module__": __name__, "__qualname__": name, "__doc__": EnergyHooks.__doc__})
+    return cls
+
+
+__all__ = ["EPOCH", "STEP", "TEST", "VALIDATION", "EnergyCallback", "EnergyHooks"]
