@@ -81,9 +81,31 @@ def test_a_given_meter_is_used_and_left_open(powercap):
         "cpu:0:package": 1.0}
 
 
-@pytest.mark.parametrize("module, framework", [("lightning", "lightning")])
+@pytest.mark.parametrize("module, framework", [("lightning", "lightning"), ("transformers", "transformers")])
 def test_importing_an_integration_imports_neither_its_framework_nor_torch(module, framework):
     code = (f"import sys, energymeter.integrations.{module}\n"
             f"print({framework!r} in sys.modules, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_new_calls_notes_a_call_with_new_shapes_or_grad_mode_once():
+    import torch
+
+    from energymeter.integrations.calls import NewCalls
+
+    net = torch.nn.Linear(4, 2)
+    calls = NewCalls()
+    calls.watch(net)
+    net(torch.ones(3, 4))
+    assert calls.take() and not calls.take()
+    net(torch.zeros(3, 4))
+    assert not calls.take()  # the same signature: the counter has it cached
+    net(torch.ones(1, 4))
+    assert calls.take()
+    with torch.no_grad():
+        net(torch.ones(3, 4))
+    assert calls.take()
+    calls.close()
+    net(torch.ones(7, 4))
+    assert not calls.take()

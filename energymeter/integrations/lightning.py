@@ -14,8 +14,8 @@ W&B) receives the figures and energymeter writes no client of its own. The keys 
 
 FLOPs are counted for the module's calls (the LightningModule's ``forward``, or the submodule named by
 ``model=``) on a shadow pass after each step's, validation's or test's closing reading, outside its joules. An
-epoch's FLOPs are its steps'; a step whose batch has shapes not seen before (the first, a smaller last batch)
-ends with the epoch paused, so the counting of a new call is outside the epoch's joules too.
+epoch's FLOPs are its steps'; a step whose module call was new (the first, a smaller last batch: see
+``energymeter.integrations.calls``) ends with the epoch paused, so that counting is outside the epoch's joules.
 
 Under DDP (``torch.distributed`` initialised with more than one rank) every figure is the aggregate of the ranks'
 windows (``energymeter.distributed.aggregate``: host-wide domains once per host, GPUs once per id), the same on
@@ -29,35 +29,12 @@ import warnings
 from typing import Any, Sequence
 
 from ..measurement import Measurement
+from .calls import NewCalls
 from .keys import metric_items
+from .lazy import framework_class, import_first
 from .phases import Phases, with_counts
 
 STEP, EPOCH, VALIDATION, TEST = "train_step", "train_epoch", "validation", "test"
-
-
-def _callback_base() -> type:
-    """``lightning.pytorch.Callback``, else ``pytorch_lightning.Callback``."""
-    try:
-        from lightning.pytorch import Callback
-    except ImportError:
-        try:
-            from pytorch_lightning import Callback
-        except ImportError as exc:
-            raise ImportError("energymeter.integrations.lightning needs Lightning: pip install "
-                              "'energymeter[lightning]'") from exc
-    return Callback
-
-
-def _shapes(batch: Any) -> Any:
-    """A batch's tensor shapes (nested like the batch): a new one means the model may be called anew."""
-    shape = getattr(batch, "shape", None)
-    if shape is not None:
-        return tuple(shape)
-    if isinstance(batch, (list, tuple)):
-        return tuple(_shapes(item) for item in batch)
-    if isinstance(batch, dict):
-        return tuple((key, _shapes(value)) for key, value in batch.items())
-    return type(batch).__name__
 
 
 class EnergyHooks:
@@ -84,7 +61,7 @@ class EnergyHooks:
         self._phases = Phases(backends, meter=meter, group=group, **options)
         self._model = model
         self._module: Any = None
-        self._seen: set[Any] = set()
+        self._new_calls = NewCalls()
         self._epoch_flops: int | None = 0
         self._epoch_uncounted: dict[str, int] = {}
         self.last_step: Measurement | None = None
@@ -118,12 +95,15 @@ class EnergyHooks:
             warnings.warn(f"EnergyCallback: {type(trainer.strategy).__name__} wraps the LightningModule, so its "
                           "FLOPs are not counted; pass model='<attribute>' naming the module training_step calls",
                           stacklevel=2)
+        if self._module is not None:
+            self._new_calls.watch(self._module)
 
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        self._new_calls.close()
         self._phases.close()
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
-        self._phases.close()
+        self.teardown(trainer, pl_module, "exception")
 
     # -- training ------------------------------------------------------------------------------------------
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
@@ -140,11 +120,8 @@ class EnergyHooks:
         phases = self._phases
         if not phases.is_open(STEP):
             return
-        if self._module is not None:
-            shapes = _shapes(batch)
-            if shapes not in self._seen:
-                self._seen.add(shapes)
-                phases.pause(EPOCH)  # the step's shadow pass counts a new call: outside the epoch's joules
+        if self._new_calls.take():
+            phases.pause(EPOCH)  # the step's shadow pass counts a new call: outside the epoch's joules
         own: Measurement = phases.end(STEP)  # type: ignore[assignment]
         if self._epoch_flops is not None:
             self._epoch_flops = None if own.flops is None else self._epoch_flops + own.flops
@@ -185,18 +162,13 @@ class EnergyHooks:
                            sync_dist=self._phases.distributed, reduce_fx="max")
 
 
-_built: dict[str, type] = {}
-
-
 def __getattr__(name: str) -> Any:
-    """``EnergyCallback``, built on first access from ``EnergyHooks`` and Lightning's ``Callback``."""
+    """``EnergyCallback``, built on first access from ``EnergyHooks`` and ``lightning.pytorch.Callback`` (else
+    ``pytorch_lightning.Callback``)."""
     if name != "EnergyCallback":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    cls = _built.get(name)
-    if cls is None:
-        cls = _built[name] = type(name, (EnergyHooks, _callback_base()), {
-            "__module__": __name__, "__qualname__": name, "__doc__": EnergyHooks.__doc__})
-    return cls
+    base = import_first([("lightning.pytorch", "Callback"), ("pytorch_lightning", "Callback")], "lightning", __name__)
+    return framework_class(__name__, name, EnergyHooks, base)
 
 
 __all__ = ["EPOCH", "STEP", "TEST", "VALIDATION", "EnergyCallback", "EnergyHooks"]
