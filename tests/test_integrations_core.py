@@ -81,7 +81,8 @@ def test_a_given_meter_is_used_and_left_open(powercap):
         "cpu:0:package": 1.0}
 
 
-@pytest.mark.parametrize("module, framework", [("lightning", "lightning"), ("transformers", "transformers")])
+@pytest.mark.parametrize("module, framework", [("lightning", "lightning"), ("transformers", "transformers"),
+                                               ("ray_train", "ray")])
 def test_importing_an_integration_imports_neither_its_framework_nor_torch(module, framework):
     code = (f"import sys, energymeter.integrations.{module}\n"
             f"print({framework!r} in sys.modules, 'torch' in sys.modules)")

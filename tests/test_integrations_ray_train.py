@@ -1,0 +1,68 @@
+"""energymeter.integrations.ray_train: a real Ray TorchTrainer with 2 CPU workers (gloo) over a fake powercap
+tree; the trainer's result (what Ray hands Tune: worker 0's reports) holds every worker's aggregate."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import pytest
+
+from energymeter.integrations.ray_train import EnergyReporter
+from test_ray_sweep import ray_workers  # noqa: F401 - the fixture: Ray importable in the workers, tests on the path
+from training_hardware import PACKAGE_J, STEP_J, build_tree
+
+#: FLOPs of one sample through the 784-32-10 MLP, forward and backward (see test_integrations_lightning).
+FLOPS_PER_SAMPLE = 2 * 2 * (784 * 32 + 32 * 10) + 2 * 32 * 10
+EPOCHS, STEPS, BATCH = 2, 3, 32
+
+
+def test_report_adds_the_window_since_the_last_report_and_the_running_total(powercap):
+    powercap.add_package(0)
+    sent = []
+    reporter = EnergyReporter(["rapl"], powercap_root=str(powercap.root), report=lambda m, **kw: sent.append((m, kw)))
+    powercap.set_energy("intel-rapl:0", 3_000_000)
+    first = reporter.report({"loss": 1.0}, checkpoint="c")
+    powercap.set_energy("intel-rapl:0", 4_000_000)
+    second = reporter.report({"loss": 0.5})
+    reporter.close()
+    assert sent == [(first, {"checkpoint": "c"}), (second, {})]
+    assert first["energy/report/measured/cpu_0_package_j"] == pytest.approx(3.0) and first["loss"] == 1.0
+    assert second["energy/report/measured/cpu_0_package_j"] == pytest.approx(1.0)
+    assert second["energy/train/measured/total_j"] == pytest.approx(4.0)
+
+
+@pytest.mark.slow
+def test_two_torch_trainer_workers_report_the_aggregate_with_the_host_counted_once(tmp_path, ray_workers):  # noqa: F811
+    import ray
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from ray_train_worker import train_func
+
+    tree = build_tree(tmp_path / "powercap")
+    os.environ.update(RAY_USAGE_STATS_ENABLED="0", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+             object_store_memory=128 * 2**20)
+    try:
+        config = {"host": "node-a", "powercap": str(tree.root), "epochs": EPOCHS, "steps": STEPS,
+                  "out": str(tmp_path)}
+        trainer = TorchTrainer(train_func, train_loop_config=config,
+                               scaling_config=ScalingConfig(num_workers=2, use_gpu=False,
+                                                            resources_per_worker={"CPU": 1}),
+                               run_config=RunConfig(storage_path=str(tmp_path / "ray"), name="energy"))
+        result = trainer.fit()
+    finally:
+        ray.shutdown()
+    workers = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    truth_j = workers[0]["added_j"]  # rank 0 plays the host's hardware: one step's joules per step
+    assert truth_j == EPOCHS * STEPS * STEP_J
+    assert workers[0]["reported"] == workers[1]["reported"]  # every worker reported the same aggregate
+    per_report = [r["energy/report/measured/total_j"] for r in workers[0]["reported"]]
+    assert per_report == [pytest.approx(STEPS * STEP_J)] * EPOCHS
+    assert math.fsum(per_report) == pytest.approx(truth_j, rel=0.01)
+    metrics = result.metrics  # what Ray forwards to Tune: worker 0's last report
+    assert metrics["energy/train/measured/total_j"] == pytest.approx(truth_j, rel=0.01)  # not 2x: one host
+    assert metrics["energy/report/measured/node-a/cpu_0_package_j"] == pytest.approx(STEPS * PACKAGE_J)
+    assert metrics["energy/train/counted/flops"] == 2 * EPOCHS * STEPS * BATCH * FLOPS_PER_SAMPLE  # both workers
