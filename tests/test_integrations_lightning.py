@@ -42,24 +42,37 @@ def fitted(tmp_path):
 def test_per_step_energy_in_the_csv_log_sums_to_each_epoch_and_to_the_trees_truth(fitted):
     out, trainer, module, callback = fitted
     table = rows(out)
-    steps = [r for r in table if r.get("energy/train_step/measured/total_j")]
+    steps = [r for r in table if r.get("energy/train_steps/measured/total_j")]
     assert len(steps) == module.steps == 8  # 4 batches (64, 64, 64, 8) x 2 epochs, every one logged
     for epoch in (0, 1):
-        step_j = math.fsum(float(r["energy/train_step/measured/total_j"]) for r in steps if r["epoch"] == str(epoch))
+        step_j = math.fsum(float(r["energy/train_steps/measured/total_j"]) for r in steps if r["epoch"] == str(epoch))
         epoch_j = [float(r["energy/train_epoch/measured/total_j"]) for r in table
                    if r.get("energy/train_epoch/measured/total_j") and r["epoch"] == str(epoch)]
         assert epoch_j == [pytest.approx(4 * STEP_J, rel=1e-6)]
         assert step_j == pytest.approx(epoch_j[0], rel=0.01)
-    assert math.fsum(column(table, "energy/train_step/measured/total_j")) == pytest.approx(module.hardware.added_j,
+    assert math.fsum(column(table, "energy/train_steps/measured/total_j")) == pytest.approx(module.hardware.added_j,
                                                                                           rel=0.01)
-    assert column(table, "energy/train_step/measured/cpu_0_package_j") == [pytest.approx(PACKAGE_J)] * 8
-    assert column(table, "energy/train_step/measured/cpu_0_dram_j") == [pytest.approx(DRAM_J)] * 8
+    assert column(table, "energy/train_steps/measured/cpu_0_package_j") == [pytest.approx(PACKAGE_J)] * 8
+    assert column(table, "energy/train_steps/measured/cpu_0_dram_j") == [pytest.approx(DRAM_J)] * 8
+
+
+def test_steps_logged_every_third_batch_are_the_sums_of_their_batches_and_add_up_to_the_epochs(tmp_path):
+    from lightning_worker import fit
+
+    tree = build_tree(tmp_path / "powercap")
+    trainer, module, callback = fit(str(tmp_path), str(tree.root), epochs=1, log_every_n_steps=3)
+    table = rows(tmp_path)
+    # 4 batches: the first three logged together, the last at the epoch's end.
+    assert column(table, "energy/train_steps/measured/total_j") == [pytest.approx(3 * STEP_J), pytest.approx(STEP_J)]
+    assert column(table, "energy/train_steps/counted/flops") == [(3 * 64) * FLOPS_PER_SAMPLE, 8 * FLOPS_PER_SAMPLE]
+    assert column(table, "energy/train_epoch/measured/total_j") == [pytest.approx(4 * STEP_J)]
+    assert [m.total_energy_j for m in callback.logged] == [pytest.approx(3 * STEP_J), pytest.approx(STEP_J)]
 
 
 def test_the_lightning_modules_forward_flops_are_counted_per_step_and_epoch_outside_their_joules(fitted):
     out, trainer, module, callback = fitted
     table = rows(out)
-    assert column(table, "energy/train_step/counted/flops") == [64 * FLOPS_PER_SAMPLE] * 3 + [8 * FLOPS_PER_SAMPLE] \
+    assert column(table, "energy/train_steps/counted/flops") == [64 * FLOPS_PER_SAMPLE] * 3 + [8 * FLOPS_PER_SAMPLE] \
         + [64 * FLOPS_PER_SAMPLE] * 3 + [8 * FLOPS_PER_SAMPLE]
     assert column(table, "energy/train_epoch/counted/flops") == [200 * FLOPS_PER_SAMPLE] * 2
     for epoch in callback.results["train_epoch"]:
@@ -99,10 +112,10 @@ def test_two_ddp_ranks_on_one_host_log_the_aggregate_once_with_the_host_counted_
     truth_j = ranks[0]["added_j"]  # rank 0 plays the host's hardware: one step's joules per step
     assert ranks[0]["steps"] == ranks[1]["steps"] == 4  # 2 epochs of 100 samples per rank in batches of 64
     table = rows(tmp_path)
-    step_j = column(table, "energy/train_step/measured/total_j")
+    step_j = column(table, "energy/train_steps/measured/total_j")
     assert len(step_j) == 4  # logged once (rank 0's logger), not once per rank
     assert math.fsum(step_j) == pytest.approx(truth_j, rel=0.01) and truth_j == 4 * STEP_J
-    assert column(table, "energy/train_step/measured/node-a/cpu_0_package_j") == [pytest.approx(PACKAGE_J)] * 4
+    assert column(table, "energy/train_steps/measured/node-a/cpu_0_package_j") == [pytest.approx(PACKAGE_J)] * 4
     assert math.fsum(column(table, "energy/train_epoch/measured/total_j")) == pytest.approx(truth_j, rel=0.01)
     assert column(table, "energy/train_epoch/counted/flops") == [200 * FLOPS_PER_SAMPLE] * 2  # both ranks' samples
     assert not [k for k in table[0] if k.startswith("energy/") and "node-a" not in k and k.count("/") > 3]
