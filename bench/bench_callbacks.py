@@ -7,7 +7,8 @@ A 784-256-10 MLP (batch 64, SGD, one torch thread) trains on random data:
   ``energymeter.integrations.lightning.EnergyCallback`` (rapl on a fake powercap tree, FLOPs counted, a
   CSVLogger), the energy logged every step (``log_every_n_steps=1``) or every 50 (Lightning's default);
 * ``Trainer step`` and ``Trainer step + EnergyCallback``: the same in ``transformers.Trainer.train()``
-  (no report_to integration), the Trainer logging every step (``logging_steps=1``) or every 50.
+  (no report_to integration), the Trainer logging every step (``logging_steps=1``) or every 50;
+* both once more with the callback counting no FLOPs (``backends=["rapl"]``), logging every 50.
 
 A step's time is the CPU time of the training thread from one batch's start to the next one's (every hook,
 the logging, the callback included), the median over a fit's steps. Each round runs every variant once, in
@@ -78,7 +79,7 @@ class StepClock:
         return statistics.median(diffs[5:])
 
 
-def lightning_step_s(work: str, energy: bool, tree_root: str, every: int) -> float:
+def lightning_step_s(work: str, energy: bool, tree_root: str, every: int, flops: bool = True) -> float:
     import lightning.pytorch as L
 
     from energymeter.integrations.lightning import EnergyCallback
@@ -99,7 +100,9 @@ def lightning_step_s(work: str, energy: bool, tree_root: str, every: int) -> flo
 
     clock = StepClock()
     timer = type("Timer", (L.Callback,), {"on_train_batch_start": clock.tick})()
-    callbacks = [timer] + ([EnergyCallback(["rapl", "flops"], model="net", powercap_root=tree_root)] if energy else [])
+    backends = ["rapl", "flops"] if flops else ["rapl"]
+    energy_cb = EnergyCallback(backends, model="net" if flops else False, powercap_root=tree_root)
+    callbacks = [timer] + ([energy_cb] if energy else [])
     trainer = L.Trainer(max_epochs=1, accelerator="cpu", devices=1, log_every_n_steps=every, callbacks=callbacks,
                         logger=L.loggers.CSVLogger(work, name="bench"), enable_progress_bar=False,
                         enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0)
@@ -107,7 +110,7 @@ def lightning_step_s(work: str, energy: bool, tree_root: str, every: int) -> flo
     return clock.step_s()
 
 
-def trainer_step_s(work: str, energy: bool, tree_root: str, every: int) -> float:
+def trainer_step_s(work: str, energy: bool, tree_root: str, every: int, flops: bool = True) -> float:
     from transformers import PretrainedConfig, PreTrainedModel, Trainer, TrainerCallback, TrainingArguments
 
     from energymeter.integrations.transformers import attach
@@ -140,7 +143,7 @@ def trainer_step_s(work: str, energy: bool, tree_root: str, every: int) -> float
                              learning_rate=0.01, dataloader_num_workers=0)
     trainer = Trainer(model=Model(PretrainedConfig()), args=args, train_dataset=Samples(), callbacks=[timer])
     if energy:
-        attach(trainer, ["rapl", "flops"], powercap_root=tree_root)
+        attach(trainer, ["rapl", "flops"] if flops else ["rapl"], count_flops=flops, powercap_root=tree_root)
     trainer.train()
     return clock.step_s()
 
@@ -158,6 +161,8 @@ def main() -> int:
             variants[f"{framework} step, log every {every}"] = lambda w, r=run, e=every: r(w, False, root, e)
             variants[f"{framework} step + EnergyCallback, log every {every}"] = lambda w, r=run, e=every: r(w, True,
                                                                                                           root, e)
+        variants[f"{framework} step + EnergyCallback without FLOPs, log every 50"] = (
+            lambda w, r=run: r(w, True, root, 50, flops=False))
     names = list(variants)
     times: dict[str, list[float]] = {name: [] for name in names}
     plain: list[float] = []
@@ -169,15 +174,17 @@ def main() -> int:
             times[name].append(variants[name](tempfile.mkdtemp(dir=tmp)))
     print(f"clock: {CLOCK_NAME}; {ROUNDS} rounds of {STEPS} steps, batch {BATCH}, 784-256-10 MLP, 1 torch thread")
     print(f"  plain torch step (median over rounds)                {statistics.median(plain) * 1e6:9.1f} us")
-    for framework, every in ((f, e) for f in ("Lightning", "Trainer") for e in LOG_EVERY):
-        label = f"{framework}, log every {every}"
+    rows = [(f, e, "") for f in ("Lightning", "Trainer") for e in LOG_EVERY]
+    rows += [(f, 50, " without FLOPs") for f in ("Lightning", "Trainer")]
+    for framework, every, variant in rows:
+        label = f"{framework}, log every {every}{variant}"
         bare = times[f"{framework} step, log every {every}"]
-        with_cb = times[f"{framework} step + EnergyCallback, log every {every}"]
+        with_cb = times[f"{framework} step + EnergyCallback{variant}, log every {every}"]
         ratios = [a / b for a, b in zip(with_cb, bare)]
         cost_pct = [(a - b) / p * 100 for a, b, p in zip(with_cb, bare, plain)]
         q1, med, q3 = quartiles(ratios)
         low, high = median_ci(cost_pct)
-        print(f"  {label:<28} {statistics.median(bare) * 1e6:9.1f} us a step; with EnergyCallback "
+        print(f"  {label:<42} {statistics.median(bare) * 1e6:9.1f} us a step; with EnergyCallback "
               f"{statistics.median(with_cb) * 1e6:9.1f} us: ratio {med:.3f} [{q1:.3f}, {q3:.3f}]")
         print(f"    callback cost per step: {statistics.median(cost_pct):+.1f}% of a plain torch step, median 95% CI "
               f"[{low:+.1f}, {high:+.1f}]; target <= {TARGET_PERCENT:g}%: {verdict_at_most(cost_pct, TARGET_PERCENT)}")

@@ -1,4 +1,9 @@
-"""The training function ``test_integrations_ray_train.py`` runs in each worker of a Ray ``TorchTrainer``.
+"""A Ray ``TorchTrainer`` of 2 CPU workers on a fake powercap tree, run by ``test_integrations_ray_train.py``.
+
+Usage: ``python tests/ray_train_worker.py <out_dir> <powercap_root> <epochs> <steps>`` (in a process of its own:
+Ray must be imported after ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` is set, and not into the test process, where
+the Ray sweep's tests start their own instance). It writes the trainer's result metrics (what Ray hands Tune,
+worker 0's last report) to ``<out_dir>/result.json``.
 
 Every worker trains a 784-32-10 MLP for ``epochs`` epochs of ``steps`` steps on its own data; every step runs
 ``Hardware.step()`` (rank 0 adds one step's joules to the host's fake tree while every rank's window is open),
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -54,3 +60,28 @@ def train_func(config: dict) -> None:
 
     Path(config["out"], f"rank{rank}.json").write_text(json.dumps({"added_j": hardware.added_j,
                                                                    "reported": reported}))
+
+
+def main(out_dir: str, powercap_root: str, epochs: str, steps: str) -> None:
+    os.environ.update(RAY_USAGE_STATS_ENABLED="0", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
+    import ray
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+             object_store_memory=128 * 2**20)
+    try:
+        config = {"host": "node-a", "powercap": powercap_root, "epochs": int(epochs), "steps": int(steps),
+                  "out": out_dir}
+        trainer = TorchTrainer(train_func, train_loop_config=config,
+                               scaling_config=ScalingConfig(num_workers=2, use_gpu=False,
+                                                            resources_per_worker={"CPU": 1}),
+                               run_config=RunConfig(storage_path=str(Path(out_dir) / "ray"), name="energy"))
+        result = trainer.fit()
+    finally:
+        ray.shutdown()
+    Path(out_dir, "result.json").write_text(json.dumps(result.metrics))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:5])

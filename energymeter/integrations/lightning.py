@@ -26,7 +26,8 @@ epoch's FLOPs are its steps'; a step whose module call was new (the first, a sma
 Under DDP (``torch.distributed`` initialised with more than one rank) every figure is the aggregate of the ranks'
 windows (``energymeter.distributed.aggregate``: host-wide domains once per host, GPUs once per id), the same on
 every rank, and Lightning's loggers write it once, from rank 0. The aggregate is a collective at each log of
-the steps and at each epoch's, validation's and test's end (one small ``all_gather_object``). Importing this module imports no framework; reading ``EnergyCallback`` does.
+the steps and at each epoch's, validation's and test's end (one small ``all_gather_object``). Importing this
+module imports no framework; reading ``EnergyCallback`` does.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from ..distributed import DistributedError
 from ..measurement import Measurement
 from .keys import metric_items
 from .phases import Phases, add
@@ -64,6 +65,9 @@ class EnergyReporter:
 
         Returns:
             The metrics reported.
+
+        Raises:
+            DistributedError: several Ray workers and no torch.distributed process group to aggregate over.
         """
         own: Measurement = self._phases.end(REPORT)  # type: ignore[assignment]
         self.last = self._phases.combined(own)  # a collective: every worker reports at the same point
@@ -73,6 +77,10 @@ class EnergyReporter:
         if report is None:
             import ray.train
 
+            workers = ray.train.get_context().get_world_size()
+            if workers > 1 and not self._phases.distributed:
+                raise DistributedError(f"EnergyReporter: {workers} workers but no torch.distributed process group "
+                                       "to aggregate over: use TorchTrainer (it sets one up), or init one")
             report = ray.train.report
         report(reported, **kwargs)
         self._phases.begin(REPORT, self._model)
