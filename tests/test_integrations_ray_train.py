@@ -56,3 +56,27 @@ def test_two_torch_trainer_workers_report_the_aggregate_with_the_host_counted_on
     assert metrics["energy/train/measured/total_j"] == pytest.approx(truth_j, rel=0.01)  # not 2x: one host
     assert metrics["energy/report/measured/node-a/cpu_0_package_j"] == pytest.approx(STEPS * PACKAGE_J)
     assert metrics["energy/train/counted/flops"] == 2 * EPOCHS * STEPS * BATCH * FLOPS_PER_SAMPLE  # both workers
+
+
+def test_several_workers_without_a_process_group_are_refused_rather_than_reported_as_worker_0s(powercap,
+                                                                                                 monkeypatch):
+    import types
+
+    from energymeter.distributed import DistributedError
+
+    sent = []
+    stub = types.ModuleType("ray.train")  # stands in for Ray Train in a worker of a non-torch trainer
+    stub.get_context = lambda: types.SimpleNamespace(get_world_size=lambda: 4)
+    stub.report = lambda metrics, **kwargs: sent.append(metrics)
+    monkeypatch.setitem(sys.modules, "ray", types.ModuleType("ray"))
+    monkeypatch.setitem(sys.modules, "ray.train", stub)
+    monkeypatch.setattr(sys.modules["ray"], "train", stub, raising=False)
+    powercap.add_package(0)
+    with EnergyReporter(["rapl"], powercap_root=str(powercap.root)) as reporter:
+        with pytest.raises(DistributedError, match="4 workers but no torch.distributed process group"):
+            reporter.report({"loss": 1.0})
+    assert sent == []
+    stub.get_context = lambda: types.SimpleNamespace(get_world_size=lambda: 1)
+    with EnergyReporter(["rapl"], powercap_root=str(powercap.root)) as reporter:
+        reporter.report({"loss": 1.0})
+    assert [m["loss"] for m in sent] == [1.0]
