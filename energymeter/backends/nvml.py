@@ -31,11 +31,19 @@ from ..errors import ProfileError
 from ..measurement import INTEGRATED, MEASURED
 from ..profiles import PowerLimits, power_limits
 from .base import HARDWARE_COUNTER, Backend, BackendStatus
-from .nvml_devices import Gpu, _power_mode, _text, parse_visible_devices
+from .nvml_devices import Gpu, _power_mode, _text, mig_instances, parse_visible_devices
 from .nvml_session import COUNTER_UPDATE_PERIOD_S, DEFAULT_SAMPLE_PERIOD_S, NvmlSession
 
 __all__ = ["COUNTER_UPDATE_PERIOD_S", "DEFAULT_SAMPLE_PERIOD_S", "Gpu", "NvmlBackend", "NvmlSession",
            "parse_visible_devices"]
+
+def _mig_words(gpu: Gpu) -> str:
+    """What ``energymeter devices`` says of a GPU's MIG instances (nothing when MIG is off)."""
+    if not gpu.mig_uuids:
+        return ""
+    return (f"; MIG on, {len(gpu.mig_uuids)} instance{'s' if len(gpu.mig_uuids) != 1 else ''} visible: "
+            f"{', '.join(gpu.mig_uuids)}; the counter is the whole GPU's")
+
 
 def _load_pynvml() -> ModuleType:
     import pynvml  # provided by nvidia-ml-py
@@ -56,16 +64,19 @@ class NvmlBackend(Backend):
             integrate power samples, e.g. to compare the two paths on one GPU).
         power_limits: The power-ceilings profile, a bundled name or a JSON path (default ``"power-limits"``);
             its ``gpu`` ceiling judges counter steps and power samples.
+        process_check: Warn in a window's Measurement when other processes use a measured GPU (its
+            counter is the whole GPU's); the process list is taken at most once a second.
     """
 
     name = "nvml"
     kind = HARDWARE_COUNTER
     covers = ("gpu",)
-    options = ("nvml_module", "sample_period_s", "clock", "visible_devices", "nvml_mode", "power_limits")
+    options = ("nvml_module", "sample_period_s", "clock", "visible_devices", "nvml_mode", "power_limits",
+               "process_check")
 
     def __init__(self, nvml_module: Any = None, sample_period_s: float = DEFAULT_SAMPLE_PERIOD_S,
                  clock: Callable[[], float] | None = None, visible_devices: str | None = None,
-                 nvml_mode: str = "auto", power_limits: str | Path = "power-limits") -> None:
+                 nvml_mode: str = "auto", power_limits: str | Path = "power-limits", process_check: bool = True) -> None:
         super().__init__()
         if nvml_mode not in ("auto", "sampling"):
             raise ValueError(f"nvml_mode must be 'auto' or 'sampling', got {nvml_mode!r}")
@@ -77,6 +88,7 @@ class NvmlBackend(Backend):
         self.clock = clock or time.monotonic
         self._visible = visible_devices
         self.limits_profile = power_limits
+        self.process_check = bool(process_check)
         self.limits: PowerLimits | None = None
         self._gpus: list[Gpu] = []
         #: Visible GPUs left out, and why.
@@ -113,8 +125,8 @@ class NvmlBackend(Backend):
         if not self._gpus:
             reason = "no NVIDIA GPU visible (check CUDA_VISIBLE_DEVICES)"
             return BackendStatus(self.name, False, reason + (f": {left_out}" if left_out else ""))
-        parts = [f"{g.domain} {g.name} ({'energy counter' if g.mode == 'counter' else g.mode + ' power sampling'})"
-                 for g in self._gpus]
+        parts = [f"{g.domain} {g.name} ({'energy counter' if g.mode == 'counter' else g.mode + ' power sampling'}"
+                 f"{_mig_words(g)})" for g in self._gpus]
         if left_out:
             parts.append(left_out)
         provenance = MEASURED if all(g.mode == "counter" for g in self._gpus) else INTEGRATED
@@ -126,28 +138,36 @@ class NvmlBackend(Backend):
         visible = self._visible if self._visible is not None else os.environ.get("CUDA_VISIBLE_DEVICES")
         notes: list[str] = []
         uuids = [""] * count
-        # Only UUID entries need every GPU's UUID; index entries touch only the GPUs they name.
-        if visible is not None and any(e.strip().startswith(("GPU-", "MIG-")) for e in visible.split(",")):
+        migs: list[tuple[str, ...]] = [()] * count
+        entries = [e.strip() for e in visible.split(",")] if visible is not None else []
+        # Only UUID entries need every GPU's UUID (MIG entries its instances'); index entries touch only the GPUs
+        # they name.
+        if any(e.startswith(("GPU-", "MIG-")) for e in entries):
             for i in range(count):
                 try:
-                    uuids[i] = _text(nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(i)))
+                    handle = nvml.nvmlDeviceGetHandleByIndex(i)
+                    uuids[i] = _text(nvml.nvmlDeviceGetUUID(handle))
+                    if any(e.startswith("MIG-") for e in entries):
+                        migs[i] = mig_instances(nvml, handle)
                 except nvml.NVMLError as exc:
                     notes.append(f"NVML index {i}: UUID unreadable ({exc}), so CUDA_VISIBLE_DEVICES cannot name it")
         gpus = []
-        for cuda_index, nvml_index in enumerate(parse_visible_devices(visible, count, uuids)):
+        for cuda_index, nvml_index in enumerate(parse_visible_devices(visible, count, uuids, migs)):
             domain = f"gpu:{cuda_index}"
             try:
                 handle = nvml.nvmlDeviceGetHandleByIndex(nvml_index)
                 uuid = uuids[nvml_index] or _text(nvml.nvmlDeviceGetUUID(handle))
                 name = _text(nvml.nvmlDeviceGetName(handle))
                 mode = _power_mode(nvml, handle, counter_allowed=self.nvml_mode == "auto")
+                mig = migs[nvml_index] or mig_instances(nvml, handle)
             except nvml.NVMLError as exc:
                 notes.append(f"{domain} (NVML index {nvml_index}) left out: {exc}")
                 continue
-            gpus.append(Gpu(domain, nvml_index, name, mode, uuid))
+            gpus.append(Gpu(domain, nvml_index, name, mode, uuid, mig))
         return gpus, notes
 
     def _open(self) -> "NvmlSession":
         assert self.limits is not None  # set by a successful probe
         return NvmlSession(self._module(), self._gpus, self.sample_period_s, self.clock,
-                           self.limits.for_kind("gpu"), self.limits.step_allowance_s)
+                           self.limits.for_kind("gpu"), self.limits.step_allowance_s,
+                           process_check=self.process_check)
