@@ -40,9 +40,21 @@ class _Fault(Exception):
 class GpuSession(EnergySession):
     """Reads counters directly and integrates power for sampling-only GPUs on a thread.
 
-    A subclass starts its library, sets ``error_class`` and calls ``_start`` from its ``__init__``, and
-    implements the hooks below. Each GPU object has ``domain``, ``mode`` (``"counter"`` or a sampling mode)
-    and ``uuid``.
+    A subclass starts its library in ``_start_library`` and implements the other hooks below. Each GPU object
+    has ``domain``, ``mode`` (``"counter"`` or a sampling mode) and ``uuid``.
+
+    Args:
+        module: The library module.
+        gpus: The GPUs to read.
+        sample_period_s: Power-sampling period (s).
+        clock: Monotonic clock in seconds.
+        max_power_w: The GPU power ceiling (W).
+        step_allowance_s: Seconds at the ceiling allowed on top of a counter step's elapsed time.
+        sleep: Pauses between retries (injectable for tests).
+        process_check: Warn when other processes use a measured GPU (see ``SharingWatch``).
+
+    Raises:
+        BackendUnavailable: the library does not start.
     """
 
     #: The library's name in fault reasons (``"NVML: GPU is lost"``).
@@ -56,7 +68,21 @@ class GpuSession(EnergySession):
     #: The library's exception class.
     error_class: type = Exception
 
+    def __init__(self, module: Any, gpus: list[Any], sample_period_s: float, clock: Callable[[], float],
+                 max_power_w: float = 3000.0, step_allowance_s: float = 1.0,
+                 sleep: Callable[[float], None] = time.sleep, process_check: bool = True) -> None:
+        notes = self._start_library(module, gpus)
+        self._start(gpus, sample_period_s, clock, max_power_w, step_allowance_s, sleep, notes, process_check)
+
     # -- vendor hooks ---------------------------------------------------------------------------------
+    def _start_library(self, module: Any, gpus: list[Any]) -> list[str]:
+        """Start the library, set ``error_class``; returns the caveats every window gets.
+
+        Raises:
+            BackendUnavailable: the library does not start.
+        """
+        raise NotImplementedError
+
     def _open_handle(self, gpu: Any) -> Any:
         """The library's handle of ``gpu`` (raises ``error_class``)."""
         raise NotImplementedError
@@ -88,18 +114,8 @@ class GpuSession(EnergySession):
     def _start(self, gpus: list[Any], sample_period_s: float, clock: Callable[[], float], max_power_w: float,
                step_allowance_s: float, sleep: Callable[[float], None] = time.sleep,
                notes: "list[str] | None" = None, process_check: bool = True) -> None:
-        """Open every GPU's handle and take the first readings (the library is started).
-
-        Args:
-            gpus: The GPUs to read.
-            sample_period_s: Power-sampling period (s).
-            clock: Monotonic clock in seconds.
-            max_power_w: The GPU power ceiling (W).
-            step_allowance_s: Seconds at the ceiling allowed on top of a counter step's elapsed time.
-            sleep: Pauses between retries (injectable for tests).
-            notes: Caveats every window gets (a MIG GPU's counter is the whole GPU's).
-            process_check: Warn when other processes use a measured GPU (see ``SharingWatch``).
-        """
+        """Open every GPU's handle and take the first readings (the library is started; ``notes``: the caveats
+        every window gets, such as a MIG GPU's counter being the whole GPU's)."""
         self.gpus = gpus
         # One device per GPU, keyed by its UUID, so that ranks sharing a GPU count it once.
         self.domains = {g.domain: Domain(g.domain, GPU, DEVICE, MEASURED if g.mode == "counter" else INTEGRATED,

@@ -8,10 +8,10 @@ every window says so.
 
 from __future__ import annotations
 
-import time
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import BackendUnavailable
+from .gpu_backend import DEFAULT_SAMPLE_PERIOD_S
 from .gpu_session import RETRY_DELAYS_S, GpuSession
 from .nvml_devices import Gpu
 
@@ -21,8 +21,6 @@ __all__ = ["COUNTER_UPDATE_PERIOD_S", "DEFAULT_SAMPLE_PERIOD_S", "NVML_ERROR_GPU
 #: The energy counter is seen to advance every ~10 ms on some boards and ~100 ms on others; windows
 #: shorter than the slower figure get a warning.
 COUNTER_UPDATE_PERIOD_S = 0.1
-#: Default power-sampling period for GPUs without the energy counter (seconds).
-DEFAULT_SAMPLE_PERIOD_S = 0.05
 #: The one NVML error that does not heal: the GPU fell off the bus.
 NVML_ERROR_GPU_IS_LOST = 15
 
@@ -30,32 +28,24 @@ NVML_ERROR_GPU_IS_LOST = 15
 class NvmlSession(GpuSession):
     """Reads counters directly and integrates power for sampling-only GPUs on a thread.
 
-    Args:
-        nvml: The NVML module.
-        gpus: The GPUs to read; the other arguments are ``GpuSession._start``'s (other processes are listed
-            with ``nvmlDeviceGetComputeRunningProcesses``).
-
-    Raises:
-        BackendUnavailable: NVML does not start.
+    Takes ``GpuSession``'s arguments, ``module`` being the NVML module; other processes are listed with
+    ``nvmlDeviceGetComputeRunningProcesses``.
     """
 
     library = "NVML"
     counter_unit = "mJ"
     counter_update_period_s = COUNTER_UPDATE_PERIOD_S
 
-    def __init__(self, nvml: Any, gpus: list[Gpu], sample_period_s: float, clock: Callable[[], float],
-                 max_power_w: float = 3000.0, step_allowance_s: float = 1.0,
-                 sleep: Callable[[float], None] = time.sleep, process_check: bool = True) -> None:
+    def _start_library(self, nvml: Any, gpus: list[Gpu]) -> list[str]:
         self._nvml = nvml
         self.error_class = nvml.NVMLError
         try:
             nvml.nvmlInit()
         except nvml.NVMLError as exc:
             raise BackendUnavailable(f"nvml: NVML did not start when opening the session ({exc})") from exc
-        notes = [f"{g.domain}: MIG is on ({len(g.mig_uuids)} instance{'s' if len(g.mig_uuids) != 1 else ''}): its "
-                 "energy counter is the whole GPU's, so every instance's work is in these joules"
-                 for g in gpus if g.mig_uuids]
-        self._start(gpus, sample_period_s, clock, max_power_w, step_allowance_s, sleep, notes, process_check)
+        return [f"{g.domain}: MIG is on ({len(g.mig_uuids)} instance{'s' if len(g.mig_uuids) != 1 else ''}): its "
+                "energy counter is the whole GPU's, so every instance's work is in these joules"
+                for g in gpus if g.mig_uuids]
 
     def _open_handle(self, gpu: Gpu) -> Any:
         # By UUID where known: the handle is the GPU that was probed, whatever the indices do now.
