@@ -58,6 +58,23 @@ def test_a_32_bit_accumulator_that_wraps_inside_a_window_is_unwrapped(clock):
     assert reading.failed == {} and reading.energy_j["gpu:amd:0"] - begin == pytest.approx(300.0, abs=1e-4)
 
 
+def test_counters_that_may_wrap_are_polled_four_times_per_wrap_so_a_long_window_sees_every_wrap(clock):
+    resolution_uj = 15.259
+    wrap_j = (1 << 32) * resolution_uj * 1e-6
+    gpu = FakeAmdGpu(counter_bits=32, counter_resolution_uj=resolution_uj, power_w=600.0)
+    smi = FakeAMDSMI([gpu])
+    session = AmdsmiBackend(amdsmi_module=smi, clock=clock).open()
+    assert session._wrap_poller.period_s == pytest.approx(wrap_j / 3000.0 / 4.0)  # ~5.5 s at the 3000 W ceiling
+    begin = session.read().energy_j["gpu:amd:0"]
+    for _ in range(60):  # 5 minutes at 600 W: 180 kJ, nearly three wraps of the 32-bit accumulator
+        clock.advance(5.0)
+        smi.draw(5.0)
+        session.poll_counters()  # what the poller does while a window is open
+    reading = session.read()
+    assert reading.failed == {}
+    assert reading.energy_j["gpu:amd:0"] - begin == pytest.approx(600.0 * 300.0, abs=1e-3)
+
+
 def test_an_accumulator_going_backwards_by_no_plausible_wrap_fails_that_read(clock):
     gpu = FakeAmdGpu(energy_j=5_000.0)
     session = AmdsmiBackend(amdsmi_module=FakeAMDSMI([gpu]), clock=clock).open()
@@ -192,14 +209,18 @@ def test_amd_and_nvidia_gpus_sit_in_one_meter_without_a_clash(clock):
                   process_check=False)
     assert set(meter.domains) == {"gpu:0", "gpu:amd:0"}
     assert {d.device_id for d in meter.domains.values()} == {"GPU-nv0", "amd-uuid-0"}
+    smi = meter.opened_backends[1]._smi
     meter.begin_window("both")
+    truth_begin_j = amd.energy_j
     nvidia.energy_mj += 3_000
-    amd.energy_j += 11.0
     clock.advance(1.0)
+    smi.draw(1.0)  # the writer: 300 W for 1 s
     result = meter.end_window("both")
+    truth_j = amd.energy_j - truth_begin_j
+    assert truth_j == pytest.approx(300.0)
     assert result.failed == {}
-    assert result.energy_j == {"gpu:0": pytest.approx(3.0), "gpu:amd:0": pytest.approx(11.0, abs=1e-4)}
-    assert result.total_energy_j == pytest.approx(14.0, abs=1e-4)
+    assert result.energy_j == {"gpu:0": pytest.approx(3.0), "gpu:amd:0": pytest.approx(truth_j, abs=1e-4)}
+    assert result.total_energy_j == pytest.approx(3.0 + truth_j, abs=1e-4)
     meter.close()
 
 

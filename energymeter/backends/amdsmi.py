@@ -40,8 +40,8 @@ class AmdsmiBackend(GpuBackend):
     Args:
         amdsmi_module: An object with amdsmi's interface (default: ``import amdsmi``); tests pass
             ``energymeter.testing.FakeAMDSMI``.
-        amd_visible_devices: Overrides ``HIP_VISIBLE_DEVICES`` (None reads the environment's ROCR, HIP and
-            CUDA variables).
+        amd_visible_devices: Which GPUs, as a ``HIP_VISIBLE_DEVICES`` value over every GPU the library lists; it
+            replaces all three variables (None reads the environment's ROCR, HIP and CUDA variables).
         amdsmi_mode: ``"auto"`` (the energy accumulator where the GPU has it) or ``"sampling"``.
         sample_period_s, clock, power_limits, process_check: As for ``NvmlBackend``.
     """

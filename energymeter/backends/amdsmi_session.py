@@ -2,7 +2,9 @@
 
 The energy accumulator counts in units of ``counter_resolution`` microjoules; the session sums whole counts
 and converts once per read. Its width is not published per ASIC, so a backwards step is taken as a wrap of a
-32- or 64-bit accumulator where the wrapped step is one the power ceiling allows, and is a fault otherwise.
+32- or 64-bit accumulator where the wrapped step is one the power ceiling allows, and is a fault otherwise; while
+a window is open the counters are read at least four times per 32-bit wrap at the ceiling (every ~5 s at
+15.3 uJ per count and 3000 W), so no wrap between two window edges goes unseen.
 Faults degrade one GPU: an amdsmi error is retried; ``AMDSMI_STATUS_NOT_FOUND`` (the device is gone) is not,
 and fails that GPU for the session.
 """

@@ -25,6 +25,8 @@ from .gpu_sharing import SharingWatch
 #: Pauses before each retry of a failed library query (s): three quick retries, 7 ms in all, ride out a
 #: driver that is briefly busy without stalling a window edge for long.
 RETRY_DELAYS_S = (0.001, 0.002, 0.004)
+#: The wrap poller never reads faster than this (s), whatever the counter's width and the ceiling.
+MIN_WRAP_POLL_S = 0.01
 _EMPTY: Mapping = MappingProxyType({})
 
 
@@ -153,6 +155,13 @@ class GpuSession(EnergySession):
             self._sample_locked(None)
         self._sampling = bool(self._sampling_gpus)
         self._sampler = Poller(self.sample, sample_period_s, f"energymeter-{self.library.lower()}-sampler")
+        # A counter that may wrap is read at least four times per wrap at the ceiling while a window is open, so
+        # no wrap between two window edges goes unseen (the first read after a wrap sees it once).
+        self._wrap_poller: Poller | None = None
+        if self.counter_moduli and self._counter_gpus:
+            wrap_s = min(self.counter_moduli[0] * self._unit_j[g.domain] for g in self._counter_gpus) / max_power_w
+            self._wrap_poller = Poller(self.poll_counters, max(wrap_s / 4.0, MIN_WRAP_POLL_S),
+                                       f"energymeter-{self.library.lower()}-counters")
         self._sharing = SharingWatch(self._pids_by_domain, clock) if process_check else None
 
     # -- faults ---------------------------------------------------------------------------------------
@@ -237,6 +246,11 @@ class GpuSession(EnergySession):
             return
         self._total_raw[domain] += delta
 
+    def poll_counters(self) -> None:
+        """Read every counter once (the wrap poller's call): a fault found here fails the windows spanning it."""
+        with self._lock:
+            self._read_counters_locked(None)
+
     # -- power sampling -------------------------------------------------------------------------------
     def sample(self) -> None:
         """Take one power sample of each sampling-only GPU and integrate it (trapezoid rule)."""
@@ -272,7 +286,8 @@ class GpuSession(EnergySession):
             if stopped is not None:
                 # A dead sampler integrates nothing more: its GPUs fail rather than report a two-point trapezoid.
                 for gpu in self._sampling_gpus:
-                    self._stick(gpu.domain, f"the power sampler stopped ({stopped}); the integral after it would be wrong")
+                    self._stick(gpu.domain,
+                                f"the power sampler stopped ({stopped}); the integral after it would be wrong")
             faults: dict[str, str] = {}
             self._sample_locked(faults)
             self._read_counters_locked(faults)
@@ -288,13 +303,17 @@ class GpuSession(EnergySession):
             return Reading(energy, failed, self._epochs_view, self._reasons_view)
 
     def activate(self) -> None:
-        """Start the power sampler when any GPU needs it."""
+        """Start the power sampler when any GPU needs it, and the wrap poller of counters that may wrap."""
         if self._sampling:
             self._sampler.start()
+        if self._wrap_poller is not None:
+            self._wrap_poller.start()
 
     def deactivate(self) -> None:
-        """Stop the power sampler."""
+        """Stop the pollers."""
         self._sampler.stop()
+        if self._wrap_poller is not None:
+            self._wrap_poller.stop()
 
     # -- caveats ----------------------------------------------------------------------------------------
     def _pids_by_domain(self) -> dict[str, "list[int] | None"]:
@@ -324,6 +343,8 @@ class GpuSession(EnergySession):
         return notes
 
     def close(self) -> None:
-        """Stop sampling and shut the library down."""
+        """Stop the pollers and shut the library down."""
         self._sampler.close()
+        if self._wrap_poller is not None:
+            self._wrap_poller.close()
         self._shutdown()
