@@ -40,7 +40,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 #: A missing import -> the extra that installs it (``pip install 'energymeter[EXTRA]'``).
 EXTRA_OF = {"torch": "torch", "numpy": "torch", "sklearn": "validate", "scipy": "validate", "statsmodels": "validate",
             "pandas": "validate", "matplotlib": "validate", "mlxtend": "validate", "ray": "ray", "pynvml": "nvml",
-            "codecarbon": "carbon", "fvcore": "fvcore"}
+            "amdsmi": "amd", "codecarbon": "carbon", "fvcore": "fvcore"}
 
 
 def _missing_extra(exc: ModuleNotFoundError, command: str | None) -> str | None:

@@ -256,3 +256,25 @@ def test_another_process_on_a_measured_amd_gpu_gives_a_warning_naming_how_many(c
         clock.advance(1.0)
     assert not [x for x in alone.result.warnings if "other process" in x]
     meter.close()
+
+
+def test_the_amd_extra_names_amdsmi_and_dev_leaves_it_out():
+    import tomllib
+    from pathlib import Path
+
+    extras = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    assert extras["amd"] == ["amdsmi>=6"]
+    assert not any("amdsmi" in r or "amd]" in r or ",amd" in r for r in extras["dev"])
+
+
+def test_an_amdsmi_that_cannot_load_its_library_makes_the_backend_unavailable_with_the_reason(monkeypatch):
+    from energymeter.backends import amdsmi as amdsmi_backend
+
+    def broken():
+        raise OSError("libamd_smi.so: cannot open shared object file")
+
+    monkeypatch.setattr(amdsmi_backend, "_load_amdsmi", broken)
+    status = AmdsmiBackend().probe()
+    assert not status.available
+    assert "libamd_smi.so" in status.reason and "energymeter[amd]" in status.reason
