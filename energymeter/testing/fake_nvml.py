@@ -119,6 +119,11 @@ class _FieldValue:
         self.value = _Value(value)
 
 
+def _migs(gpu: Any) -> list[str]:
+    # A GPU object of one's own (duck-typed like FakeGpu, as the GPU check's ModelGpu) may predate these fields.
+    return list(getattr(gpu, "mig_instances", ()))
+
+
 @dataclass(frozen=True)
 class _MigHandle:
     """A MIG instance's handle: the GPU's index and the instance's slot."""
@@ -227,13 +232,13 @@ class FakeNVML:
 
     def nvmlDeviceGetUUID(self, handle: Any) -> str:
         if isinstance(handle, _MigHandle):  # a MIG instance's handle: its own UUID
-            return self._gpu(handle.gpu).mig_instances[handle.slot]
+            return _migs(self._gpu(handle.gpu))[handle.slot]
         return self._gpu(handle).uuid
 
     # -- MIG and processes ---------------------------------------------------------------------------
     def nvmlDeviceGetMigMode(self, device: int) -> list[int]:
         """[current, pending] mode: ``NVML_DEVICE_MIG_ENABLE`` where the GPU has MIG instances."""
-        mode = 1 if self._gpu(device).mig_instances else 0
+        mode = 1 if _migs(self._gpu(device)) else 0
         return [mode, mode]
 
     def nvmlDeviceGetMaxMigDeviceCount(self, device: int) -> int:
@@ -241,15 +246,15 @@ class FakeNVML:
         return 7  # an A100's or H100's most
 
     def nvmlDeviceGetMigDeviceHandleByIndex(self, device: int, index: int) -> _MigHandle:
-        gpu = self._gpu(device)
-        if not gpu.mig_instances:
+        instances = _migs(self._gpu(device))
+        if not instances:
             raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
-        if not 0 <= index < len(gpu.mig_instances):
+        if not 0 <= index < len(instances):
             raise NVMLError(NVML_ERROR_NOT_FOUND)  # an empty slot
         return _MigHandle(device, index)
 
     def nvmlDeviceGetComputeRunningProcesses(self, handle: int) -> list[_Process]:
-        return [_Process(pid) for pid in self._gpu(handle).processes]
+        return [_Process(pid) for pid in getattr(self._gpu(handle), "processes", ())]
 
     def nvmlDeviceGetName(self, handle: int) -> str:
         return self._gpu(handle).name
