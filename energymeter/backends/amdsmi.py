@@ -68,7 +68,8 @@ class AmdsmiBackend(GpuBackend):
         return self._smi
 
     def _library_calls(self, smi: Any) -> tuple[type, Callable[[], Any], Callable[[], Any]]:
-        return smi.AmdSmiException, lambda: smi.amdsmi_init(smi.AmdSmiInitFlags.INIT_AMD_GPUS), smi.amdsmi_shut_down
+        return (smi.AmdSmiException, lambda: smi.amdsmi_init(smi.AmdSmiInitFlags.INIT_AMD_GPUS),
+                lambda: smi.amdsmi_shut_down())
 
     def _describe(self, gpu: AmdGpu) -> str:
         how = f"energy accumulator, {gpu.resolution_uj:g} uJ per count" if gpu.mode == "counter" else gpu.mode

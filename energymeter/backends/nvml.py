@@ -77,7 +77,8 @@ class NvmlBackend(GpuBackend):
         return self._nvml
 
     def _library_calls(self, nvml: Any) -> tuple[type, Callable[[], Any], Callable[[], Any]]:
-        return nvml.NVMLError, nvml.nvmlInit, nvml.nvmlShutdown
+        # Looked up when called: a module whose start fails may have nothing else to offer.
+        return nvml.NVMLError, lambda: nvml.nvmlInit(), lambda: nvml.nvmlShutdown()
 
     def _describe(self, gpu: Gpu) -> str:
         how = "energy counter" if gpu.mode == "counter" else gpu.mode + " power sampling"
