@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 from ..domains import DEVICE, GPU, Domain
 from ..kinds import HARDWARE_COUNTER
 from ..measurement import INTEGRATED, MEASURED
-from .base import EnergySession, Poller, Reading
+from .base import EnergySession, Poller, Reading, step_allowance_s
 from .gpu_sharing import SharingWatch
 
 #: Pauses before each retry of a failed library query (s): three quick retries, 7 ms in all, ride out a
@@ -214,8 +214,10 @@ class GpuSession(EnergySession):
                 values[gpu.domain] = int(self._query(gpu, self._counter_raw))
             except _Fault as fault:
                 values[gpu.domain] = fault
-        # Both reads of a step lie within [previous read's start, this read's end].
-        budget_s = clock() - self._prev_read_start_s + self._allowance_s
+        # Both reads of a step lie within [previous read's start, this read's end]; the allowance grows from one
+        # update of the counter (a burst) to the profile's allowance (``base.step_allowance_s``).
+        elapsed_s = clock() - self._prev_read_start_s
+        budget_s = elapsed_s + step_allowance_s(elapsed_s, self._allowance_s, self.counter_update_period_s)
         self._prev_read_start_s = start_s
         for domain, value in values.items():
             if isinstance(value, _Fault):
@@ -226,9 +228,10 @@ class GpuSession(EnergySession):
             self._last_raw[domain] = value
             if last is None:
                 continue  # first read, or the first after a fault: the new baseline
-            self._step(domain, last, value, budget_s, faults)
+            self._step(domain, last, value, elapsed_s, budget_s, faults)
 
-    def _step(self, domain: str, last: int, value: int, budget_s: float, faults: dict[str, str] | None) -> None:
+    def _step(self, domain: str, last: int, value: int, elapsed_s: float, budget_s: float,
+              faults: dict[str, str] | None) -> None:
         """Judge one counter step and add it to the domain's total, or fail the read with the reason."""
         unit_j, ceiling_j = self._unit_j[domain], self.max_power_w * budget_s
         delta = value - last
@@ -240,9 +243,8 @@ class GpuSession(EnergySession):
                 return
             delta = wraps[0]
         if delta * unit_j > ceiling_j:
-            elapsed_s = budget_s - self._allowance_s
             self._fault(domain, f"energy counter jumped forward by {delta * unit_j:.1f} J in {elapsed_s:.3g} s, "
-                        f"above the {self.max_power_w:g} W ceiling (+{self._allowance_s:g} s allowance)", faults)
+                        f"above the {self.max_power_w:g} W ceiling (+{budget_s - elapsed_s:.3g} s allowance)", faults)
             return
         self._total_raw[domain] += delta
 
