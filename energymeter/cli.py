@@ -42,7 +42,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 #: A missing import -> the extra that installs it (``pip install 'energymeter[EXTRA]'``).
 EXTRA_OF = {"torch": "torch", "numpy": "torch", "sklearn": "validate", "scipy": "validate", "statsmodels": "validate",
             "pandas": "validate", "matplotlib": "validate", "mlxtend": "validate", "ray": "ray", "pynvml": "nvml",
-            "codecarbon": "carbon", "fvcore": "fvcore", "prometheus_client": "prometheus", "IPython": "notebook"}
+            "amdsmi": "amd", "codecarbon": "carbon", "fvcore": "fvcore", "prometheus_client": "prometheus",
+            "IPython": "notebook"}
 
 
 def _missing_extra(exc: ModuleNotFoundError, command: str | None) -> str | None:

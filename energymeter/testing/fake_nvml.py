@@ -81,6 +81,8 @@ class FakeGpu:
         power_mw: Power in milliwatts.
         has_counter: Whether ``nvmlDeviceGetTotalEnergyConsumption`` is supported (Volta and newer).
         has_instant_power: Whether the ``NVML_FI_DEV_POWER_INSTANT`` field is supported.
+        mig_instances: UUIDs (``"MIG-..."``) of its MIG instances; MIG is on when there is any.
+        processes: Pids of the processes ``nvmlDeviceGetComputeRunningProcesses`` lists on it.
         lost: When True every call on this GPU raises ``GPU is lost``.
         accessible: When False getting a handle to this GPU raises ``Insufficient Permissions``.
         errors: NVML error codes the next queries on this GPU raise, first one first.
@@ -92,6 +94,8 @@ class FakeGpu:
     power_mw: int = 100_000
     has_counter: bool = True
     has_instant_power: bool = True
+    mig_instances: list[str] = field(default_factory=list)
+    processes: list[int] = field(default_factory=list)
     lost: bool = False
     accessible: bool = True
     errors: list[int] = field(default_factory=list)
@@ -115,6 +119,29 @@ class _FieldValue:
         self.value = _Value(value)
 
 
+def _migs(gpu: Any) -> list[str]:
+    # A GPU object of one's own (duck-typed like FakeGpu, as the GPU check's ModelGpu) may predate these fields.
+    return list(getattr(gpu, "mig_instances", ()))
+
+
+@dataclass(frozen=True)
+class _MigHandle:
+    """A MIG instance's handle: the GPU's index and the instance's slot."""
+
+    gpu: int
+    slot: int
+
+
+class _Process:
+    """One entry of ``nvmlDeviceGetComputeRunningProcesses`` (the fields nvidia-ml-py's objects carry)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.usedGpuMemory = 0
+        self.gpuInstanceId = 0xFFFFFFFF
+        self.computeInstanceId = 0xFFFFFFFF
+
+
 class FakeNVML:
     """Module-like fake of ``pynvml``; pass it as ``nvml_module=`` to a Meter or NvmlBackend.
 
@@ -133,6 +160,8 @@ class FakeNVML:
     NVML_ERROR_UNINITIALIZED = NVML_ERROR_UNINITIALIZED
     NVML_ERROR_LIBRARY_NOT_FOUND = NVML_ERROR_LIBRARY_NOT_FOUND
     NVML_FI_DEV_POWER_INSTANT = NVML_FI_DEV_POWER_INSTANT
+    NVML_DEVICE_MIG_DISABLE = 0
+    NVML_DEVICE_MIG_ENABLE = 1
 
     def __init__(self, gpus: list[FakeGpu] | None = None, driver_present: bool = True) -> None:
         self.gpus = list(gpus) if gpus is not None else [FakeGpu()]
@@ -201,8 +230,31 @@ class FakeNVML:
                 return self._handle(i)
         raise NVMLError(NVML_ERROR_NOT_FOUND)
 
-    def nvmlDeviceGetUUID(self, handle: int) -> str:
+    def nvmlDeviceGetUUID(self, handle: Any) -> str:
+        if isinstance(handle, _MigHandle):  # a MIG instance's handle: its own UUID
+            return _migs(self._gpu(handle.gpu))[handle.slot]
         return self._gpu(handle).uuid
+
+    # -- MIG and processes ---------------------------------------------------------------------------
+    def nvmlDeviceGetMigMode(self, device: int) -> list[int]:
+        """[current, pending] mode: ``NVML_DEVICE_MIG_ENABLE`` where the GPU has MIG instances."""
+        mode = 1 if _migs(self._gpu(device)) else 0
+        return [mode, mode]
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, device: int) -> int:
+        self._gpu(device)
+        return 7  # an A100's or H100's most
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, device: int, index: int) -> _MigHandle:
+        instances = _migs(self._gpu(device))
+        if not instances:
+            raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+        if not 0 <= index < len(instances):
+            raise NVMLError(NVML_ERROR_NOT_FOUND)  # an empty slot
+        return _MigHandle(device, index)
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: int) -> list[_Process]:
+        return [_Process(pid) for pid in getattr(self._gpu(handle), "processes", ())]
 
     def nvmlDeviceGetName(self, handle: int) -> str:
         return self._gpu(handle).name
