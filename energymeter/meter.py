@@ -35,6 +35,7 @@ from types import MappingProxyType
 from typing import Any, Hashable, Iterator, Mapping, Sequence
 
 from .backends.base import OPERATION_COUNTER, Backend, EnergySession, WindowCounter
+from .characterise import characterise_plans
 from .domains import Domain
 from .measurement import Measurement
 from .session_plans import SessionPlan, failed_reading, merged_declarations, read_plan
@@ -56,6 +57,8 @@ class Meter:
         sync: Synchronise CUDA at window edges when torch has initialised CUDA.
         missing: For named backends that cannot run here: ``"raise"`` (BackendUnavailable) or
             ``"skip"`` (left out; ``skipped`` and every window's ``warnings`` say which and why).
+        characterise: Time each hardware counter's updates once now (``energymeter.characterise``, up to ~2 s),
+            keep the figures in ``characterisation`` and warn windows too short for them.
         **options: Backend options (``powercap_root``, ``nvml_module``, ``sample_period_s``, ...).
 
     Raises:
@@ -69,7 +72,7 @@ class Meter:
     """
 
     def __init__(self, backends: Sequence[str] | None = None, *, sync: bool = True, missing: str = MISSING_RAISE,
-                 **options: Any) -> None:
+                 characterise: bool = False, **options: Any) -> None:
         if isinstance(backends, str):
             backends = [backends]
         _check_missing(missing)
@@ -89,6 +92,8 @@ class Meter:
             for backend in self.opened_backends:
                 self._open_session(backend)
             declarations = merged_declarations(self._plans)
+            #: Domain to its counter's figures (``energymeter.counters.CounterCharacter``); empty unless characterised.
+            self.characterisation = characterise_plans(self._plans) if characterise else MappingProxyType({})
         except BaseException:
             self.close()
             raise

@@ -43,6 +43,9 @@ class _Fault(Exception):
 class NvmlSession(EnergySession):
     """Reads counters directly and integrates power for sampling-only GPUs on a thread.
 
+    ``characterised`` names the GPUs whose counter's update period was measured (``energymeter.characterise``):
+    their short windows are warned about from that figure, not from the published one here.
+
     Args:
         nvml: The NVML module.
         gpus: The GPUs to read.
@@ -55,6 +58,8 @@ class NvmlSession(EnergySession):
     Raises:
         BackendUnavailable: NVML does not start.
     """
+
+    characterised: frozenset[str] = frozenset()
 
     def __init__(self, nvml: Any, gpus: list[Gpu], sample_period_s: float, clock: Callable[[], float],
                  max_power_w: float = 3000.0, step_allowance_s: float = 1.0,
@@ -253,6 +258,8 @@ class NvmlSession(EnergySession):
         """Warn about windows shorter than the counter's update period or the sampling period."""
         notes = []
         for gpu in self.gpus:
+            if gpu.domain in self.characterised:
+                continue
             period = COUNTER_UPDATE_PERIOD_S if gpu.mode == "counter" else self._sampler.period_s
             if duration_s < period:
                 what = "energy counter's update period" if gpu.mode == "counter" else "power-sampling period"
