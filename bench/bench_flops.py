@@ -1,8 +1,8 @@
 """What cached FLOP counting adds to a training step (issue 9): ``measure(["flops"], model=net)`` vs a plain step.
 
 A 784-256-10 MLP, batch 128, SGD, one thread. After the first window (whose FLOPs are counted on a
-shadow pass after it ends), every window with the same calls reuses the count: what remains is one
-forward pre-hook on the module, one post-accumulate-grad hook per trainable parameter (4 here), and the
+shadow pass after it ends), every window with the same calls reuses the count: what remains is the
+recording forward on the module, one post-accumulate-grad hook per trainable parameter (4 here), and the
 window itself.
 Variants run in interleaved rounds; the overhead is a ratio within each round, median [quartiles].
 Target: < 1%. Run: ``.venv/bin/python bench/bench_flops.py``.
@@ -158,7 +158,7 @@ def main() -> int:
     print(f"  a cached measure(['flops'], model=net) window, direct cost (around a forward of one-weight layers, "
           f"500 calls per round): {med:.2f} us [{q1:.2f}, {q3:.2f}], median 95% CI [{low:.2f}, {high:.2f}]   "
           f"target <= 5 us: {verdict_at_most(cached, 5.0)}")
-    for name, label in (("idle", "hooks installed, no window open (pre-hook + 4 backward marks)"),
+    for name, label in (("idle", "recorder installed, no window open (forward + 4 backward marks)"),
                         ("bare", "a FlopSession window alone (hooks active, no meter)"),
                         ("named", "a Meter(['flops']) named window"),
                         ("measured", "with m: (measure object)")):

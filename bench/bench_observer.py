@@ -10,7 +10,7 @@ alternating order:
   without ``model=`` rather than counting inside the window);
 * ``first``: ``measure(["rapl", "flops"], model=net)`` on a fresh module, so the window is its first,
   uncached one (its shadow pass runs after the closing reading);
-* ``cached``: the same on a module whose counts are cached (only the pre-hook and the backward marks
+* ``cached``: the same on a module whose counts are cached (only the recording forward and the backward marks
   run inside the window).
 
 Printed: each variant's joules over the ``rapl`` reference of the same round, median [quartiles], and the

@@ -25,7 +25,8 @@ GPU = "gpu"
 SOC = "soc"  # a combined figure of a system on chip (CPU, GPU and memory of one package)
 ACCELERATOR = "accelerator"
 SIMULATED = "simulated"
-DEVICE_CLASSES = (CPU, GPU, SOC, ACCELERATOR, SIMULATED)
+SYSTEM = "system"  # a whole machine's figure (an ACPI power meter): it contains every other device of its host
+DEVICE_CLASSES = (CPU, GPU, SOC, ACCELERATOR, SIMULATED, SYSTEM)
 
 # Scopes: who else sees the same figure.
 HOST = "host"  # every process on the host reads the same counter (RAPL packages, a board rail)
@@ -100,6 +101,28 @@ class Domain:
         return cls(name=name, device_class=str(data["device_class"]), scope=str(data["scope"]),
                    device_id=str(data.get("device_id", "")), contains=tuple(str(c) for c in contains),
                    provenance=str(data["provenance"]), kind=str(data["kind"]))
+
+
+def system_contains_the_rest(declarations: Mapping[str, Domain]) -> dict[str, Domain]:
+    """The declarations, with each whole-system counter (class ``system``) containing every other counter beside it.
+
+    A session declares containment among its own domains only, but a whole machine's figure (an ACPI power
+    meter) also contains what other backends of the same meter measure: RAPL packages, GPUs. A meter applies
+    this once when it opens, so its windows carry the containment as data. Two system meters are taken to be
+    separate supplies: neither contains the other.
+
+    Args:
+        declarations: Every domain of one meter (one host), by name.
+    """
+    systems = [n for n, d in declarations.items() if d.device_class == SYSTEM and d.kind == HARDWARE_COUNTER]
+    if not systems:
+        return dict(declarations)
+    others = tuple(n for n, d in declarations.items() if d.device_class != SYSTEM and d.kind == HARDWARE_COUNTER)
+    out = dict(declarations)
+    for name in systems:
+        declaration = declarations[name]
+        out[name] = declaration.renamed(name, tuple(dict.fromkeys((*declaration.contains, *others))))
+    return out
 
 
 def host_of(name: str) -> str | None:

@@ -6,7 +6,7 @@ so windows may nest, overlap and run on several threads while sharing the same c
 The meter keeps its own work out of the joules it reports:
 
 * FLOPs are never counted inside an energy window. A window that names its module (``model=net``)
-  records the module's calls through one pre-hook and is counted on a shadow pass *after* the closing
+  records the module's calls through a recording ``forward`` and is counted on a shadow pass *after* the closing
   energy reading (see ``energymeter.backends.flops``); a window without ``model=`` is counted only by
   a meter that measures no energy. Where a shadow pass ran while another window of the meter was
   open, that window's ``warnings`` say how many seconds of counting its joules contain.
@@ -17,7 +17,8 @@ The meter keeps its own work out of the joules it reports:
 * What can be done once (option checks, domain declarations) is done when the meter opens. A meter of one
   session that shares its lock (``EnergySession.lock``) and no counter is *lean*: each window edge takes
   that one lock, reads integer microjoules (``read_fast_locked``) and the window's joules are their
-  difference, converted once.
+  difference, converted once. A meter of an operation counter alone hands each window to the counter, which
+  returns a count it has at hand at once (``energymeter.meter_lean``).
 
 An energy session (``EnergySession``) is read at both edges of every window and declares its domains
 (``energymeter.domains.Domain``); an operation counter (``Backend.kind == OPERATION_COUNTER``, a
@@ -31,13 +32,14 @@ import contextlib
 import sys
 import threading
 import time
-from types import MappingProxyType
+from types import MappingProxyType, MethodType
 from typing import Any, Hashable, Iterator, Mapping, Sequence
 
 from .backends.base import OPERATION_COUNTER, Backend, EnergySession, WindowCounter
 from .characterise import characterise_plans
 from .domains import Domain
 from .measurement import Measurement
+from .meter_lean import begin_counted, begin_lean, end_counted, end_lean
 from .session_plans import SessionPlan, failed_reading, merged_declarations, read_plan
 from .window_parts import NOT_COUNTED, Window, cuda_sync, finish, lean_result
 from .selection import MISSING_RAISE, MISSING_SKIP, _check_missing, _select  # noqa: F401 (re-exported)
@@ -104,8 +106,11 @@ class Meter:
             self._read_locked, self._lock = self._single.session.read_fast_locked, self._single.session.lock
             self._window_warnings = self._single.session.window_warnings
         self._lean = self._read_locked is not None and self._counter is None  # see the module docstring
+        bind = MethodType
         if self._lean:  # the lean methods in place of the general ones: no test or call between
-            self.begin_window, self.end_window = self._begin_lean, self._end_lean  # type: ignore[method-assign]
+            self.begin_window, self.end_window = bind(begin_lean, self), bind(end_lean, self)  # type: ignore
+        elif self._counter is not None and not self._energy:
+            self._begin, self._end = bind(begin_counted, self), bind(end_counted, self)  # type: ignore
         if len(self._energy) == 1:  # its own methods: one call fewer at every first window and last close
             self._activate, self._deactivate = self._energy[0].activate, self._energy[0].deactivate
         self._domains_proxy = MappingProxyType(declarations)
@@ -151,12 +156,7 @@ class Meter:
         if fused is not None and self.sync:
             cuda_sync()  # outside the lock: it may wait long
         with self._lock:
-            if self._closed:
-                raise RuntimeError("this Meter is closed")
-            if register:
-                if name in self._windows:
-                    raise ValueError(f"window {name!r} is already open")
-                self._windows[name] = window  # start_mono_s 0.0 marks it as still opening
+            self._file_locked(name, window, register)
             if self._open == 0:
                 self._activate()
             self._open += 1
@@ -191,6 +191,15 @@ class Meter:
                 self._abandon_locked(name, register)
             raise
         return window
+
+    def _file_locked(self, name: Any, window: Any, register: bool) -> None:
+        """Refuse a closed meter; file a named window (``register``) unless its name is taken (lock held)."""
+        if self._closed:
+            raise RuntimeError("this Meter is closed")
+        if register:
+            if name in self._windows:
+                raise ValueError(f"window {name!r} is already open")
+            self._windows[name] = window  # start_mono_s 0.0 marks it as still opening
 
     def _abandon_locked(self, name: Any, register: bool) -> None:
         """Undo a window that failed to open (call with the lock held)."""
@@ -242,53 +251,6 @@ class Meter:
         except Exception as exc:  # noqa: BLE001 - the session's domains fail for this window
             return failed_reading(self._single.domains, exc)  # type: ignore[union-attr]
 
-    def _begin_lean(self, name: str, *, model: Any = None) -> None:
-        """``begin_window`` of a lean meter (see the module docstring): the window is read and filed under one
-        lock, whole, as (start wall time, start monotonic time, opening reading)."""
-        if self.sync and "torch" in _modules:  # no torch imported: no CUDA work can be queued
-            cuda_sync()
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("this Meter is closed")
-            if name in self._windows:
-                raise ValueError(f"window {name!r} is already open")
-            if self._open == 0:
-                self._activate()
-            self._open += 1
-            start_wall_s, start_mono_s = _wall(), _monotonic()
-            try:
-                reading = self._read_locked()  # type: ignore[misc]
-            except Exception as exc:  # noqa: BLE001 - the session's domains fail for this window
-                reading = failed_reading(self._single.domains, exc)  # type: ignore[union-attr]
-            except BaseException:
-                self._release_locked()
-                raise
-            self._windows[name] = (start_wall_s, start_mono_s, reading)
-
-    def _end_lean(self, name: str) -> Measurement:
-        """``end_window`` of a lean meter (see ``begin_window``): one lock, then the Measurement."""
-        if self.sync and "torch" in _modules:
-            cuda_sync()
-        with self._lock:
-            entry = self._windows.pop(name, None)
-            if entry is None:
-                raise KeyError(f"no open window named {name!r}")
-            self._open -= 1  # first: an interrupt in the read below leaves the count right
-            if self._open == 0:
-                self._deactivate()
-            try:
-                end = self._read_locked()  # type: ignore[misc]
-            except Exception as exc:  # noqa: BLE001 - the session's domains fail for this window
-                end = failed_reading(self._single.domains, exc)  # type: ignore[union-attr]
-            end_mono_s = _monotonic()
-        result = lean_result(self, name, *entry, end, end_mono_s)
-        if result is not None:
-            return result
-        window = _new_window(Window)
-        window.start_wall_s, window.start_mono_s, window.readings = entry
-        window.count_token, window.shadow_s = NOT_COUNTED, 0.0
-        return finish(self, window, name, end, end_mono_s)
-
     def begin_window(self, name: str, *, model: Any = None) -> None:
         """Open a window.
 
@@ -327,7 +289,7 @@ class Meter:
                 except Exception as exc:  # noqa: BLE001 - the session's domains fail for this window
                     end = failed_reading(self._single.domains, exc)  # type: ignore[union-attr]
                 end_mono_s = _monotonic()
-        if fused is None:  # (a lean meter ends its windows in _end_lean: here a counter is open or no lock is shared)
+        if fused is None:  # (a lean meter ends its windows in end_lean: here a counter is open or no lock is shared)
             end = [read_plan(p) for p in self._plans]
             end_mono_s = _monotonic()
         return finish(self, window, name, end, end_mono_s)

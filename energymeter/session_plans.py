@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .backends.base import Backend, EnergySession, Reading
-from .domains import Domain, infer_domains
+from .domains import Domain, infer_domains, system_contains_the_rest
 from .errors import DomainConflict
 from .unrolled import joules_between
 
@@ -65,7 +65,7 @@ def declarations_of(session: EnergySession, backend: Backend) -> dict[str, Domai
 
 
 def merged_declarations(plans: "list[SessionPlan]") -> dict[str, Domain]:
-    """Every plan's declarations in one map.
+    """Every plan's declarations in one map, a whole-system counter containing every other counter of the meter.
 
     Raises:
         DomainConflict: two sessions report one domain name; the message names it and both backends.
@@ -81,7 +81,7 @@ def merged_declarations(plans: "list[SessionPlan]") -> dict[str, Domain]:
                     f"other names")
             owners[domain] = plan.backend
         declarations.update(plan.declarations)
-    return declarations
+    return system_contains_the_rest(declarations)
 
 
 def read_plan(plan: SessionPlan) -> Any:

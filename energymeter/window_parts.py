@@ -96,7 +96,7 @@ def finish(self: "Meter", window: Window, name: Any, end: Any, end_mono_s: float
                 self._shadow_s += flop_result.shadow_s
     elif self._counter is not None:
         warnings = (*warnings, self._counter.not_counted_without_model)
-    if self._shadow_s != window.shadow_s and self._plans:
+    if self._plans and self._shadow_s != window.shadow_s:
         inside_s = self._shadow_s - window.shadow_s - (flop_result.shadow_s if flop_result is not None else 0.0)
         if inside_s > 0:
             warnings = (*warnings, f"this window's joules include {inside_s:.3f} s of FLOP counting (shadow "

@@ -50,17 +50,21 @@ def test_energy_that_follows_e_is_tracks_with_the_log_ratio_it_should_have():
     a = analyse(fixture(lambda e, rng: 2.0 * e))
     claim = next(c for c in claims_of(a, "energy_tracking", "inference gpu:0") if c.subject["lambda"] == 1e-2)
     assert claim.verdict == "tracks"
+    # The verdict reads the elasticity: energy proportional to E has a slope of 1 on the log-log scale.
+    assert claim.estimate == pytest.approx(1.0, abs=0.05) and claim.low > 0.05
     # E at 1e-2 is 1/11 of E at 0, so the energy changed by about (1/11 - 1) = -90.9%.
-    assert claim.estimate == pytest.approx(-90.9, abs=1.5)
-    assert claim.low > -100.0 and claim.high < -10.0
-    assert claim.details["elasticity"]["estimate"] == pytest.approx(1.0, abs=0.05)
+    change = claim.details["energy_change"]
+    assert change["estimate"] == pytest.approx(-90.9, abs=1.5)
+    assert change["low"] > -100.0 and change["high"] < -10.0
+    saving = next(c for c in claims_of(a, "energy_saving", "inference gpu:0") if c.subject["lambda"] == 1e-2)
+    assert saving.verdict == "holds" and saving.estimate == pytest.approx(-90.9, abs=1.5)
 
 
 def test_constant_energy_is_does_not_track():
     a = analyse(fixture(lambda e, rng: 50.0 * (1 + 0.001 * rng.randn())))
     claim = next(c for c in claims_of(a, "energy_tracking", "inference gpu:0") if c.subject["lambda"] == 1e-2)
     assert claim.verdict == "does_not_track"
-    assert abs(claim.estimate) < 1.0
+    assert abs(claim.estimate) < 0.02 and abs(claim.details["energy_change"]["estimate"]) < 1.0
 
 
 def test_noise_energy_is_inconclusive_and_says_how_many_seeds_would_resolve_it():
@@ -222,8 +226,8 @@ def test_a_flat_reference_gives_no_drift_warning_and_a_drifting_one_does():
     assert any("drifted" in w and "--drift-correction" in w for w in a.warnings)
     corrected = analyse(drifting, drift_correction=True)
     assert corrected.drift_corrected and any("corrected" in w for w in corrected.warnings)
-    raw = {c.subject["lambda"]: c.estimate for c in claims_of(a, "energy_tracking", "inference gpu:0 (net")}
-    fixed = {c.subject["lambda"]: c.estimate for c in claims_of(corrected, "energy_tracking", "inference gpu:0 (net")}
+    raw = {c.subject["lambda"]: c.estimate for c in claims_of(a, "energy_saving", "inference gpu:0 (net")}
+    fixed = {c.subject["lambda"]: c.estimate for c in claims_of(corrected, "energy_saving", "inference gpu:0 (net")}
     assert raw != fixed  # the factors changed the figures
 
 
@@ -461,13 +465,13 @@ def test_the_sesoi_decides_which_change_matters_and_the_report_takes_it_as_a_fla
     records = fixture(energy_of, n_seeds=5, lambdas=(0.0, 1e-2), full=False)
 
     def verdict(a):
-        return next(c for c in claims_of(a, "energy_tracking", "inference gpu:0 (raw")).verdict
+        return next(c for c in claims_of(a, "energy_saving", "inference gpu:0 (raw")).verdict
 
-    assert verdict(analyse(records)) == "does_not_track"  # inside +-10%
+    assert verdict(analyse(records)) == "fails"  # a saving of 7% is not one of 10%
     five = analyse(records, sesoi=0.05)
-    assert verdict(five) == "tracks" and five.to_dict()["thresholds"]["energy_sesoi"] == 0.05
-    assert "fell by more than 5% as E fell" in next(c for c in claims_of(five, "energy_tracking")
-                                                     if c.verdict == "tracks").sentence
+    assert verdict(five) == "holds" and five.to_dict()["thresholds"]["energy_sesoi"] == 0.05
+    assert "saves more than 5% (holds)" in next(c for c in claims_of(five, "energy_saving")
+                                                if c.verdict == "holds").sentence
     for r in records:
         store.append_record(tmp_path, r)
     assert main(["report", str(tmp_path), "--format", "json", "--sesoi", "5"]) == 0

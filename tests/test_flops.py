@@ -181,16 +181,76 @@ def test_a_meter_with_energy_backends_does_not_count_a_window_without_model_and_
     meter.close()
 
 
-def test_per_step_measure_with_model_installs_its_hooks_once():
+def test_per_step_measure_with_model_installs_its_recorder_once():
     net, x, y = mlp(), torch.randn(8, 784), torch.randint(0, 10, (8,))
-    hooks_before = len(net._forward_pre_hooks)
-    kept = []
+    kept, recorders = [], set()
     for _ in range(50):
         with measure(["flops"], model=net) as m:
             train_step(net, x, y)
         kept.append(m)
+        recorders.add(id(vars(net)["forward"]))
     assert m.result.flops == (FORWARD + BACKWARD) // 16
-    assert len(net._forward_pre_hooks) == hooks_before + 1
+    assert len(recorders) == 1 and len(net._forward_pre_hooks) == 0
+    assert all(len(p._post_accumulate_grad_hooks) == 1 for p in net.parameters())
+
+
+def test_the_recording_forward_keeps_the_signature_and_goes_when_the_meter_closes():
+    import inspect
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 2)
+
+        def forward(self, input_ids, attention_mask=None):
+            return self.fc(input_ids)
+
+    net = Net()
+    meter = Meter(["flops"])
+    meter.begin_window("w", model=net)
+    net(torch.randn(3, 4))
+    assert meter.end_window("w").flops == 2 * 3 * 4 * 2
+    assert list(inspect.signature(net.forward).parameters) == ["input_ids", "attention_mask"]
+    meter.close()
+    assert "forward" not in vars(net) and net._forward_pre_hooks == {}
+    assert all(not p._post_accumulate_grad_hooks for p in net.parameters())
+
+
+def test_a_copy_of_a_counted_module_runs_its_own_weights_and_is_not_counted_in_the_originals_window(tmp_path):
+    import copy
+    import pickle
+
+    net, x = torch.nn.Linear(4, 2), torch.randn(3, 4)
+    meter = Meter(["flops"])
+    meter.begin_window("w", model=net)
+    net(x)
+    twin = copy.deepcopy(net)
+    with torch.no_grad():
+        twin.weight.add_(1.0)
+    twin(x)
+    twin(x)
+    result = meter.end_window("w")
+    assert result.flops == 2 * 3 * 4 * 2  # the original's one call, not the copy's two
+    assert torch.allclose(twin(x), torch.nn.functional.linear(x, twin.weight, twin.bias))
+    assert not torch.allclose(twin(x), net(x))
+    torch.save(net, tmp_path / "net.pt")
+    loaded = torch.load(tmp_path / "net.pt", weights_only=False)
+    assert torch.allclose(loaded(x), net(x))
+    assert pickle.loads(pickle.dumps(net))(x).shape == (3, 2)
+    meter.close()
+
+
+def test_a_module_with_its_own_instance_forward_is_recorded_by_a_pre_hook():
+    net, x = torch.nn.Linear(4, 2), torch.randn(3, 4)
+    patched = net.forward
+    net.forward = lambda inp: patched(inp)  # another library's wrapper, set on the instance
+    meter = Meter(["flops"])
+    meter.begin_window("w", model=net)
+    net(x)
+    assert meter.end_window("w").flops == 2 * 3 * 4 * 2
+    assert len(net._forward_pre_hooks) == 1 and vars(net)["forward"] is not patched
+    meter.close()
+    assert net._forward_pre_hooks == {} and "forward" in vars(net)
 
 
 def test_fvcore_cross_check_reports_macs_and_names_the_convention():

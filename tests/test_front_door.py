@@ -175,8 +175,9 @@ def test_the_demo_window_opens_after_its_warm_up_steps(monkeypatch):
         return begin
 
     monkeypatch.setattr(torch.optim.Adam, "step", counting_step)
-    for name in ("_begin", "_begin_lean"):  # a lean meter opens its windows through the second
-        monkeypatch.setattr(meter_module.Meter, name, recording(getattr(meter_module.Meter, name)))
+    monkeypatch.setattr(meter_module.Meter, "_begin", recording(meter_module.Meter._begin))
+    for name in ("begin_lean", "begin_counted"):  # what a lean or a counter-only meter binds as it opens
+        monkeypatch.setattr(meter_module, name, recording(getattr(meter_module, name)))
     text = run_demo(steps=2)
     assert WARMUP_STEPS == 5 and at_open == [5] and len(steps_taken) == 7
     assert "5 warm-up steps before the window" in text

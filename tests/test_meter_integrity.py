@@ -95,8 +95,9 @@ def test_a_model_window_runs_only_its_two_hooks_inside_the_work_and_no_flop_coun
     assert step.flops == 3 * 2 * (2 * 8 * 16 * 4)
     assert calls.of("torch.utils.flop_counter") == set()
     assert calls.of("torch.utils._python_dispatch") == set()
-    # The stated in-window cost of a model window: a forward pre-hook and a per-parameter backward mark.
-    assert calls.of("energymeter") == {"energymeter.backends.flops._pre_hook",
+    # The stated in-window cost of a model window: a recording forward and a per-parameter backward mark.
+    assert calls.of("energymeter") == {"energymeter.backends.flop_recording.forward",
+                                        "energymeter.backends.flop_recording.record",
                                         "energymeter.backends.flops._mark_backward"}
 
 
@@ -164,7 +165,7 @@ def test_per_step_measure_with_model_installs_hooks_on_the_model_once(powercap):
             net(torch.randn(4, 8))
         kept.append(m)  # alive, as a per-step measure() kept in a list or a decorator would be
     assert m.result.flops == 2 * 4 * 8 * 2
-    assert len(net._forward_pre_hooks) == 1
+    assert len(net._forward_pre_hooks) == 0 and "forward" in vars(net)  # one recorder, set once
     close_shared_meters()
 
 

@@ -279,11 +279,36 @@ def test_a_step_is_judged_against_the_time_since_the_previous_read_not_since_ope
 def test_each_domain_kind_has_its_own_ceiling_from_the_profile(powercap, clock):
     powercap.add_package(0, dram=True)
     session = backend(powercap, clock).open()
-    powercap.set_energy("intel-rapl:0", 1_200_000_000)  # 1200 J at once: under package 1500 W x 1 s allowance
+    powercap.set_energy("intel-rapl:0", 1_200_000_000)  # 1200 J in 0.5 s (+0.5 s allowance): under package 1500 W
     powercap.set_energy("intel-rapl:0:0", 1_200_000_000)  # but above dram's 1000 W x 1 s
+    clock.advance(0.5)
     reading = session.read()
     assert reading.energy_j == {"cpu:0:package": pytest.approx(1200.0)}
     assert "1000 W ceiling" in reading.failed["cpu:0:dram"]
+
+
+def test_a_short_step_is_allowed_a_burst_of_energy_not_a_second_of_it(powercap, clock):
+    powercap.add_package(0)
+    session = backend(powercap, clock).open()
+    powercap.set_energy("intel-rapl:0", 1_400_000_000)  # 1400 J in 2 us: under 1500 W x 1 s, far above any burst
+    clock.advance(2e-6)
+    failed = session.read().failed["cpu:0:package"]
+    assert "jumped forward by 1400.0 J" in failed and "(+0.01 s allowance)" in failed
+    clock.advance(0.01)
+    before = session.read().energy_j["cpu:0:package"]  # the fault re-based the zone here
+    powercap.set_energy("intel-rapl:0", 1_400_000_000 + 10_000_000)  # 10 J in 10 ms: 1000 W, under the ceiling
+    clock.advance(0.01)
+    assert session.read().energy_j["cpu:0:package"] - before == pytest.approx(10.0)
+
+
+def test_a_range_file_overstating_the_wrap_fails_the_domain_instead_of_adding_the_difference(powercap, clock):
+    # The counter wraps at 10 J; the range file says 13 J: every wrap would add 3 J that were never drawn.
+    powercap.add_package(0, energy_uj=9_000_000, max_range_uj=13_000_000)
+    session = backend(powercap, clock, max_power_w=20.0).open()
+    powercap.set_energy("intel-rapl:0", 500_000)  # wrapped at 10 J: 1.5 J drawn in 0.1 s (15 W)
+    clock.advance(0.1)
+    failed = session.read().failed["cpu:0:package"]
+    assert "without a plausible wraparound" in failed and "overstating" in failed
 
 
 def test_max_power_w_overrides_every_ceiling_of_the_profile(powercap, clock):
@@ -437,3 +462,13 @@ def test_a_zone_whose_name_is_not_text_or_whose_range_is_absurd_fails_alone(powe
     assert "intel-rapl:1: its name is not ASCII text" in status.reason
     assert "cpu:2:package: max_energy_range_uj of 400 digits is beyond any 64-bit counter" in status.reason
 
+
+
+@pytest.mark.parametrize("text", [b"1_000_000_500\n", "١٢٣٤\n", b"0x10\n", b"+5\n", b"12 34\n", b""])
+def test_a_counter_that_is_not_plain_ascii_digits_fails_its_zone(powercap, clock, text):
+    powercap.add_package(0, energy_uj=1_000)
+    session = backend(powercap, clock).open()
+    path = powercap.root / "intel-rapl:0" / "energy_uj"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    clock.advance(0.1)
+    assert "not an integer" in session.read().failed["cpu:0:package"]

@@ -71,8 +71,9 @@ def test_verdicts_on_fake_hardware_noise_is_inconclusive_constant_power_does_not
     # Constant power: the net figure is about zero (unusable, flagged); the raw one is power x time.
     constant = tracking[("inference cpu:1:package (raw J per workload)", 1e-2)]
     assert noise and all(c.verdict == "inconclusive" for c in noise), [(c.verdict, c.sentence) for c in noise]
-    assert constant.verdict == "does_not_track" or (constant.verdict == "inconclusive" and constant.seeds_needed), \
-        constant.sentence
+    # Raw J per workload at constant power is power x time per workload: scheduling noise on a busy host, never
+    # a finding (the family's control withdraws what a lone interval may say).
+    assert constant.verdict in ("does_not_track", "inconclusive"), constant.sentence
     loihi = tracking[("loihi:sim loihi1 (modeled J per input)", 1e-2)]
     assert loihi.verdict == "tracks", loihi.sentence
 

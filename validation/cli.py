@@ -78,6 +78,7 @@ def configure_validate(v: argparse.ArgumentParser) -> None:
     v.add_argument("--order-seed", type=int, help="seed of the random run order (default 0)")
     v.add_argument("--sesoi", type=_sesoi, default=None, metavar="PERCENT",
                    help="smallest energy change of interest, in percent (default 10; the paper's 5-33%% gains need 5 or less)")
+    _multiplicity_flag(v)
     v.add_argument("--drift-correction", action="store_true",
                    help="divide each run's energies by its reference workload's drift factor in the reports")
     v.add_argument("--executor", choices=EXECUTORS, default=EXECUTORS[0],
@@ -99,7 +100,16 @@ def configure_report(r: argparse.ArgumentParser) -> None:
     r.add_argument("--drift-correction", action="store_true", help="correct energies by the reference workload")
     r.add_argument("--sesoi", type=_sesoi, default=None, metavar="PERCENT",
                    help="smallest energy change of interest, in percent (default 10)")
+    _multiplicity_flag(r)
     r.set_defaults(func=_report)
+
+
+def _multiplicity_flag(parser: argparse.ArgumentParser) -> None:
+    from .analysis.multiplicity import METHODS
+
+    parser.add_argument("--multiplicity", choices=METHODS, default=METHODS[0],
+                        help="how each family of verdicts is controlled for its size: holm (family-wise error, "
+                             "default) or bh (false discovery rate)")
 
 
 def _available_datasets(root: str | None) -> tuple[str, ...]:
@@ -172,6 +182,7 @@ def _validate(args: argparse.Namespace) -> int:
     if outcome.ran + outcome.skipped:
         try:
             analysis, paths = write_reports(out, country=args.country, drift_correction=args.drift_correction,
+                                            multiplicity=args.multiplicity,
                                             **({} if args.sesoi is None else {"sesoi": args.sesoi}))
         except ReportError as exc:
             raise UsageError(f"energymeter validate: {exc}") from exc
@@ -198,7 +209,7 @@ def _report(args: argparse.Namespace) -> int:
     try:
         analysis, paths = write_reports(directory, tuple(args.format or FORMATS),
                                         out=Path(args.out) if args.out else None, country=args.country,
-                                        drift_correction=args.drift_correction,
+                                        drift_correction=args.drift_correction, multiplicity=args.multiplicity,
                                         **({} if args.sesoi is None else {"sesoi": args.sesoi}))
     except ReportError as exc:
         raise UsageError(f"energymeter report: {exc}") from exc

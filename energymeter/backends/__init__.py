@@ -21,6 +21,7 @@ from .base import (HARDWARE_COUNTER, KINDS, MODEL, OPERATION_COUNTER, SIMULATOR,
 REGISTRY: dict[str, str] = {
     "rapl": "energymeter.backends.rapl:RaplBackend",
     "nvml": "energymeter.backends.nvml:NvmlBackend",
+    "hwmon": "energymeter.backends.hwmon:HwmonBackend",
     "cpu-model": "energymeter.backends.cpu_model:CpuModelBackend",
     "flops": "energymeter.backends.flops:FlopsBackend",
     "loihi": "energymeter.backends.loihi:LoihiBackend",
@@ -103,13 +104,16 @@ def default_selection(available_names: Iterable[str], kinds: Iterable[str] = (HA
                                                                                OPERATION_COUNTER)) -> list[str]:
     """The backends a default meter uses out of ``available_names``, by their declared kinds.
 
-    Hardware counters always; a model only where no selected hardware counter covers the same device
-    class (a modeled CPU figure is only for machines with no CPU counter); operation counters and
-    simulators only when their kind is in ``kinds``. Simulators are never in the default: they report
-    simulated hardware, not what ran.
+    Hardware counters always, except one that ``overlaps`` others (hwmon: a whole-system meter contains
+    the CPU and GPUs) where any other hardware counter is available; a model only where no selected
+    hardware counter covers the same device class (a modeled CPU figure is only for machines with no CPU
+    counter); operation counters and simulators only when their kind is in ``kinds``. Simulators are never
+    in the default: they report simulated hardware, not what ran.
     """
     wanted = set(kinds)
     chosen = [n for n in available_names if backend_class(n).kind in wanted]
+    if any(backend_class(n).kind == HARDWARE_COUNTER and not backend_class(n).overlaps for n in chosen):
+        chosen = [n for n in chosen if not backend_class(n).overlaps]
     covered = {device for n in chosen if backend_class(n).kind == HARDWARE_COUNTER
                for device in backend_class(n).covers}
     return [n for n in chosen

@@ -146,6 +146,17 @@ class EnergySession(abc.ABC):
         """Release hardware handles."""
 
 
+def step_allowance_s(elapsed_s: float, allowance_s: float, burst_s: float) -> float:
+    """Seconds at a domain's power ceiling a counter step may carry beyond the ``elapsed_s`` it spans.
+
+    A counter advances in bursts (``burst_s``: about 1 ms for RAPL, 10-100 ms for NVML's energy counter), so a
+    step may carry up to a burst more energy than its elapsed time explains. The allowance grows with the
+    step, from one burst up to ``allowance_s`` (the power-limits profile's ``step_allowance_s``): a step of a
+    microsecond can carry a burst's worth of energy at the ceiling, never a second's.
+    """
+    return min(allowance_s, max(burst_s, elapsed_s))
+
+
 class WindowCounter(abc.ABC):
     """An opened operation counter (``Backend.kind == OPERATION_COUNTER``): it counts each window itself.
 
@@ -170,6 +181,11 @@ class WindowCounter(abc.ABC):
         """Close a window; returns a result with ``flops`` (int or None), ``uncounted_ops``, ``warnings``
         and ``shadow_s`` (seconds of counting work done here, after the window's closing energy reading)."""
 
+    def end_fast(self, token: Any) -> Any:
+        """Close a window whose count is at hand (cached, no warnings, no counting work left) and return its
+        result, or return None and leave the window open for ``end``. The default has nothing at hand."""
+        return None
+
     def close(self) -> None:
         """Release what the counter holds (hooks)."""
 
@@ -187,6 +203,10 @@ class Backend(abc.ABC):
     #: The device classes whose energy it reports (``"cpu"``, ``"gpu"``); a model backend is left out of
     #: a default selection when a hardware counter covers the same device class.
     covers: ClassVar[tuple[str, ...]] = ()
+    #: True when its domains may duplicate or contain other hardware counters' (a whole-system meter, a socket
+    #: counter that RAPL reads too): a default selection takes it only where no other hardware counter is
+    #: available. Named explicitly, it is always used.
+    overlaps: ClassVar[bool] = False
     #: Options this backend accepts, for the meter's unknown-option check.
     options: ClassVar[tuple[str, ...]] = ()
 

@@ -8,15 +8,16 @@ than silently counted as 0.
 Counting dispatches every operator through Python, several times the cost of the work itself, so it
 never runs inside an energy window (the observer effect is a defect):
 
-* A window that names its module (``measure(model=net)``) does not count while it runs. A forward
-  pre-hook on the module, installed once per module and session, records each call's signature
+* A window that names its module (``measure(model=net)``) does not count while it runs. A recording
+  ``forward`` on the module (``energymeter.backends.flop_recording``), installed once per module and
+  session, records each call's signature
   (tensor shapes, dtypes, devices, requires_grad, other arguments, grad mode); one hook on a
   parameter notes whether backward ran. When the window ends, *after* the meter has taken its
   closing energy reading, every call signature not seen before is counted once on a **shadow pass**:
   a hook-free copy of the module on the ``meta`` device (no memory, no arithmetic, no side effects on
   the module, its buffers or other hooks) runs the same call, and backward from its outputs where
   backward ran in the window. Counts are cached per (call signature, backward) for the session's
-  life, so later windows cost the hooks only. Where a module cannot run on ``meta`` (data-dependent
+  life, so later windows cost the recorder only. Where a module cannot run on ``meta`` (data-dependent
   shapes, ``.item()``), the shadow pass runs a copy on the real device with the window's inputs.
   The window's FLOPs are those of the module's calls: work outside the module (the loss, the
   optimizer step) is not counted; in common training steps it has no FLOP formula anyway (it would
@@ -45,7 +46,8 @@ from typing import Any, Mapping
 
 from ..measurement import COUNTED
 from .base import OPERATION_COUNTER, Backend, BackendStatus, WindowCounter
-from .flop_counting import _convert, _Counting, _describe, _hook_free_copy, _tensors
+from .flop_counting import _convert, _Counting, _hook_free_copy, _tensors
+from .flop_recording import ModelWindow, ModuleState, drop_recorders, install, open_window, uninstall
 
 DOMAIN = "flops"
 
@@ -99,33 +101,6 @@ class _InlineWindow:
         self.start_total, self.start_uncounted = counting.snapshot()
 
 
-class _ModelWindow:
-    __slots__ = ("thread", "model", "state", "calls", "inputs", "backward_ran")
-
-    def __init__(self, model: Any, state: "_ModuleState") -> None:
-        self.thread = threading.get_ident()
-        self.model = model
-        self.state = state
-        self.calls: dict[tuple[Any, ...], int] = {}  # call signature -> calls
-        self.inputs: dict[tuple[Any, ...], tuple[Any, Any]] = {}  # signature -> (args, kwargs) of its first call
-        self.backward_ran = False
-
-
-class _ModuleState:
-    """The hooks a module gets on its first window, the windows open on it now, and its cached counts."""
-
-    __slots__ = ("module", "windows", "handles", "cache", "results")
-
-    def __init__(self, module: Any) -> None:
-        self.module = module  # a weak reference
-        self.windows: list[_ModelWindow] = []
-        self.handles: list[Any] = []
-        # (call signature, backward counted) -> (flops, uncounted ops), or a str: why it cannot be counted.
-        self.cache: dict[tuple[Any, ...], tuple[int, Mapping[str, int]] | str] = {}
-        # The same counts as ready FlopResults, for windows of one call (the common case): nothing is built.
-        self.results: dict[tuple[Any, ...], FlopResult] = {}
-
-
 class FlopSession(WindowCounter):
     """FLOP windows: per-thread inline counting, or shadow passes for windows that name their module."""
 
@@ -143,11 +118,11 @@ class FlopSession(WindowCounter):
         # window itself); with no window open on it they return at once.
         # id(module) -> its state; the state holds a weak reference to the module, whose callback drops
         # the entry, so an id reused by a later module never finds a stale state.
-        self._modules: dict[int, _ModuleState] = {}
+        self._modules: dict[int, ModuleState] = {}
         self._lock = threading.Lock()
 
     # -- windows ----------------------------------------------------------------------------------
-    def begin(self, model: Any = None) -> _InlineWindow | _ModelWindow:
+    def begin(self, model: Any = None) -> _InlineWindow | ModelWindow:
         """Start a window in the calling thread.
 
         Args:
@@ -156,9 +131,9 @@ class FlopSession(WindowCounter):
         """
         if model is not None:
             state = self._state(model)
-            window = _ModelWindow(model, state)
+            window = open_window(model, state)
             with self._lock:
-                state.windows = [*state.windows, window]  # copy on write: hooks iterate without a lock
+                state.windows = [*state.windows, window]  # copy on write: recorders iterate without a lock
             return window
         counting = getattr(self._local, "counting", None)
         if counting is None:
@@ -168,9 +143,9 @@ class FlopSession(WindowCounter):
         counting.depth += 1
         return _InlineWindow(counting)
 
-    def end(self, window: _InlineWindow | _ModelWindow) -> FlopResult:
+    def end(self, window: _InlineWindow | ModelWindow) -> FlopResult:
         """Close a window and return its FLOPs (a model window may run shadow passes here)."""
-        if type(window) is _ModelWindow:
+        if type(window) is ModelWindow:
             return self._end_model(window)
         if threading.get_ident() != window.thread:
             return FlopResult(None, {}, ("flops: a FLOP-counting window must end in the thread that began it",))
@@ -183,10 +158,24 @@ class FlopSession(WindowCounter):
                if n - window.start_uncounted.get(k, 0) > 0}
         return FlopResult(total - window.start_total, ops)
 
-    def _end_model(self, window: _ModelWindow) -> FlopResult:
+    def end_fast(self, window: Any) -> FlopResult | None:
+        """The cached result of a model window of one call whose signature was counted before, or None."""
+        if type(window) is not ModelWindow or len(window.calls) != 1:
+            return None
+        (signature, calls), = window.calls.items()
+        state = window.state
+        result = state.results.get((signature, window.backward_ran and signature[-1])) if calls == 1 else None
+        if result is not None:
+            with self._lock:
+                windows = state.windows
+                state.windows = () if len(windows) == 1 and windows[0] is window else [
+                    w for w in windows if w is not window]
+        return result
+
+    def _end_model(self, window: ModelWindow) -> FlopResult:
         state = window.state
         with self._lock:
-            state.windows = [w for w in state.windows if w is not window]
+            state.windows = [w for w in state.windows if w is not window] or ()
         if not window.calls:
             return FlopResult(None, {}, ("flops: the named model was not called in this window; nothing was counted",))
         if len(window.calls) == 1:  # the common case: one call signature, already counted
@@ -232,8 +221,9 @@ class FlopSession(WindowCounter):
             errors = []
             for tensor_fn in (on_meta, on_device):
                 try:
-                    outcome.append(self._count_call(_hook_free_copy(model, tensor_fn), args, kwargs, tensor_fn,
-                                                    grad_enabled, backward))
+                    twin = _hook_free_copy(model, tensor_fn)
+                    drop_recorders(twin)
+                    outcome.append(self._count_call(twin, args, kwargs, tensor_fn, grad_enabled, backward))
                     return
                 except Exception as exc:  # noqa: BLE001 - reported in the window's warnings below
                     errors.append(f"{type(exc).__name__}: {exc}")
@@ -268,8 +258,8 @@ class FlopSession(WindowCounter):
                 counting.exit()
         return counting.snapshot()
 
-    # -- module hooks -------------------------------------------------------------------------------
-    def _state(self, model: Any) -> _ModuleState:
+    # -- module recorders -----------------------------------------------------------------------------
+    def _state(self, model: Any) -> ModuleState:
         state = self._modules.get(id(model))
         if state is not None and state.module() is model:
             return state
@@ -282,9 +272,8 @@ class FlopSession(WindowCounter):
 
             def forget(_: Any, key: int = key) -> None:
                 modules.pop(key, None)
-            state = modules[key] = _ModuleState(weakref.ref(model, forget))
-        # The hooks carry their state: no per-call lookup (a weak-dict get allocates a weakref).
-        state.handles = [model.register_forward_pre_hook(functools.partial(self._pre_hook, state), with_kwargs=True)]
+            state = modules[key] = ModuleState(weakref.ref(model, forget))
+        install(model, state, self._torch)
         trainable = [p for p in model.parameters() if p.requires_grad]
         if trainable and all(hasattr(p, "register_post_accumulate_grad_hook") for p in trainable):
             # One trivial call per trainable parameter per backward (cheaper than a tensor hook per forward).
@@ -297,38 +286,17 @@ class FlopSession(WindowCounter):
         return state
 
     @staticmethod
-    def _mark_backward(state: _ModuleState, param: Any = None) -> None:
+    def _mark_backward(state: ModuleState, param: Any = None) -> None:
         for w in state.windows:  # backward may run on an autograd worker thread: mark every open window
             w.backward_ran = True
 
-    def _pre_hook(self, state: _ModuleState, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        windows = state.windows
-        if not windows:
-            return
-        torch = self._torch
-        tensor_type = torch.Tensor
-        if len(args) == 1 and not kwargs and type(args[0]) is tensor_type:
-            a = args[0]
-            signature: tuple[Any, ...] = (a.shape, a.dtype, a.device, a.requires_grad, torch.is_grad_enabled())
-        else:
-            signature = (_describe(args, tensor_type), _describe(kwargs, tensor_type), torch.is_grad_enabled())
-        thread = threading.get_ident()
-        for w in windows:  # a snapshot: begin/end replace the list rather than change it
-            if w.thread == thread:
-                calls = w.calls
-                if signature in calls:
-                    calls[signature] += 1
-                else:
-                    calls[signature] = 1
-                    w.inputs[signature] = (args, kwargs)
-
-    def _post_hook(self, state: _ModuleState, module: Any, args: Any, output: Any) -> None:
+    def _post_hook(self, state: ModuleState, module: Any, args: Any, output: Any) -> None:
         pending = [w for w in state.windows if not w.backward_ran]
         if not pending:
             return
         tensor = output[0] if isinstance(output, (tuple, list)) and output else output
         if isinstance(tensor, self._torch.Tensor) and tensor.requires_grad:
-            def mark(grad: Any, windows: tuple[_ModelWindow, ...] = tuple(pending)) -> None:
+            def mark(grad: Any, windows: tuple[ModelWindow, ...] = tuple(pending)) -> None:
                 for w in windows:
                     w.backward_ran = True
             tensor.register_hook(mark)
@@ -336,6 +304,7 @@ class FlopSession(WindowCounter):
     def close(self) -> None:
         """Remove the hooks this session put on modules."""
         for state in list(self._modules.values()):
-            for handle in state.handles:
-                handle.remove()
+            model = state.module()
+            if model is not None:
+                uninstall(model, state)
         self._modules.clear()

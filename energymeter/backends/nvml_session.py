@@ -15,12 +15,14 @@ from ..domains import DEVICE, GPU, Domain
 from ..errors import BackendUnavailable
 from ..kinds import HARDWARE_COUNTER
 from ..measurement import INTEGRATED, MEASURED
-from .base import EnergySession, Poller, Reading
+from .base import EnergySession, Poller, Reading, step_allowance_s
 from .nvml_devices import Gpu
 
 #: The energy counter is seen to advance every ~10 ms on some boards and ~100 ms on others; windows
 #: shorter than the slower figure get a warning.
 COUNTER_UPDATE_PERIOD_S = 0.1
+#: The least allowance a counter step gets: one update of the energy counter (see ``base.step_allowance_s``).
+BURST_S = COUNTER_UPDATE_PERIOD_S
 #: Default power-sampling period for GPUs without the energy counter (seconds).
 DEFAULT_SAMPLE_PERIOD_S = 0.05
 #: Pauses before each retry of a failed NVML query (s): three quick retries, 7 ms in all, ride out a
@@ -156,7 +158,8 @@ class NvmlSession(EnergySession):
             except _Fault as fault:
                 values[domain] = fault
         # Both reads of a step lie within [previous read's start, this read's end].
-        budget_s = clock() - self._prev_read_start_s + self._allowance_s
+        elapsed_s = clock() - self._prev_read_start_s
+        budget_s = elapsed_s + step_allowance_s(elapsed_s, self._allowance_s, BURST_S)
         self._prev_read_start_s = start_s
         for domain, value in values.items():
             if isinstance(value, _Fault):
@@ -174,9 +177,9 @@ class NvmlSession(EnergySession):
             if delta < 0:
                 self._fault(domain, f"energy counter went backwards ({last} -> {value} mJ)", faults)
             elif delta > self._ceiling_mj_per_s * budget_s:
-                elapsed_s = budget_s - self._allowance_s
                 self._fault(domain, f"energy counter jumped forward by {delta / 1000:.1f} J in {elapsed_s:.3g} s, "
-                            f"above the {self.max_power_w:g} W ceiling (+{self._allowance_s:g} s allowance)", faults)
+                            f"above the {self.max_power_w:g} W ceiling (+{budget_s - elapsed_s:.3g} s allowance)",
+                            faults)
             else:
                 self._total_mj[domain] += delta
 

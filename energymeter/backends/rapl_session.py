@@ -13,14 +13,18 @@ from operator import add, sub
 from types import MappingProxyType
 from typing import Callable, Mapping
 
+from ..domains import Domain
 from ..unrolled import bounded_reader
-from .base import EnergySession, Poller, Reading
+from .base import EnergySession, Poller, Reading, step_allowance_s
 from .rapl_zones import Reader, Zone, declarations, open_attribute
 
 #: Reads per wrap period at the zone's power ceiling: 4 leaves margin for a late poll.
 POLLS_PER_WRAP = 4
 #: The poller never runs faster than this (s); a range that would need it is unusable.
 MIN_POLL_PERIOD_S = 0.01
+#: RAPL counters advance about every millisecond (Intel SDM vol. 3B, 14.9.1; AMD's RAPL MSRs likewise): ten
+#: bursts' worth of energy at the ceiling is the least allowance a step gets (see ``base.step_allowance_s``).
+BURST_S = 0.01
 
 #: ``last`` value of a zone with no baseline: far above any counter, so the fast path's checks fail
 #: and the careful path sets the baseline.
@@ -29,6 +33,22 @@ _EMPTY: Mapping[str, str] = MappingProxyType({})
 _pread = os.pread
 #: What ``read_fast`` returns: ``(state, values_uj)``, or a ``Reading`` when a zone failed.
 FastReading = "tuple[tuple[Mapping[str, int], Mapping[str, str], tuple[int, ...]], list[int]] | Reading"
+
+
+def strict_int(data: bytes | str) -> int:
+    """A counter's text as an int: ASCII digits, an optional minus sign, whitespace around them (sysfs ends its
+    lines with a newline); ``int()`` alone would also take underscores (``b"1_000"``) and, in text, any
+    Unicode digit. The careful path parses with it; the fast path's ``int()`` is held to the bounds the
+    careful path set.
+
+    Raises:
+        ValueError: Anything else.
+    """
+    text = data.strip()
+    digits = text[1:] if text[:1] in (b"-", "-") else text
+    if not (digits.isdigit() and digits.isascii()):
+        raise ValueError(f"not a counter value: {data!r:.40}")
+    return int(text)
 
 
 class RaplSession(EnergySession):
@@ -47,12 +67,14 @@ class RaplSession(EnergySession):
         reader: Reads a sysfs file's text, or None to ``pread`` descriptors kept open.
         clock: Monotonic clock in seconds.
         step_allowance_s: Seconds at the ceiling allowed on top of the elapsed time of a step.
+        declared: The zones' declarations where they are no RAPL zones (the hwmon backend's energy
+            counters, read with the same rules); None declares them as RAPL zones.
     """
 
     def __init__(self, zones: list[Zone], reader: Reader | None, clock: Callable[[], float],
-                 step_allowance_s: float) -> None:
+                 step_allowance_s: float, declared: Mapping[str, Domain] | None = None) -> None:
         self.zones = zones
-        self.domains = declarations(zones)
+        self.domains = declarations(zones) if declared is None else declared
         self._reader = reader
         self._clock = clock
         self._allowance_s = step_allowance_s
@@ -81,7 +103,7 @@ class RaplSession(EnergySession):
         self._cap_uj: list[int] = []  # the fast path accepts last <= value <= cap
         self._total_uj: list[int] = []  # as of the last careful read
         for zone in zones:
-            path = os.path.join(zone.path, "energy_uj")
+            path = os.path.join(zone.path, zone.counter_file)
             fd = -1
             if reader is None:
                 try:
@@ -95,7 +117,7 @@ class RaplSession(EnergySession):
             self._fds.append(fd)
             self._range_uj.append(zone.max_range_uj if zone.max_range_uj is not None else -1)
             self._ceiling_uj_per_s.append(zone.max_power_w * 1e6)
-            self._quick_uj.append(int(zone.max_power_w * 1e6 * step_allowance_s))
+            self._quick_uj.append(int(zone.max_power_w * 1e6 * min(step_allowance_s, BURST_S)))
             self._last_uj.append(_REBASE)
             self._offset_uj.append(-_REBASE)
             self._cap_uj.append(-1)
@@ -145,8 +167,8 @@ class RaplSession(EnergySession):
         faults = careful = None
         for i, data in enumerate(raws):
             try:
-                raw = int(data)
-            except (TypeError, ValueError):
+                raw = data if type(data) is int else strict_int(data)
+            except (TypeError, ValueError, AttributeError):
                 last[i] = _REBASE  # no value to re-base on: the next good read is the baseline
                 faults = self._fault(i, self._unreadable(i, data), faults)
                 continue
@@ -162,9 +184,10 @@ class RaplSession(EnergySession):
         if careful is not None:
             # The two reads of a zone lie within [previous read's start, now]: an upper bound on the
             # time a step covers, so a slow read can only loosen the check, never fail a good step.
-            budget_s = clock() - self._prev_start_s + self._allowance_s
+            elapsed_s = clock() - self._prev_start_s
+            budget_s = elapsed_s + step_allowance_s(elapsed_s, self._allowance_s, BURST_S)
             for i, raw in careful:
-                reason = self._careful_step(i, raw, budget_s)
+                reason = self._careful_step(i, raw, elapsed_s, budget_s)
                 if reason is not None:
                     faults = self._fault(i, reason, faults)
         self._prev_start_s = start_s
@@ -191,7 +214,7 @@ class RaplSession(EnergySession):
             return f"reading {self._paths[i]} failed: {data}"
         return f"reading {self._paths[i]} failed: not an integer: {data!r:.40}"
 
-    def _careful_step(self, i: int, raw: int, budget_s: float) -> str | None:
+    def _careful_step(self, i: int, raw: int, elapsed_s: float, budget_s: float) -> str | None:
         """Account for a step the fast path did not accept; the reason it is impossible, or None."""
         domain, last, range_uj = self._domains[i], self._last_uj[i], self._range_uj[i]
         if raw < 0:
@@ -206,8 +229,8 @@ class RaplSession(EnergySession):
             return None
         delta = raw - last
         ceiling_w = self._ceiling_uj_per_s[i] / 1e6
-        elapsed_s = budget_s - self._allowance_s
         allowed_uj = self._ceiling_uj_per_s[i] * budget_s
+        extra_s = budget_s - elapsed_s
         self._last_uj[i] = raw  # whatever the verdict, later steps start from here
         if delta < 0:
             if range_uj <= 0:
@@ -217,10 +240,11 @@ class RaplSession(EnergySession):
             if delta > allowed_uj:
                 return (f"counter went backwards ({last} -> {raw} uJ) without a plausible wraparound: a wrap "
                         f"would mean {delta / 1e6:.1f} J in {elapsed_s:.3g} s, above the {ceiling_w:g} W ceiling "
-                        f"(+{self._allowance_s:g} s allowance) (counter reset, or a missed poll)")
+                        f"(+{extra_s:.3g} s allowance) (counter reset, a missed poll, or a range file overstating the "
+                        "counter's range)")
         elif delta > allowed_uj:
             return (f"counter jumped forward by {delta / 1e6:.1f} J ({last} -> {raw} uJ) in {elapsed_s:.3g} s, "
-                    f"above the {ceiling_w:g} W ceiling (+{self._allowance_s:g} s allowance)")
+                    f"above the {ceiling_w:g} W ceiling (+{extra_s:.3g} s allowance)")
         self._total_uj[i] += delta
         return None
 
@@ -273,6 +297,7 @@ class RaplSession(EnergySession):
         if self._stuck or self._poller.error is not None:
             return self._reading_locked(None, None)
         start_s = self._clock()
+        raws = None  # None: the careful path reads the counters again (and parses them strictly)
         if self._reader is None:
             try:
                 values, plausible = self._read_bounded(self._fds, self._last_uj, self._cap_uj)
@@ -286,7 +311,7 @@ class RaplSession(EnergySession):
                 return self._reading_locked(raws, start_s)
             plausible = all(lo <= v <= hi for v, lo, hi in zip(values, self._last_uj, self._cap_uj))
         if not plausible:
-            faults = self._poll_locked(values, start_s)
+            faults = self._poll_locked(raws, start_s if raws is not None else None)
             if faults is None and not self._stuck:
                 return self._state, self._last_uj
             return self._reading_of(faults)

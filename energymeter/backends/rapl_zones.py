@@ -75,12 +75,14 @@ class Zone:
         max_range_uj: Where ``energy_uj`` wraps, or None when ``max_energy_range_uj`` is unreadable or
             not a positive integer.
         max_power_w: The zone's power ceiling (W), set when the backend is probed.
+        counter_file: The counter's file in ``path`` (a hwmon counter is ``energyN_input``).
     """
 
     domain: str
     path: str
     max_range_uj: int | None
     max_power_w: float | None = None
+    counter_file: str = "energy_uj"
 
     @property
     def kind(self) -> str:

@@ -4,10 +4,13 @@
 same names, arguments, units (mJ, mW) and error classes, and injects the faults a real driver shows
 (``FakeGpu(lost=True)``, ``accessible=False``, ``errors=[NVML_ERROR_TIMEOUT]`` for one transient
 error). ``FakePowercap`` builds a powercap sysfs tree under a directory of your choice; write any text
-into its files to reproduce a broken counter or range. Neither touches real hardware.
+into its files to reproduce a broken counter or range. ``FakeHwmon`` builds a hwmon tree of the known
+layouts (Jetson INA3221, Grace, amd_energy, ACPI power meters) with a writer that keeps its own clock and
+knows the true energy each sensor drew. None touches real hardware.
 """
 
+from .fake_hwmon import FakeHwmon
 from .fake_nvml import FakeGpu, FakeNVML
 from .fake_powercap import FakePowercap
 
-__all__ = ["FakeGpu", "FakeNVML", "FakePowercap"]
+__all__ = ["FakeGpu", "FakeHwmon", "FakeNVML", "FakePowercap"]

@@ -17,10 +17,11 @@ from . import claims as paper
 from . import paper_claims  # noqa: F401 - registers the paper's claims
 from .claim_registry import evaluate
 from .claims import Claim
+from .multiplicity import METHODS, FamilyControl, control
 from .domains import reference_domain
 from .figures import FigureId, Figures, build_figures, csv_row
-from .stats import (DRIFTING, ENERGY_SESOI, PLAUSIBLE_FACTOR_BAND, NEGLIGIBLE_R, TRACKS_R, StatResult, drift_correction_factors,
-                    reference_drift)
+from .stats import (DRIFTING, ENERGY_SESOI, MIN_ELASTICITY, NEGLIGIBLE_R, NULL_ELASTICITY, PLAUSIBLE_FACTOR_BAND,
+                    TRACKS_R, StatResult, drift_correction_factors, reference_drift)
 from .tables import CarbonRow, Correlation, LambdaRow, LoihiRow, Tables, build_tables
 
 Point = tuple[float, float, float, str]
@@ -43,6 +44,7 @@ class Analysis:
         points: Figure -> (E, joules, lambda, model/dataset) per run, for plots.
         rows: report.csv's rows.
         sweep: The sweep's manifest (sweep.json: settings and metadata; empty when there is none).
+        families: How each family of verdicts was controlled for its size (``multiplicity``).
     """
 
     runs: int
@@ -57,6 +59,7 @@ class Analysis:
     points: Mapping[FigureId, tuple[Point, ...]] = field(default_factory=dict)
     rows: tuple[Mapping[str, Any], ...] = ()
     sweep: SweepManifest = field(default_factory=SweepManifest)
+    families: tuple[FamilyControl, ...] = ()
 
     @property
     def lambda_rows(self) -> tuple[LambdaRow, ...]:
@@ -119,10 +122,11 @@ class Analysis:
             "drift": None if self.drift is None else self.drift.to_dict(), "drift_corrected": self.drift_corrected,
             "busy_runs": list(self.busy_runs), "warnings": list(self.warnings), "problems": list(self.problems),
             "thresholds": {"energy_sesoi": self.tables.sesoi, "tracks_r": TRACKS_R, "negligible_r": NEGLIGIBLE_R,
+                           "min_elasticity": MIN_ELASTICITY, "null_elasticity": NULL_ELASTICITY,
                            "paper_e_ratio_v2": paper.PAPER_E_RATIO_V2, "paper_e_ratio_v1": paper.PAPER_E_RATIO_V1,
                            "paper_max_acc_loss_pp": paper.PAPER_MAX_ACC_LOSS_PP,
                            "paper_efficiency_gain": list(paper.PAPER_EFFICIENCY_GAIN), "paper_eta2": paper.PAPER_ETA2},
-            "sweep": self.sweep.to_dict(),
+            "sweep": self.sweep.to_dict(), "multiplicity": [f.to_dict() for f in self.families],
         })
 
 
@@ -198,7 +202,7 @@ def _drift(records: list[RunRecord], correct: bool) -> tuple[StatResult | None, 
 
 def analyse(records: list[RunRecord], sweep: SweepManifest | Mapping[str, Any] | None = None,
             problems: list[str] | None = None, country: str | None = None, drift_correction: bool = False,
-            sesoi: float = ENERGY_SESOI) -> Analysis:
+            sesoi: float = ENERGY_SESOI, multiplicity: str = "holm") -> Analysis:
     """Every figure, table and claim of a sweep's records (claims: every one in ``claim_registry.CLAIMS``).
 
     Args:
@@ -208,12 +212,16 @@ def analyse(records: list[RunRecord], sweep: SweepManifest | Mapping[str, Any] |
         country: ISO 3166-1 alpha-3 code for the CO2e table (None: none).
         drift_correction: Divide each run's energies by its reference workload's drift factor.
         sesoi: The smallest energy change of interest, a fraction (default 0.10; ``--sesoi`` in percent).
+        multiplicity: How each family of verdicts is controlled for its size: ``holm`` or ``bh``
+            (see ``multiplicity``).
 
     Raises:
-        ValueError: ``sesoi`` is not a fraction in (0, 1).
+        ValueError: ``sesoi`` is not a fraction in (0, 1), or ``multiplicity`` is not a known method.
     """
     if not 0 < sesoi < 1:  # checked here: inside the tables a bad one would only turn every figure inconclusive
         raise ValueError(f"sesoi is a fraction in (0, 1), got {sesoi!r}")
+    if multiplicity not in METHODS:
+        raise ValueError(f"multiplicity method {multiplicity!r}: choose one of {', '.join(METHODS)}")
     if sweep is not None and not isinstance(sweep, SweepManifest):
         sweep = SweepManifest.from_dict(sweep)
     records = sorted(records, key=lambda r: (r.run_index if r.run_index is not None else 1 << 30, r.key))
@@ -221,7 +229,7 @@ def analyse(records: list[RunRecord], sweep: SweepManifest | Mapping[str, Any] |
     figures = build_figures(records, factors)
     tables = build_tables(figures, country, sesoi)
     failed_claims: list[str] = []
-    claim_list = evaluate(figures, tables, failed_claims)
+    claim_list, families = control(evaluate(figures, tables, failed_claims), multiplicity)
     busy = tuple(r.key for r in records if r.load is not None and r.load.busy)
     warnings = _warnings(records, tables, busy, drift, bool(factors)) + drift_notes + failed_claims
     for change in (sweep.backend_changes if sweep is not None else ()):  # --allow-backend-change: which runs how
@@ -232,7 +240,7 @@ def analyse(records: list[RunRecord], sweep: SweepManifest | Mapping[str, Any] |
     measured = sorted({fid.label for fid in figures.ids() if fid.provenance in ("measured", "integrated")})
     return Analysis(len(records), tuple(measured), tables, tuple(claim_list), drift, bool(factors), busy,
                     tuple(warnings), tuple(problems or ()), _points(figures), tuple(csv_row(r) for r in records),
-                    sweep or SweepManifest())
+                    sweep or SweepManifest(), tuple(families))
 
 
 def _points(figures: Figures) -> dict[FigureId, tuple[Point, ...]]:

@@ -21,6 +21,7 @@ from typing import Any, Mapping
 
 from .figures import LOIHI, FigureId
 from .stats import ACCURACY_MAX_LOSS_PP, CLAIMED_GAIN_BAND, ENERGY_SESOI, FAILS, HOLDS, INCONCLUSIVE, StatResult
+from .stats_core import one_sided_p
 
 #: v2 abstract: E falls "about three orders of magnitude" at lambda = 1e-2.
 PAPER_E_RATIO_V2 = 1000.0
@@ -37,7 +38,7 @@ PAPER_ETA2 = {"model": 0.001, "model:dataset": 0.44}
 ETA2_MEDIUM = 0.06
 ANOVA_ALPHA = 0.05
 
-KINDS = ("e_reduction", "accuracy_change", "energy_tracking", "correlation", "training_efficiency",
+KINDS = ("e_reduction", "accuracy_change", "energy_tracking", "energy_saving", "correlation", "training_efficiency",
          "architecture_anova")
 
 
@@ -162,37 +163,74 @@ def accuracy(subject: Mapping[str, Any], change: StatResult) -> Claim:
                   f"under {PAPER_MAX_ACC_LOSS_PP} pp lost")
 
 
+def _energy_label(target: FigureId) -> str:
+    provenance = target.provenance
+    return f"{provenance} {target.label}" if provenance != "modeled" else f"{target.label} (modeled, not measured)"
+
+
+def _change_text(change: StatResult) -> str:
+    if change.estimate is None:
+        return change.reason or "no energy change computed"
+    if change.low is None or change.high is None:
+        return f"energy changed {change.estimate:+.1f}% (no interval)"
+    return f"energy changed {change.estimate:+.1f}% [{change.low:+.1f}, {change.high:+.1f}]"
+
+
 def energy_tracking(subject: Mapping[str, Any], target: FigureId, change: StatResult,
                     slope: StatResult | None, sesoi: float = ENERGY_SESOI) -> Claim:
-    """Whether an energy falls with E: the paired energy ratio read against the smallest change that matters."""
-    estimate, low, high = change.estimate, change.low, change.high  # percent change (energy_change_pct)
+    """Whether an energy follows E: the elasticity's verdict (``stats_elasticity``), the paired change beside it.
+
+    The claim's estimate and interval are the elasticity's (slope of log energy on log E within seed); the
+    energy change (percent) is in ``details["energy_change"]``, and whether it is a saving that matters is the
+    ``energy_saving`` claim.
+    """
     where = "on simulated Loihi" if target.phase == LOIHI else "on this device"
-    provenance = target.provenance
-    label = f"{provenance} {target.label}" if provenance != "modeled" else f"{target.label} (modeled, not measured)"
     runtime = is_runtime_proxy(target)
-    if estimate is None:
-        text = (f"{_subject_text(subject)}: {label}: {change.reason or 'no figure'}: "
-                + (RUNTIME_PROXY_NOTE if runtime else "inconclusive"))
+    if slope is None:
+        slope = StatResult("elasticity", change.n, None, None, None, change.level, "not computed", INCONCLUSIVE,
+                           change.reason or "no elasticity: fewer than 2 seeds with both runs")
+    if slope.estimate is None:
+        words = RUNTIME_PROXY_NOTE if runtime else f"inconclusive ({slope.reason})"
+        text = f"{_subject_text(subject)}: {_energy_label(target)}: {_change_text(change)}; {words}"
     else:
-        interval = (f"{estimate:+.1f}% [{low:+.1f}, {high:+.1f}]" if low is not None and high is not None
-                    else f"{estimate:+.1f}% (no interval)")
-        # "tracks" says no more than its rule: the energy fell by more than the smallest change that matters
-        # as E fell; how much per fall of E is the elasticity printed beside it.
-        verdict_words = {"tracks": f"{where} this energy fell by more than {sesoi:.0%} as E fell (tracks)",
+        verdict_words = {"tracks": f"{where} this energy follows E (tracks)",
                          "does_not_track": f"{where} E does not track this energy (does_not_track)"}
         words = (RUNTIME_PROXY_NOTE if runtime
-                 else verdict_words.get(change.verdict or "", f"inconclusive ({change.reason})"))
-        text = (f"{_subject_text(subject)}: {label} changed {interval}"
-                + (f", elasticity {_interval(slope, '+.2f')}" if slope is not None and slope.estimate is not None else "")
-                + ": " + words)
-    verdict = INCONCLUSIVE if runtime else change.verdict or INCONCLUSIVE
-    extra: dict[str, Any] = {} if slope is None else {"elasticity": slope.to_dict()}
+                 else verdict_words.get(slope.verdict or "", f"inconclusive ({slope.reason})"))
+        text = (f"{_subject_text(subject)}: {_energy_label(target)}: elasticity {_interval(slope, '+.3f')} (1 = "
+                f"proportional to E, 0 = independent of it), {_change_text(change)}: {words}")
+    verdict = INCONCLUSIVE if runtime else slope.verdict or INCONCLUSIVE
+    extra: dict[str, Any] = {"energy_change": change.to_dict(), "p_value": slope.detail("p_value")}
     if runtime:
         extra["runtime_proxy"] = True
     if target.phase == LOIHI:
         text += f" ({LOIHI_NOTE})"
-    return _claim("energy_tracking", {**subject, "target": target.label}, target.label, provenance, change,
+    return _claim("energy_tracking", {**subject, "target": target.label}, target.label, target.provenance, slope,
                   verdict, text, None, **extra)
+
+
+def energy_saving(subject: Mapping[str, Any], target: FigureId, change: StatResult,
+                  sesoi: float = ENERGY_SESOI) -> Claim:
+    """Whether lambda saves at least ``sesoi`` of an energy: the paired change read against the smallest change
+    that matters (``holds``: the interval lies below -sesoi; ``fails``: it excludes every saving of sesoi or more)."""
+    runtime = is_runtime_proxy(target)
+    bound = math.log1p(sesoi)
+    mean, sd, n = change.detail("mean_log_ratio"), change.detail("sd_log_ratio"), change.n
+    low, high = change.detail("ratio_low"), change.detail("ratio_high")
+    verdict, p = INCONCLUSIVE, None
+    if change.estimate is not None and low is not None and high is not None and not runtime:
+        if math.log(high) < -bound:
+            verdict, p = HOLDS, one_sided_p(mean, sd, n, -bound, above=False)
+        elif math.log(low) > -bound:
+            verdict, p = FAILS, one_sided_p(mean, sd, n, -bound, above=True)
+    words = {HOLDS: f"saves more than {sesoi:.0%} (holds)",
+             FAILS: f"saves less than {sesoi:.0%}, if anything (fails)"}.get(
+        verdict, RUNTIME_PROXY_NOTE if runtime else f"cannot tell whether it saves {sesoi:.0%} (inconclusive)")
+    text = f"{_subject_text(subject)}: {_energy_label(target)}: {_change_text(change)}: {words}"
+    if target.phase == LOIHI:
+        text += f" ({LOIHI_NOTE})"
+    return _claim("energy_saving", {**subject, "target": target.label}, target.label, target.provenance, change,
+                  verdict, text, None, p_value=p, sesoi=sesoi, **({"runtime_proxy": True} if runtime else {}))
 
 
 #: What every verdict on simulated Loihi energy says of itself.
@@ -220,7 +258,7 @@ def correlation(subject: Mapping[str, Any], proxy: str, target: FigureId, result
         text += f" ({LOIHI_NOTE})"
     return _claim("correlation", {**subject, "proxy": proxy, "target": target.label}, target.label, provenance, result,
                   INCONCLUSIVE if runtime else result.verdict or INCONCLUSIVE, text,
-                  **({"runtime_proxy": True} if runtime else {}))
+                  p_value=result.detail("p_value"), **({"runtime_proxy": True} if runtime else {}))
 
 
 def training_efficiency(subject: Mapping[str, Any], quantity: str, gain: StatResult, never: int,
@@ -252,7 +290,8 @@ def training_efficiency(subject: Mapping[str, Any], quantity: str, gain: StatRes
     if target_pct is not None:
         details["target_accuracy_pct"] = target_pct
     return _claim("training_efficiency", {**subject, "quantity": quantity}, f"{quantity} to target accuracy", None,
-                  gain, gain.verdict or INCONCLUSIVE, text, f"{lo:.0%}-{hi:.0%} gains", **details)
+                  gain, gain.verdict or INCONCLUSIVE, text, f"{lo:.0%}-{hi:.0%} gains", **details,
+                  p_value=gain.detail("p_value"))
 
 
 def architecture_anova(response: str, table: list[dict[str, Any]]) -> list[Claim]:

@@ -57,6 +57,13 @@ def energy_tracking(figures: Figures, tables: Tables) -> list[Claim]:
             for row in _compared(tables) for fid, change in sorted(row.energy_change.items(), key=lambda i: i[0].label)]
 
 
+@claim("energy_saving")
+def energy_saving(figures: Figures, tables: Tables) -> list[Claim]:
+    """Whether each lambda saves at least the smallest change of interest of each energy figure."""
+    return [paper.energy_saving(_subject(row), fid, change, tables.sesoi)
+            for row in _compared(tables) for fid, change in sorted(row.energy_change.items(), key=lambda i: i[0].label)]
+
+
 @claim("joint")
 def joint(figures: Figures, tables: Tables) -> list[Claim]:
     """Per group: how far E fell at the largest lambda whose accuracy loss is shown to be under the bound."""

@@ -167,6 +167,21 @@ def t_interval(values: np.ndarray, level: float = INTERVAL_LEVEL) -> tuple[float
     return mean, mean - half, mean + half, sd
 
 
+def one_sided_p(mean: float, sd: float, n: int, bound: float, above: bool) -> float | None:
+    """The one-sided p-value of a Student t test that the true mean lies beyond ``bound``.
+
+    ``above`` tests "mean > bound" (small p: the data say the mean lies above ``bound``), otherwise
+    "mean < bound". ``p < (1 - INTERVAL_LEVEL) / 2`` exactly when the reported interval lies beyond ``bound``,
+    so a p-value and the interval a report prints never disagree. None when ``n < 2`` (no SD).
+    """
+    if n < 2 or not math.isfinite(sd) or not math.isfinite(mean):
+        return None
+    if sd == 0:
+        return 0.0 if (mean > bound if above else mean < bound) else 1.0
+    t = (mean - bound) / (sd / math.sqrt(n))
+    return float(_sp.t.sf(t, n - 1) if above else _sp.t.cdf(t, n - 1))
+
+
 def seeds_needed(sd: float, margin: float, level: float = INTERVAL_LEVEL,
                  power: float = TARGET_POWER, sides: int = 1) -> int | None:
     """Paired units (seeds) needed for an interval around the observed mean to clear a boundary ``margin`` away.

@@ -157,16 +157,21 @@ def within_group_correlation(proxy: Sequence[float], energy_j: Sequence[float], 
         return make_result(quantity, n_clusters, estimate, (lo, hi), how, INCONCLUSIVE,
                            f"{shown}: {n_clusters} clusters are too few for a bootstrap verdict; needs "
                            f"{FEW_CLUSTERS} seeds or more", seeds_needed=FEW_CLUSTERS, **details)
+    arr = np.asarray(draws)
+
+    def share(beyond: np.ndarray) -> float:  # a bootstrap p-value: the resamples on the other side of a bound
+        return float((beyond.sum() + 1) / (len(arr) + 1))
     if lo > tracks_r:
         return make_result(quantity, n_clusters, estimate, (lo, hi), how, TRACKS,
-                           f"{shown}: the interval lies above {tracks_r}", **details)
+                           f"{shown}: the interval lies above {tracks_r}", **details, p_value=share(arr <= tracks_r))
     if -negligible_r < lo and hi < negligible_r:
         return make_result(quantity, n_clusters, estimate, (lo, hi), how, DOES_NOT_TRACK,
-                           f"{shown}: the interval lies inside the negligible band +-{negligible_r}", **details)
+                           f"{shown}: the interval lies inside the negligible band +-{negligible_r}", **details,
+                           p_value=max(share(arr >= negligible_r), share(arr <= -negligible_r)))
     if hi < -negligible_r:  # energy goes up as the proxy goes down: the opposite of tracking
         return make_result(quantity, n_clusters, estimate, (lo, hi), how, DOES_NOT_TRACK,
                            f"{shown}: the interval lies below -{negligible_r} (energy rises as the proxy falls)",
-                           **details)
+                           **details, p_value=share(arr >= -negligible_r))
     margin = max(estimate - tracks_r, negligible_r - abs(estimate))
     z = _sp.norm.ppf(0.5 + INTERVAL_LEVEL / 2)
     scale = (z + _sp.norm.ppf(TARGET_POWER)) / z * (hi - lo) / 2

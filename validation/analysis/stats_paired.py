@@ -1,4 +1,4 @@
-"""Changes paired by seed: energy at lambda vs lambda = 0, accuracy vs the paper's bound, and the elasticity.
+"""Changes paired by seed: energy at lambda vs lambda = 0 and accuracy vs the paper's bound.
 
 Energy is compared on the log scale: for each seed the log of (energy at lambda / energy at lambda = 0),
 a Student-t interval on the mean of those logs, and the back-transform ``exp``. The estimate is then the
@@ -9,8 +9,7 @@ cannot fall below zero). Verdicts are read from the reported 95% interval (see `
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from typing import Hashable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -191,61 +190,4 @@ def accuracy_change(accuracy_pct_at_lambda: Sequence[float], accuracy_pct_at_bas
     return result(INCONCLUSIVE, f"{shown}: the interval reaches both sides of a {bound} loss; {plan}", needed)
 
 
-def elasticity(energy_j: Sequence[float], activation_energy: Sequence[float],
-               cluster: Sequence[Hashable]) -> StatResult:
-    """Log-log slope of energy on the proxy, fitted within each cluster (seed), with a t interval over clusters.
-
-    Within a seed the slope of ``log(energy_j)`` on ``log(activation_energy)`` across the lambda sweep says
-    how much energy changes per change of E with everything the seed fixes held fixed; 1 means energy is
-    proportional to E, 0 means it ignores E. Each seed gives one slope, so n is the number of seeds and the
-    interval is a Student-t interval over them (seeds are the independent units). Pass a sweep of two lambdas
-    to get the elasticity beside a lambda-vs-0 ratio.
-
-    Args:
-        energy_j: Energy (J) of each run.
-        activation_energy: E of each run (arbitrary units, positive).
-        cluster: The seed (or any independent unit) of each run; clusters whose E does not vary are skipped.
-
-    Returns:
-        ``elasticity`` (dimensionless), verdict None; detail ``skipped_clusters`` counts unusable clusters.
-
-    Raises:
-        ValueError: On mismatched lengths, non-positive or non-finite values.
-    """
-    y, x = finite_array(energy_j, "energy_j"), finite_array(activation_energy, "activation_energy")
-    if not len(y) == len(x) == len(cluster):
-        raise ValueError("energy_j, activation_energy and cluster must have one entry per run")
-    if (y <= 0).any() or (x <= 0).any():
-        raise ValueError("elasticity needs positive energies and positive E")
-    rows: dict[Hashable, list[int]] = defaultdict(list)
-    for i, c in enumerate(cluster):
-        rows[c].append(i)
-    slopes, skipped = [], 0
-    for idx in rows.values():
-        lx, ly = np.log(x[idx]), np.log(y[idx])
-        if len(idx) < 2 or np.ptp(lx) == 0:
-            skipped += 1
-            continue
-        lx = lx - lx.mean()
-        slopes.append(float(lx @ (ly - ly.mean()) / (lx @ lx)))
-    mean, lo, hi, _ = t_interval(np.asarray(slopes))
-    n = len(slopes)
-    method = "OLS slope of log energy on log E within each seed; Student t over seeds"
-    if n == 0:
-        return make_result("elasticity", 0, None, (None, None), method, None,
-                           "no seed has two runs with different E", skipped_clusters=skipped)
-
-    def per_tenfold(s: float | None) -> str:
-        if s is None:
-            return "?"
-        if abs(s) > 300:  # 10 ** 300 and beyond leave a float: say it in words rather than overflow
-            return "beyond a 1e300-fold" + (" rise" if s < 0 else " fall")
-        return f"{(10 ** (-s) - 1) * 100:+.1f}%"
-    shown = f"{mean:+.3f}" + (f" [{lo:+.3f}, {hi:+.3f}]" if lo is not None else " (no interval)")
-    span = f" [{per_tenfold(hi)}, {per_tenfold(lo)}]" if lo is not None else ""
-    return make_result("elasticity", n, mean, (lo, hi), method, None,
-                       f"elasticity {shown}: a 10-fold fall in E goes with a {per_tenfold(mean)}{span} change "
-                       "in energy", skipped_clusters=skipped)
-
-
-__all__ = ["ENERGY_SESOI", "ACCURACY_MAX_LOSS_PP", "paired_ratio", "energy_change", "accuracy_change", "elasticity"]
+__all__ = ["ENERGY_SESOI", "ACCURACY_MAX_LOSS_PP", "paired_ratio", "energy_change", "accuracy_change"]

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import stats as _sp
 
 from .stats_core import (FAILS, HOLDS, INCONCLUSIVE, INTERVAL_LEVEL, StatResult, finite_array, make_result,
-                         paired_log_differences, seeds_needed, t_interval, too_few)
+                         one_sided_p, paired_log_differences, seeds_needed, t_interval, too_few)
 
 #: The paper's third claim: energy-first designs give 5-33% training-efficiency gains (gain = 1 - ratio).
 CLAIMED_GAIN_BAND = (0.05, 0.33)
@@ -125,10 +125,14 @@ def efficiency_gain(cost_at_lambda: Sequence[float], cost_at_baseline: Sequence[
     above = g_lo is not None and g_lo > claimed_band[1] * 100
 
     def result(verdict: str, reason: str, needed: int | None = None) -> StatResult:
+        # The one-sided p of the decision reached: a gain of at least the band's low end (a log ratio below
+        # log(1 - low)), or less than it.
+        p = (None if verdict == INCONCLUSIVE else
+             one_sided_p(mean, sd, n, math.log(1 - low_gain), above=verdict == FAILS))
         return make_result(f"{quantity}_to_target_gain_pct", n, g, (g_lo, g_hi),
                            f"paired by seed; Student t on the mean log ratio of cost to target, back-transformed; "
                            f"gain = 1 - ratio", verdict, reason, needed, ratio=math.exp(mean) if n else None,
-                           claimed_band=list(claimed_band), above_band=above, sd_log_ratio=sd)
+                           claimed_band=list(claimed_band), above_band=above, sd_log_ratio=sd, p_value=p)
 
     if g_lo is None:
         return result(INCONCLUSIVE, too_few(shown, n))

@@ -16,8 +16,8 @@ import numpy as np
 from ..records.record import RunRecord
 from .figures import INFERENCE, LOIHI, PROXIES, Figure, FigureId, Figures, sort_key
 from .intervals import AnovaSkipped, Interval, anova, t_interval
-from .stats import (ENERGY_SESOI, INCONCLUSIVE, StatResult, accuracy_change, elasticity, energy_change, make_result,
-                    within_group_correlation)
+from .stats import (ENERGY_SESOI, INCONCLUSIVE, StatResult, accuracy_change, elasticity, elasticity_verdict,
+                    energy_change, make_result, within_group_correlation)
 from .stats_paired import paired_ratio
 
 Group = tuple[str, str, str]
@@ -139,7 +139,8 @@ def lambda_rows(figures: Figures, sesoi: float = ENERGY_SESOI) -> list[LambdaRow
                     es = [runs[s].activation_energy for _, _, s in pairs] + [base[s].activation_energy for _, _, s in pairs]
                     js = [a.energy_j for a, _, _ in pairs] + [b.energy_j for _, b, _ in pairs]
                     if all(e > 0 for e in es):
-                        slopes[name] = _safe(lambda: elasticity(js, es, [s for _, _, s in pairs] * 2), len(pairs))
+                        slopes[name] = _safe(lambda: elasticity_verdict(elasticity(js, es, [s for _, _, s in pairs] * 2)),
+                                             len(pairs))
             by_kind = {}
             for measure in sorted({k for r in runs.values() for k in r.activation_energy_by_kind}):
                 pairs_e = [(runs[s].activation_energy_by_kind.get(measure), base[s].activation_energy_by_kind.get(measure))

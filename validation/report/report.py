@@ -33,7 +33,7 @@ class ReportError(EnergymeterError):
 
 
 def load(directory: Path, country: str | None = None, drift_correction: bool = False,
-         sesoi: float = ENERGY_SESOI) -> Analysis:
+         sesoi: float = ENERGY_SESOI, multiplicity: str = "holm") -> Analysis:
     """Read a sweep directory and analyse it.
 
     Raises:
@@ -52,7 +52,7 @@ def load(directory: Path, country: str | None = None, drift_correction: bool = F
         problems.append(store.Problem(0, str(exc)))
     if country is None:
         country = sweep.country
-    return analyse(records, sweep, [str(p) for p in problems], country, drift_correction, sesoi)
+    return analyse(records, sweep, [str(p) for p in problems], country, drift_correction, sesoi, multiplicity)
 
 
 def csv_text(analysis: Analysis) -> str:
@@ -82,7 +82,7 @@ def _render(fmt: str, analysis: Analysis, sections: list) -> str:
 
 def write_reports(directory: Path, formats: tuple[str, ...] = FORMATS, *, out: Path | None = None,
                   country: str | None = None, drift_correction: bool = False,
-                  sesoi: float = ENERGY_SESOI) -> tuple[Analysis, list[Path]]:
+                  sesoi: float = ENERGY_SESOI, multiplicity: str = "holm") -> tuple[Analysis, list[Path]]:
     """Write the requested report formats into ``out`` (default: the sweep directory).
 
     Returns:
@@ -95,7 +95,7 @@ def write_reports(directory: Path, formats: tuple[str, ...] = FORMATS, *, out: P
 
     target = out or directory
     try:
-        analysis = load(directory, country, drift_correction, sesoi)
+        analysis = load(directory, country, drift_correction, sesoi, multiplicity)
     except ReportError as exc:
         stale = mark_stale(target)
         raise ReportError(str(exc) + (f"; the earlier reports no longer match and were renamed: {', '.join(stale)}"

@@ -65,8 +65,12 @@ def sections(a: Analysis) -> list[Section]:
         out.append(Section("Warnings", items=a.warnings))
     if a.problems:
         out.append(Section("Problems reading results", items=a.problems))
-    out.append(Section("Claims", headers=("verdict", "kind", "claim"), verdicts=0,
-                       rows=tuple((verdict_badge(c.verdict), c.kind, c.sentence) for c in a.claims)))
+    families = tuple(f.sentence for f in a.families)
+    out.append(Section("Claims", paragraphs=(
+        "Each verdict is read from its 95% interval (one-sided at 0.025); the verdicts of each family are then "
+        "controlled together for the family's size, and those that do not survive are inconclusive:",) if families
+        else (), items=families, headers=("verdict", "kind", "claim"), verdicts=0,
+        rows=tuple((verdict_badge(c.verdict), c.kind, c.sentence) for c in a.claims)))
     out.append(Section("Plots", figures=("scatter", "lambda")))
     out.append(Section("Per lambda (paired by seed with lambda = 0; 95% intervals)",
                        headers=("model", "dataset", "E", "lambda", "seeds", "accuracy %", "E per sample", "E(0)/E",
