@@ -86,7 +86,8 @@ def test_the_resolution_is_the_smallest_step_and_the_idle_power_what_the_zone_dr
     assert dram.resolution_j == pytest.approx(0.001) and dram.resolution_provenance == "measured"
     assert dram.update_period_s == pytest.approx(0.02, rel=0.2)
     assert package.resolution_j == pytest.approx(0.4)  # a whole update's 20 W x 20 ms: an upper bound of its unit
-    assert package.idle_power_w == pytest.approx(20.0, rel=0.05)
+    # Over five updates (0.1 s), a few ms of the fake writer's lateness under load moves it by several percent.
+    assert package.idle_power_w == pytest.approx(20.0, rel=0.15)
 
 
 def test_a_counter_that_never_changes_keeps_its_published_figures_labelled_with_why(tmp_path, machine, capsys):
@@ -194,9 +195,13 @@ def test_the_fakes_hold_their_counters_between_updates(tmp_path):
     zone = tree.add_package(0)
     tree.set_energy(zone, 5000)
     assert tree.energy(zone) == 0  # shown at the next update, not at once
+    start_s = time.monotonic()
     with tree.running():
-        time.sleep(0.08)
+        while tree.energy(zone) == 0 and time.monotonic() < start_s + 5.0:
+            time.sleep(0.002)
+        shown_s = time.monotonic()
     assert tree.energy(zone) == 5000
+    assert shown_s - start_s >= 0.05  # not before the first update, 50 ms after the writer started
 
 
 class InstantExecutor:
