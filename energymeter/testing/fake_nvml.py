@@ -227,8 +227,10 @@ class FakeNVML:
         gpu = self._gpu(handle)
         if not gpu.has_counter:
             raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
-        if gpu.update_period_s <= 0:
-            return int(gpu.energy_mj) // gpu.resolution_mj * gpu.resolution_mj
+        # A GPU object of the caller's own that has only FakeGpu's older attributes updates at once, by 1 mJ.
+        if getattr(gpu, "update_period_s", 0.0) <= 0:
+            step_mj = getattr(gpu, "resolution_mj", 1)
+            return int(gpu.energy_mj) // step_mj * step_mj
         return self._updated_mj(handle, gpu)
 
     def _updated_mj(self, index: int, gpu: FakeGpu) -> int:
