@@ -1,7 +1,8 @@
 """Counters characterised where they run: each hardware domain's update period, step and idle power, timed here.
 
-``characterise_session`` polls an open session (``EnergySession.read``) every ``POLL_PERIOD_S`` until each
-of its counters has changed ``MIN_CHANGES`` times or ``MAX_DURATION_S`` has passed, and gives each domain
+``characterise_session`` polls an open session (``EnergySession.read``) every ``POLL_PERIOD_S`` for at
+least ``MIN_DURATION_S``, until each of its counters has changed ``MIN_CHANGES`` times or ``MAX_DURATION_S``
+has passed, and gives each domain
 a ``energymeter.counters.CounterCharacter``:
 
 * its update period: the median time between changes of its value, each change dated halfway between
@@ -42,6 +43,9 @@ POLL_PERIOD_S = 0.0005
 MAX_DURATION_S = 2.0
 #: Changes of a counter's value to see before it counts as timed (the first is its phase; 5 periods follow).
 MIN_CHANGES = 6
+#: The shortest a session is polled (s), changes or not: the idle power's span is dated to within about a
+#: poll at each end, so a fast counter's idle power over a few polls would be off by tens of percent.
+MIN_DURATION_S = 0.25
 #: Counter steps are rounded to this many decimals of a joule (nJ), below any counter's step.
 _STEP_DECIMALS = 9
 
@@ -75,7 +79,7 @@ class _Trace:
 
 def characterise_session(session: "EnergySession", declarations: Mapping[str, Domain], backend: str, *,
                          poll_period_s: float = POLL_PERIOD_S, max_duration_s: float = MAX_DURATION_S,
-                         min_changes: int = MIN_CHANGES, clock: Callable[[], float] = time.monotonic,
+                         min_changes: int = MIN_CHANGES, min_duration_s: float = MIN_DURATION_S, clock: Callable[[], float] = time.monotonic,
                          sleep: Callable[[float], None] = time.sleep) -> dict[str, CounterCharacter]:
     """Poll an open session and characterise each of its hardware domains (see the module docstring).
 
@@ -87,6 +91,7 @@ def characterise_session(session: "EnergySession", declarations: Mapping[str, Do
         max_duration_s: The longest the session is polled (s); 0: not polled, every counter keeps its
             published figures.
         min_changes: Changes of each counter's value after which polling may stop.
+        min_duration_s: Seconds polling goes on for at least (unless ``max_duration_s`` is shorter).
         clock: Monotonic clock (s).
         sleep: Pauses between reads.
 
@@ -117,7 +122,7 @@ def characterise_session(session: "EnergySession", declarations: Mapping[str, Do
                 errors[name] = reading.failed.get(name) or "no reading"
     polling = dict(traces)  # the traces still polled: those that have not failed
     while polling and read_s - start_s < max_duration_s:
-        if all(len(t.change_s) >= min_changes for t in polling.values()):
+        if read_s - start_s >= min_duration_s and all(len(t.change_s) >= min_changes for t in polling.values()):
             break
         sleep(poll_period_s)
         since_s, before_s = read_s, clock()
