@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 #: Seconds between polls: fast enough to time a counter that updates every millisecond or so.
 POLL_PERIOD_S = 0.0005
-#: The longest a session is polled (s): a counter that updates less often than every ~0.3 s is not timed.
+#: The longest a session is polled (s): a counter must change twice within it to be timed.
 MAX_DURATION_S = 2.0
 #: Changes of a counter's value to see before it counts as timed (the first is its phase; 5 periods follow).
 MIN_CHANGES = 6
@@ -79,7 +79,8 @@ class _Trace:
 
 def characterise_session(session: "EnergySession", declarations: Mapping[str, Domain], backend: str, *,
                          poll_period_s: float = POLL_PERIOD_S, max_duration_s: float = MAX_DURATION_S,
-                         min_changes: int = MIN_CHANGES, min_duration_s: float = MIN_DURATION_S, clock: Callable[[], float] = time.monotonic,
+                         min_changes: int = MIN_CHANGES, min_duration_s: float = MIN_DURATION_S,
+                         clock: Callable[[], float] = time.monotonic,
                          sleep: Callable[[float], None] = time.sleep) -> dict[str, CounterCharacter]:
     """Poll an open session and characterise each of its hardware domains (see the module docstring).
 
