@@ -10,22 +10,39 @@ import sys
 
 from .cliargs import EXIT_CANNOT_EXECUTE, EXIT_INTERRUPTED, EXIT_NOT_FOUND, EXIT_OK, UsageError, positive
 
+#: ``devices --characterise-s``'s default: the longest each backend's counters are polled (s).
+CHARACTERISE_S = 2.0
+
 
 def configure_devices(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``devices``."""
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--characterise", action="store_true",
+                        help="also time each hardware counter's updates here: update period, resolution, idle power")
+    parser.add_argument("--characterise-s", type=positive, default=CHARACTERISE_S, metavar="SECONDS",
+                        help=f"the longest each backend's counters are polled (default {CHARACTERISE_S:g})")
     parser.set_defaults(func=_devices)
 
 
 def _devices(args: argparse.Namespace) -> int:
     from . import backends
-    from .display import format_statuses
+    from .display import format_characters, format_statuses
 
     statuses = backends.available()
+    characters = None
+    if args.characterise:
+        from .characterise import characterise_backends
+
+        found = characterise_backends([s.name for s in statuses if s.available], max_duration_s=args.characterise_s)
+        characters = list(found.values())
     if args.json:
-        print(json.dumps([s.to_dict() for s in statuses], indent=2))
+        listed = [s.to_dict() for s in statuses]
+        print(json.dumps(listed if characters is None else {"backends": listed,
+                                                            "counters": [c.to_dict() for c in characters]}, indent=2))
     else:
         print(format_statuses(statuses))
+        if characters is not None:
+            print(format_characters(characters))
     return EXIT_OK
 
 

@@ -37,6 +37,7 @@ from types import MappingProxyType, MethodType
 from typing import Any, Hashable, Iterator, Mapping, Sequence
 
 from .backends.base import OPERATION_COUNTER, Backend, EnergySession, WindowCounter
+from .characterise import characterise_plans
 from .domains import Domain
 from .measurement import Measurement
 from .observer import counting_s
@@ -63,6 +64,8 @@ class Meter:
             ``"skip"`` (left out; ``skipped`` and every window's ``warnings`` say which and why).
         timeline_period_s: Keep each window's power over time, sampled about this often (s), in
             ``Measurement.timeline`` (see ``energymeter.timeline``); None (the default) keeps none.
+        characterise: Time each hardware counter's updates once now (``energymeter.characterise``, up to ~2 s),
+            keep the figures in ``characterisation`` and warn windows too short for them.
         **options: Backend options (``powercap_root``, ``nvml_module``, ``sample_period_s``, ...).
 
     Raises:
@@ -76,7 +79,7 @@ class Meter:
     """
 
     def __init__(self, backends: Sequence[str] | None = None, *, sync: bool = True, missing: str = MISSING_RAISE,
-                 timeline_period_s: float | None = None, **options: Any) -> None:
+                 timeline_period_s: float | None = None, characterise: bool = False, **options: Any) -> None:
         if isinstance(backends, str):
             backends = [backends]
         _check_missing(missing)
@@ -96,6 +99,8 @@ class Meter:
             for backend in self.opened_backends:
                 self._open_session(backend)
             declarations = merged_declarations(self._plans)
+            #: Domain to its counter's figures (``energymeter.counters.CounterCharacter``); empty unless characterised.
+            self.characterisation = characterise_plans(self._plans) if characterise else MappingProxyType({})
         except BaseException:
             self.close()
             raise

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 NVML_SUCCESS = 0
 NVML_ERROR_UNINITIALIZED = 1
@@ -74,6 +75,11 @@ class FakeGpu:
     that the next queries on this GPU raise, one per call (e.g. ``[NVML_ERROR_TIMEOUT]`` for one
     transient timeout).
 
+    A counter that updates like hardware: with ``update_period_s`` above 0 the GPU draws ``power_mw``
+    continuously and its energy counter shows ``energy_mj`` plus what it drew, in whole steps of
+    ``resolution_mj`` (the rest carried), as of its latest update: the value changes once per update
+    period and holds between updates. With 0 (the default) it shows ``energy_mj`` as set, at once.
+
     Attributes:
         name: Product name.
         uuid: ``"GPU-..."`` identifier.
@@ -86,6 +92,8 @@ class FakeGpu:
         lost: When True every call on this GPU raises ``GPU is lost``.
         accessible: When False getting a handle to this GPU raises ``Insufficient Permissions``.
         errors: NVML error codes the next queries on this GPU raise, first one first.
+        update_period_s: Seconds between the energy counter's updates (0: none, the counter shows ``energy_mj``).
+        resolution_mj: The energy counter's step (mJ).
     """
 
     name: str = "NVIDIA H200"
@@ -99,6 +107,8 @@ class FakeGpu:
     lost: bool = False
     accessible: bool = True
     errors: list[int] = field(default_factory=list)
+    update_period_s: float = 0.0
+    resolution_mj: int = 1
 
 
 class _Value:
@@ -148,6 +158,7 @@ class FakeNVML:
     Args:
         gpus: The GPUs NVML lists, in NVML order.
         driver_present: When False, ``nvmlInit`` fails as on a machine without the driver.
+        clock: Monotonic clock (s) that times the counters' updates (``FakeGpu.update_period_s``).
     """
 
     NVMLError = NVMLError
@@ -163,12 +174,16 @@ class FakeNVML:
     NVML_DEVICE_MIG_DISABLE = 0
     NVML_DEVICE_MIG_ENABLE = 1
 
-    def __init__(self, gpus: list[FakeGpu] | None = None, driver_present: bool = True) -> None:
+    def __init__(self, gpus: list[FakeGpu] | None = None, driver_present: bool = True,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.gpus = list(gpus) if gpus is not None else [FakeGpu()]
         self.driver_present = driver_present
         self.init_count = 0
         self.calls = 0
         self._lock = threading.Lock()
+        self._clock = clock
+        #: GPU index -> [time of its counter's latest update (s), mJ drawn so far, mJ the counter shows on top].
+        self._updates: dict[int, list[float]] = {}
 
     # -- library lifetime -------------------------------------------------------------------------
     def nvmlInit(self) -> None:
@@ -264,7 +279,26 @@ class FakeNVML:
         gpu = self._gpu(handle)
         if not gpu.has_counter:
             raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
-        return int(gpu.energy_mj)
+        # A GPU object of the caller's own that has only FakeGpu's older attributes updates at once, by 1 mJ.
+        if getattr(gpu, "update_period_s", 0.0) <= 0:
+            step_mj = getattr(gpu, "resolution_mj", 1)
+            return int(gpu.energy_mj) // step_mj * step_mj
+        return self._updated_mj(handle, gpu)
+
+    def _updated_mj(self, index: int, gpu: FakeGpu) -> int:
+        """What a counter that updates every ``update_period_s`` shows now (see ``FakeGpu``)."""
+        period_s, step_mj = gpu.update_period_s, gpu.resolution_mj
+        with self._lock:
+            now_s = self._clock()
+            state = self._updates.get(index)
+            if state is None:  # the first query: the counter's updates are timed from here
+                state = self._updates[index] = [now_s, 0.0, float(int(gpu.energy_mj) // step_mj * step_mj)]
+            updates = int((now_s - state[0]) // period_s)
+            if updates:
+                state[0] += updates * period_s
+                state[1] += gpu.power_mw * period_s * updates  # mW x s = mJ
+                state[2] = float((int(gpu.energy_mj) + int(state[1])) // step_mj * step_mj)
+            return int(state[2])
 
     def nvmlDeviceGetPowerUsage(self, handle: int) -> int:
         """Milliwatts."""
