@@ -11,5 +11,13 @@ from .measurement import SCHEMA_VERSION, Measurement
 from .meter import Meter
 from .shared import measure
 
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext energymeter``: registers the ``%%measure`` cell magic (``energymeter.notebook``)."""
+    from .notebook import load
+
+    load(ipython)
+
+
 __all__ = ["SCHEMA_VERSION", "BackendUnavailable", "EnergymeterError", "Measurement", "Meter", "ProfileError",
            "UnknownBackend", "__version__", "measure"]

@@ -34,13 +34,16 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                  "run the lambda sweep on this device and write the reports"),
     "report": ("energymeter.validation.cli:configure_report", "write the reports of a sweep directory"),
     "demo": ("energymeter.demo:configure", "measure real training steps of a small MLP on scikit-learn's digits"),
+    "serve": ("energymeter.cli_serve:configure",
+              "serve joules and power per domain to Prometheus (loopback unless --host says otherwise)"),
 }
 
 
 #: A missing import -> the extra that installs it (``pip install 'energymeter[EXTRA]'``).
 EXTRA_OF = {"torch": "torch", "numpy": "torch", "sklearn": "validate", "scipy": "validate", "statsmodels": "validate",
             "pandas": "validate", "matplotlib": "validate", "mlxtend": "validate", "ray": "ray", "pynvml": "nvml",
-            "codecarbon": "carbon", "fvcore": "fvcore"}
+            "amdsmi": "amd", "codecarbon": "carbon", "fvcore": "fvcore", "prometheus_client": "prometheus",
+            "IPython": "notebook"}
 
 
 def _missing_extra(exc: ModuleNotFoundError, command: str | None) -> str | None:

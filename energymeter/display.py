@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from .backends.base import BackendStatus
+from .counters import CounterCharacter
 from .measurement import Measurement
 
 
@@ -56,4 +57,26 @@ def format_statuses(statuses: Iterable[BackendStatus]) -> str:
             lines.append(f"{s.name:<10} {'available':<11}{provenance}{domains}: {s.reason}")
         else:  # no provenance for what is not measured here: "unavailable measured" reads as a contradiction
             lines.append(f"{s.name:<10} {'unavailable':<11}{domains}: {s.reason}")
+    return "\n".join(lines)
+
+
+def format_characters(characters: Iterable[CounterCharacter]) -> str:
+    """One line per characterised domain: update period, resolution and idle power, each with its provenance."""
+    lines = ["counters:"]
+    for c in characters:
+        if c.update_period_s is None:
+            lines.append(f"  {c.domain}: no update period: {c.error or c.source}")
+            continue
+        figures = [f"update period {c.update_period_s:.4g} s {c.update_period_provenance}"]
+        if c.resolution_j is not None:
+            figures.append(f"resolution {c.resolution_j:.4g} J {c.resolution_provenance}")
+        if c.idle_power_w is not None:
+            figures.append(f"idle {c.idle_power_w:.4g} W measured")
+        figures.append(f"windows >= {c.min_window_s:.3g} s")
+        if c.changes:
+            figures.append(f"{c.changes} changes in {c.interval_s:.2f} s")
+        why = f" (not characterised: {c.error})" if c.error else ""
+        lines.append(f"  {c.domain}: {', '.join(figures)}{why}")
+    if len(lines) == 1:
+        lines.append("  no hardware counter available")
     return "\n".join(lines)

@@ -66,6 +66,9 @@ class Measurement:
             formula for (their FLOPs are not in ``flops``).
         failed: Domain to the reason it has no figure for this window.
         warnings: Human-readable caveats (short window, no wraparound correction, ...).
+        timeline: Power over the window, where it was kept (``timeline_period_s=``; see ``energymeter.timeline``):
+            ``((t_s, {domain: power_w}), ...)``, each the mean power (W) over the interval ending ``t_s`` seconds
+            after the window opened; empty when no timeline was kept.
     """
 
     name: str
@@ -77,6 +80,7 @@ class Measurement:
     failed: Mapping[str, str]
     warnings: tuple[str, ...]
     start_time_s: float
+    timeline: tuple[tuple[float, Mapping[str, float]], ...]
     # Derived maps and the total, computed on first use (the record is immutable, so they never go stale).
     _cache: dict[str, Any] = field(init=False, repr=False, compare=False)
 
@@ -84,7 +88,8 @@ class Measurement:
                  provenance: Mapping[str, str] | None = None, flops: int | None = None,
                  uncounted_ops: Mapping[str, int] | None = None, failed: Mapping[str, str] | None = None,
                  warnings: tuple[str, ...] = (), start_time_s: float = 0.0, devices: Mapping[str, str] | None = None,
-                 kinds: Mapping[str, str] | None = None, *, domains: Mapping[str, Domain] | None = None) -> None:
+                 kinds: Mapping[str, str] | None = None, *, domains: Mapping[str, Domain] | None = None,
+                 timeline: Any = ()) -> None:
         energy = dict(energy_j or {})
         failures = dict(failed or {})
         names = tuple(dict.fromkeys((*energy, *failures)))
@@ -119,6 +124,7 @@ class Measurement:
         setattr_(self, "failed", _Proxy(failures))
         setattr_(self, "warnings", tuple(warnings))
         setattr_(self, "start_time_s", start_time_s)
+        setattr_(self, "timeline", _timeline(timeline) if timeline else ())
         setattr_(self, "_cache", {})
 
     @classmethod
@@ -143,9 +149,26 @@ class Measurement:
         m.failed = _EMPTY
         m.warnings = warnings
         m.start_time_s = start_time_s
+        m.timeline = ()
         m._cache = {"provenance": provenance}
         m.__class__ = cls
         return m
+
+    def _with_timeline(self, timeline: tuple[tuple[float, Mapping[str, float]], ...]) -> "Measurement":
+        """This record with ``timeline`` (read-only mappings, in time order: the meter's recorder builds them)."""
+        m = _new(_Unsealed)
+        for name in Measurement.__slots__:
+            setattr(m, name, getattr(self, name))
+        m.timeline = timeline
+        m._cache = dict(self._cache)
+        m.__class__ = Measurement
+        return m
+
+    def _repr_html_(self) -> str:
+        """The table of ``energymeter.display.format_measurement`` as escaped HTML, for Jupyter."""
+        from .notebook_html import measurement_html
+
+        return measurement_html(self)
 
     # -- the parallel maps of schemas 1 and 2, derived from the declarations ------------------------
     @property
@@ -282,6 +305,7 @@ class Measurement:
             "domains": {n: d.to_dict() for n, d in self.domains.items()},
             "devices": dict(self.devices),
             "kinds": dict(self.kinds),
+            **({"timeline": [{"t_s": t, "power_w": dict(p)} for t, p in self.timeline]} if self.timeline else {}),
         }
 
     @classmethod
@@ -307,6 +331,7 @@ class Measurement:
                 uncounted_ops={str(k): int(v) for k, v in data.get("uncounted_ops", {}).items()},
                 failed={str(k): str(v) for k, v in data.get("failed", {}).items()},
                 warnings=tuple(str(w) for w in data.get("warnings", ())),
+                timeline=[(point["t_s"], point["power_w"]) for point in data.get("timeline") or ()],
             )
             if version >= 3:
                 return cls(**common, domains={str(k): Domain.from_dict(str(k), v) for k, v in data["domains"].items()})
@@ -318,6 +343,23 @@ class Measurement:
 
 
 _new = object.__new__
+
+
+def _timeline(points: Any) -> tuple[tuple[float, Mapping[str, float]], ...]:
+    """A timeline as read-only (seconds, {domain: watts}) pairs in time order.
+
+    Raises:
+        ValueError: a point that is no (finite seconds, {domain: finite watts}) pair, or points out of order.
+    """
+    out = []
+    for t_s, power in points:
+        point = (float(t_s), _Proxy({str(d): float(w) for d, w in power.items()}))
+        if not all(map(math.isfinite, (point[0], *point[1].values()))):
+            raise ValueError(f"timeline point at {t_s!r} s is not finite")
+        if out and point[0] < out[-1][0]:
+            raise ValueError(f"timeline points out of order ({out[-1][0]} s, then {point[0]} s)")
+        out.append(point)
+    return tuple(out)
 
 
 class _Unsealed:

@@ -8,8 +8,9 @@ The meter keeps its own work out of the joules it reports:
 * FLOPs are never counted inside an energy window. A window that names its module (``model=net``)
   records the module's calls through a recording ``forward`` and is counted on a shadow pass *after* the closing
   energy reading (see ``energymeter.backends.flops``); a window without ``model=`` is counted only by
-  a meter that measures no energy. Where a shadow pass ran while another window of the meter was
-  open, that window's ``warnings`` say how many seconds of counting its joules contain.
+  a meter that measures no energy. Where a shadow pass ran while another window was open (of any meter
+  in the process: ``energymeter.observer``), that window's ``warnings`` say how many seconds of
+  counting its joules contain.
 * ``measure()`` takes its windows on a meter shared by every ``measure()`` with the same backends and
   options in the process (opened on first use, at most ``POOL_SIZE`` of them, closed at exit), so a
   ``with measure(...)`` block costs one window, not a meter. Background pollers share one scheduler
@@ -36,10 +37,13 @@ from types import MappingProxyType, MethodType
 from typing import Any, Hashable, Iterator, Mapping, Sequence
 
 from .backends.base import OPERATION_COUNTER, Backend, EnergySession, WindowCounter
+from .characterise import characterise_plans
 from .domains import Domain
 from .measurement import Measurement
+from .observer import counting_s
 from .meter_lean import begin_counted, begin_lean, end_counted, end_lean
 from .session_plans import SessionPlan, failed_reading, merged_declarations, read_plan
+from .timeline import check_period, record_timelines
 from .window_parts import NOT_COUNTED, Window, cuda_sync, finish, lean_result
 from .selection import MISSING_RAISE, MISSING_SKIP, _check_missing, _select  # noqa: F401 (re-exported)
 
@@ -58,6 +62,10 @@ class Meter:
         sync: Synchronise CUDA at window edges when torch has initialised CUDA.
         missing: For named backends that cannot run here: ``"raise"`` (BackendUnavailable) or
             ``"skip"`` (left out; ``skipped`` and every window's ``warnings`` say which and why).
+        timeline_period_s: Keep each window's power over time, sampled about this often (s), in
+            ``Measurement.timeline`` (see ``energymeter.timeline``); None (the default) keeps none.
+        characterise: Time each hardware counter's updates once now (``energymeter.characterise``, up to ~2 s),
+            keep the figures in ``characterisation`` and warn windows too short for them.
         **options: Backend options (``powercap_root``, ``nvml_module``, ``sample_period_s``, ...).
 
     Raises:
@@ -71,10 +79,11 @@ class Meter:
     """
 
     def __init__(self, backends: Sequence[str] | None = None, *, sync: bool = True, missing: str = MISSING_RAISE,
-                 **options: Any) -> None:
+                 timeline_period_s: float | None = None, characterise: bool = False, **options: Any) -> None:
         if isinstance(backends, str):
             backends = [backends]
         _check_missing(missing)
+        timeline_period_s = None if timeline_period_s is None else check_period(timeline_period_s)
         self.sync = sync
         #: The Backend objects this meter opened a session of, in order (the selection after ``missing=``).
         self.opened_backends, self.skipped = _select(backends, options, missing)
@@ -84,13 +93,14 @@ class Meter:
         self._lock = threading.Lock()
         self._windows: dict[Hashable, Any] = {}  # name -> Window (a lean meter: its tuple, see begin_window)
         self._open = 0  # windows open now, named or not
-        self._shadow_s = 0.0  # seconds of FLOP shadow passes so far (see the module docstring)
         self._closed = False
         self._base_warnings = tuple(f"{name}: skipped: {reason}" for name, reason in self.skipped.items())
         try:
             for backend in self.opened_backends:
                 self._open_session(backend)
             declarations = merged_declarations(self._plans)
+            #: Domain to its counter's figures (``energymeter.counters.CounterCharacter``); empty unless characterised.
+            self.characterisation = characterise_plans(self._plans) if characterise else MappingProxyType({})
         except BaseException:
             self.close()
             raise
@@ -110,6 +120,8 @@ class Meter:
             self._activate, self._deactivate = self._energy[0].activate, self._energy[0].deactivate
         self._domains_proxy = MappingProxyType(declarations)
         self._provenance_proxy = MappingProxyType({n: d.provenance for n, d in declarations.items()})
+        if timeline_period_s is not None:
+            record_timelines(self, timeline_period_s)
 
     def _open_session(self, backend: Backend) -> None:
         """Open one backend's session and file it by the protocol its kind speaks."""
@@ -155,7 +167,7 @@ class Meter:
             if self._open == 0:
                 self._activate()
             self._open += 1
-            window.shadow_s = self._shadow_s
+            window.shadow_s = counting_s()
             if fused is not None:
                 # Under the lock nobody sees the window until it is complete: the stores' order is free.
                 window.start_wall_s = _wall()

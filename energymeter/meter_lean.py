@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from .measurement import Measurement
+from .observer import counting_s
 from .session_plans import failed_reading
 from .window_parts import NOT_COUNTED, Window, cuda_sync, finish, lean_result
 
@@ -31,7 +32,7 @@ _trusted = Measurement._trusted
 
 def begin_lean(self: "Meter", name: str, *, model: Any = None) -> None:
     """``begin_window`` of a lean meter: the window is read and filed under one lock, whole, as
-    (start wall time, start monotonic time, opening reading)."""
+    (start wall time, start monotonic time, opening reading, seconds of FLOP counting so far)."""
     if self.sync and "torch" in _modules:  # no torch imported: no CUDA work can be queued
         cuda_sync()
     with self._lock:
@@ -50,7 +51,7 @@ def begin_lean(self: "Meter", name: str, *, model: Any = None) -> None:
         except BaseException:
             self._release_locked()
             raise
-        self._windows[name] = (start_wall_s, start_mono_s, reading)
+        self._windows[name] = (start_wall_s, start_mono_s, reading, counting_s())
 
 
 def end_lean(self: "Meter", name: str) -> Measurement:
@@ -69,12 +70,14 @@ def end_lean(self: "Meter", name: str) -> Measurement:
         except Exception as exc:  # noqa: BLE001 - the session's domains fail for this window
             end = failed_reading(self._single.domains, exc)  # type: ignore[union-attr]
         end_mono_s = _monotonic()
-    result = lean_result(self, name, *entry, end, end_mono_s)
-    if result is not None:
-        return result
+    start_wall_s, start_mono_s, reading, counted_s = entry
+    if counting_s() == counted_s:  # no FLOP counting ran inside (the common case): the lean Measurement
+        result = lean_result(self, name, start_wall_s, start_mono_s, reading, end, end_mono_s)
+        if result is not None:
+            return result
     window = _new_window(Window)
-    window.start_wall_s, window.start_mono_s, window.readings = entry
-    window.count_token, window.shadow_s = NOT_COUNTED, 0.0
+    window.start_wall_s, window.start_mono_s, window.readings = start_wall_s, start_mono_s, reading
+    window.count_token, window.shadow_s = NOT_COUNTED, counted_s
     return finish(self, window, name, end, end_mono_s)
 
 

@@ -17,6 +17,7 @@ from . import backends as registry
 from .measurement import Measurement
 from .meter import Meter
 from .selection import MISSING_RAISE, _check_missing, _check_options
+from .timeline import check_period
 
 #: Most meters the ``measure()`` pool keeps open at once (the least recently used idle one is closed).
 POOL_SIZE = 8
@@ -42,20 +43,20 @@ def _pool_key(backends: Sequence[str] | None, sync: bool, missing: str, options:
 
 
 def shared_meter(backends: Sequence[str] | None = None, *, sync: bool = True, missing: str = MISSING_RAISE,
-                 **options: Any) -> Meter:
+                 timeline_period_s: float | None = None, **options: Any) -> Meter:
     """The process-wide meter for these backends and options, opened on first use.
 
     ``measure()`` takes its windows here. At most ``POOL_SIZE`` meters stay open: opening another
     closes the least recently used one that has no open window. Every pooled meter is closed at exit.
     """
     global _pool_atexit
-    key = _pool_key(backends, sync, missing, options)
+    key = (_pool_key(backends, sync, missing, options), timeline_period_s)
     with _pool_lock:
         entry = _pool.get(key)
         if entry is not None and not entry[0]._closed:
             _pool.move_to_end(key)
             return entry[0]
-        meter = Meter(backends, sync=sync, missing=missing, **options)
+        meter = Meter(backends, sync=sync, missing=missing, timeline_period_s=timeline_period_s, **options)
         _pool[key] = (meter, options)
         if not _pool_atexit:
             atexit.register(close_shared_meters)
@@ -97,13 +98,17 @@ class measure(contextlib.ContextDecorator):
         meter: Use this Meter instead of the shared one.
         keep: Keep every call's Measurement in ``results``.
         missing: ``"raise"`` or ``"skip"`` for named backends that cannot run here (see ``Meter``).
+        timeline_period_s: Keep the window's power over time in ``result.timeline``, sampled about this often (s).
         **options: Backend options, as for ``Meter``.
     """
 
     def __init__(self, backends: Sequence[str] | None = None, *, sync: bool = True, name: str = "measure",
                  model: Any = None, meter: Meter | None = None, keep: bool = False, missing: str = MISSING_RAISE,
-                 **options: Any) -> None:
+                 timeline_period_s: float | None = None, **options: Any) -> None:
         self._backends = backends
+        if meter is not None and timeline_period_s is not None:
+            raise TypeError("measure(meter=...) takes its windows on that meter: give timeline_period_s to the Meter")
+        self._timeline_period_s = None if timeline_period_s is None else check_period(timeline_period_s)
         self._sync = sync
         self._missing = missing
         self._options = options
@@ -133,7 +138,7 @@ class measure(contextlib.ContextDecorator):
             with self._lock:
                 if self._meter is None:
                     self._meter = shared_meter(self._backends, sync=self._sync, missing=self._missing,
-                                               **self._options)
+                                               timeline_period_s=self._timeline_period_s, **self._options)
                 meter = self._meter
         return meter
 

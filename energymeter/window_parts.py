@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from .kinds import HARDWARE_COUNTER
 from .measurement import Measurement
+from .observer import counting_s
 from .session_plans import difference
 
 if TYPE_CHECKING:
@@ -27,11 +28,19 @@ NOT_COUNTED = object()  # a window the operation counter does not count (any tok
 FROZEN_AFTER_S = 1.0
 
 
+#: What a frozen counter's warning says after its domain's name (``frozen_domains`` finds it in a record).
+FROZEN_MARK = ": the counter did not advance over this "
+
+
 def frozen_warnings(energy_j: Mapping[str, float], domains: Mapping[str, Any], duration_s: float) -> tuple[str, ...]:
     """Warnings for hardware counters that did not advance over a window of ``duration_s`` >= ``FROZEN_AFTER_S``."""
-    return tuple(f"{d}: the counter did not advance over this {duration_s:.2f} s window (a frozen counter, as some "
-                 "VMs expose?): its 0 J is not a measurement" for d, j in energy_j.items()
-                 if j == 0.0 and domains[d].kind == HARDWARE_COUNTER)
+    return tuple(f"{d}{FROZEN_MARK}{duration_s:.2f} s window (a frozen counter, as some VMs expose?): its 0 J is "
+                 "not a measurement" for d, j in energy_j.items() if j == 0.0 and domains[d].kind == HARDWARE_COUNTER)
+
+
+def frozen_domains(warnings: tuple[str, ...]) -> set[str]:
+    """The domains a Measurement's ``warnings`` call frozen (see ``frozen_warnings``)."""
+    return {w.split(FROZEN_MARK, 1)[0] for w in warnings if FROZEN_MARK in w}
 
 
 class Window:
@@ -91,16 +100,13 @@ def finish(self: "Meter", window: Window, name: Any, end: Any, end_mono_s: float
         flops, uncounted = flop_result.flops, flop_result.uncounted_ops or _EMPTY
         if flop_result.warnings:
             warnings = (*warnings, *flop_result.warnings)
-        if flop_result.shadow_s:
-            with self._lock:
-                self._shadow_s += flop_result.shadow_s
     elif self._counter is not None:
         warnings = (*warnings, self._counter.not_counted_without_model)
-    if self._plans and self._shadow_s != window.shadow_s:
-        inside_s = self._shadow_s - window.shadow_s - (flop_result.shadow_s if flop_result is not None else 0.0)
-        if inside_s > 0:
+    if self._plans and counting_s() != window.shadow_s:
+        inside_s = counting_s() - window.shadow_s - (flop_result.shadow_s if flop_result is not None else 0.0)
+        if inside_s > 1e-9:
             warnings = (*warnings, f"this window's joules include {inside_s:.3f} s of FLOP counting (shadow "
-                        "passes of windows that ended inside it)")
+                        "passes of windows that ended inside it, of any meter in this process)")
     if duration_s >= FROZEN_AFTER_S and energy_j:
         warnings = (*warnings, *frozen_warnings(energy_j, self._domains_proxy, duration_s))
     if failed:

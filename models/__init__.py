@@ -7,8 +7,11 @@ E itself, and the datasets they are trained on. This package imports torch.
 from .datasets import DATASETS, Dataset, DatasetError, load_dataset
 from .activation_energy import ACTIVATION_TYPES, KINDS, ActivationEnergy
 from .kwta import KWinnersTakeAll
-from .training import EpochStats, Evaluation, TrainResult, evaluate, train
+from .rescaling import activation_layers, rescale
+from .scale_free import SCALE_FREE_KINDS, activation_energies
+from .training import EpochStats, Evaluation, TrainResult, evaluate, finish, train, train_epochs
 from .zoo import MODELS, build
 
-__all__ = ["ACTIVATION_TYPES", "DATASETS", "KINDS", "MODELS", "ActivationEnergy", "Dataset", "DatasetError",
-           "EpochStats", "Evaluation", "KWinnersTakeAll", "TrainResult", "build", "evaluate", "load_dataset", "train"]
+__all__ = ["ACTIVATION_TYPES", "DATASETS", "KINDS", "MODELS", "SCALE_FREE_KINDS", "ActivationEnergy", "Dataset",
+           "DatasetError", "EpochStats", "Evaluation", "KWinnersTakeAll", "TrainResult", "activation_energies",
+           "activation_layers", "build", "evaluate", "finish", "load_dataset", "rescale", "train", "train_epochs"]

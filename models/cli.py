@@ -16,8 +16,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``train``."""
     parser.add_argument("--model", default="mlp", help=f"one of {', '.join(MODELS)} (default mlp)")
     parser.add_argument("--dataset", default="digits", help=f"one of {', '.join(DATASETS)} (default digits)")
-    parser.add_argument("--root", help="directory with the IDX files (mnist, fashion-mnist)")
-    parser.add_argument("--download", action="store_true", help="fetch missing IDX files from the official sites")
+    parser.add_argument("--root", help="directory with the IDX files (mnist, fashion-mnist) or a scikit-learn data "
+                        "home holding 20newsgroups")
+    parser.add_argument("--download", action="store_true", help="fetch missing dataset files from the official sites")
     parser.add_argument("--lam", type=nonnegative, default=0.0, help="lambda, the weight of E (finite, >= 0; default 0)")
     parser.add_argument("--epochs", type=positive_int, default=10, help="epochs (default 10)")
     parser.add_argument("--batch-size", type=positive_int, default=128)

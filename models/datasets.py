@@ -5,8 +5,12 @@
 * ``mnist``, ``fashion-mnist``: the official IDX ``.gz`` files in ``root`` (or torchvision's
   ``MNIST/raw`` / ``FashionMNIST/raw`` layout), checked against the published MD5 sums. With
   ``download=True`` (and only then) missing files are fetched from the official locations.
+* ``20newsgroups``: text, four categories of 20 Newsgroups as TF-IDF bag-of-words through
+  scikit-learn's ``fetch_20newsgroups`` (``newsgroups``), from the scikit-learn data home or ``root``.
 
-Images are float32 in [0, 1], shape (N, 1, H, W); labels int64. Splits are deterministic.
+``DATASETS`` is the table of them (name -> modality, loader, whether it loads offline); the validation
+suite's dataset choices read it. Inputs are float32 in [0, 1], shape (N, 1, H, W); labels int64.
+Splits are deterministic.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import struct
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -79,7 +84,6 @@ IDX_FILES: dict[str, dict[str, Any]] = {
     },
 }
 
-DATASETS = ("digits", "mnist-5k", "mnist", "fashion-mnist")
 #: Seed of the fixed train/test permutation for datasets without an official split.
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
@@ -200,21 +204,69 @@ def _idx_dataset(name: str, root: str | os.PathLike[str] | None, download: bool)
                    f"official {name} IDX files in {base} (MD5-checked); official train/test split")
 
 
+@dataclass(frozen=True)
+class DatasetEntry:
+    """One row of the datasets table.
+
+    Attributes:
+        modality: What the inputs are (``vision``, ``text``).
+        load: ``load(root, download)`` -> ``Dataset``.
+        present: ``present(root)``: whether it loads without the network (bundled, or its files are there).
+    """
+
+    modality: str
+    load: Callable[[str | os.PathLike[str] | None, bool], Dataset]
+    present: Callable[[str | os.PathLike[str] | None], bool]
+
+
+def _idx_present(name: str) -> Callable[[str | os.PathLike[str] | None], bool]:
+    spec = IDX_FILES[name]
+    return lambda root: root is not None and all(_find(Path(root), spec, f) is not None for f in spec["md5"])
+
+
+def _newsgroups(root: str | os.PathLike[str] | None, download: bool) -> Dataset:
+    from .newsgroups import load_newsgroups
+
+    return load_newsgroups(root, download)
+
+
+def _newsgroups_present(root: str | os.PathLike[str] | None) -> bool:
+    from .newsgroups import present
+
+    return present(root)
+
+
+#: The datasets, by name.
+DATASETS: Mapping[str, DatasetEntry] = MappingProxyType({
+    "digits": DatasetEntry("vision", lambda root, download: _digits(), lambda root: True),
+    "mnist-5k": DatasetEntry("vision", lambda root, download: _mnist_5k(), lambda root: True),
+    "mnist": DatasetEntry("vision", lambda root, download: _idx_dataset("mnist", root, download),
+                          _idx_present("mnist")),
+    "fashion-mnist": DatasetEntry("vision", lambda root, download: _idx_dataset("fashion-mnist", root, download),
+                                  _idx_present("fashion-mnist")),
+    "20newsgroups": DatasetEntry("text", _newsgroups, _newsgroups_present),
+})
+
+
+def available_datasets(root: str | os.PathLike[str] | None = None) -> tuple[str, ...]:
+    """The datasets that load here without the network (bundled, or their files in ``root`` / the data home)."""
+    return tuple(name for name, entry in DATASETS.items() if entry.present(root))
+
+
 def load_dataset(name: str, root: str | os.PathLike[str] | None = None, download: bool = False) -> Dataset:
     """Load a dataset with a deterministic train/test split.
 
     Args:
-        name: ``"digits"``, ``"mnist-5k"``, ``"mnist"`` or ``"fashion-mnist"``.
-        root: Directory with the IDX files (``mnist``, ``fashion-mnist`` only).
-        download: Fetch missing IDX files from the official locations (network; only when asked).
+        name: A name in ``DATASETS`` (``"digits"``, ``"mnist-5k"``, ``"mnist"``, ``"fashion-mnist"``,
+            ``"20newsgroups"``).
+        root: Directory with the IDX files (``mnist``, ``fashion-mnist``) or the scikit-learn data home
+            (``20newsgroups``; default ``$SCIKIT_LEARN_DATA`` or ``~/scikit_learn_data``).
+        download: Fetch missing files from the official locations (network; only when asked).
 
     Raises:
         DatasetError: unknown name, missing, truncated or corrupt files (one clear line).
     """
-    if name == "digits":
-        return _digits()
-    if name == "mnist-5k":
-        return _mnist_5k()
-    if name in IDX_FILES:
-        return _idx_dataset(name, root, download)
-    raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    entry = DATASETS.get(name)
+    if entry is None:
+        raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    return entry.load(root, download)

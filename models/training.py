@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -149,62 +149,104 @@ def train(model: nn.Module, dataset: Dataset, *, lam: float, epochs: int, batch_
     Raises:
         ValueError: negative lambda, epochs < 1, or a non-differentiable E with lam > 0.
     """
+    steps = train_epochs(model, dataset, lam=lam, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                         device=device, activation_energy=activation_energy, reduction=reduction,
+                         keep_epoch_states=keep_epoch_states)
+    history: list[EpochStats] = []
+    report = progress if callable(progress) else (print if progress else None)
+    window = f"train-{id(model)}-{time.monotonic_ns()}"
+    upto = [f"{window}-upto-{k}" for k in range(1, epochs + 1)] if meter is not None and per_epoch else []
+    states: list[dict[str, torch.Tensor]] = []
+    start = time.perf_counter()
+    if meter is not None:
+        meter.begin_window(window, model=model)
+        for name in upto:
+            meter.begin_window(name)
+    try:
+        for stats, state in steps:
+            epoch_m = meter.end_window(upto[stats.epoch - 1]) if upto else None
+            stats = dataclasses.replace(stats, duration_s=time.perf_counter() - start, measurement=epoch_m)
+            history.append(stats)
+            if state is not None:
+                states.append(state)
+            if report is not None:
+                report(stats if callable(progress) else
+                       f"epoch {stats.epoch}/{epochs}: loss {stats.loss:.4f} ce {stats.ce:.4f} "
+                       f"E {stats.activation_energy:.4g} acc {stats.accuracy:.4f}")
+    finally:
+        steps.close()
+        if meter is not None:
+            for name in upto[len(history):]:  # the loop ended early (an exception): close what is open
+                meter.end_window(name)
+        measurement = dataclasses.replace(meter.end_window(window), name="train") if meter is not None else None
+    duration_s = time.perf_counter() - start
+    return finish(model, dataset, history, duration_s, lam, seed, measurement, states, device=device,
+                  activation_energy=activation_energy, reduction=reduction)
+
+
+def train_epochs(model: nn.Module, dataset: Dataset, *, lam: float, epochs: int, batch_size: int = 128,
+                 lr: float = 1e-3, seed: int = 0, device: str | torch.device = "cpu", activation_energy: Kind = "l2",
+                 reduction: str = "sum",
+                 keep_epoch_states: bool = False) -> Iterator[tuple[EpochStats, dict[str, torch.Tensor] | None]]:
+    """Train epoch by epoch, as ``train`` does, yielding after each epoch: a caller can measure each epoch in a
+    window of its own, or advance several networks' epochs in turn (the chunked training design).
+
+    Yields:
+        (the epoch's ``EpochStats``, its ``duration_s`` the seconds spent inside this generator so far; a CPU copy
+        of the parameters after it with ``keep_epoch_states``, else None).
+
+    Raises:
+        ValueError: as ``train`` (at once, not at the first ``next``).
+    """
     if not lam >= 0:
         raise ValueError(f"lambda must be >= 0, got {lam!r}")
     if epochs < 1 or batch_size < 1:
         raise ValueError("epochs and batch_size must be at least 1")
     if activation_energy == "l0" and lam > 0:
         raise ValueError("E of kind l0 counts active units and has no gradient: use l1 or l2 for lambda > 0")
+    return _epochs(model, dataset, lam, epochs, batch_size, lr, seed, device, activation_energy, reduction,
+                   keep_epoch_states)
+
+
+def _epochs(model: nn.Module, dataset: Dataset, lam: float, epochs: int, batch_size: int, lr: float, seed: int,
+            device: str | torch.device, activation_energy: Kind, reduction: str,
+            keep_epoch_states: bool) -> Iterator[tuple[EpochStats, dict[str, torch.Tensor] | None]]:
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     model.to(device).train()
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     x, y = dataset.x_train.to(device), dataset.y_train.to(device)
-    history: list[EpochStats] = []
-    report = progress if callable(progress) else (print if progress else None)
-    window = f"train-{id(model)}-{time.monotonic_ns()}"
-    upto = [f"{window}-upto-{k}" for k in range(1, epochs + 1)] if meter is not None and per_epoch else []
-    states: list[dict[str, torch.Tensor]] = []
+    spent_s = 0.0
     with ActivationEnergy(model, activation_energy, reduction) as act:
-        start = time.perf_counter()
-        if meter is not None:
-            meter.begin_window(window, model=model)
-            for name in upto:
-                meter.begin_window(name)
-        try:
-            for epoch in range(1, epochs + 1):
-                order = torch.randperm(len(x), generator=generator).to(device)
-                # Accumulated on the device: no host sync per step.
-                sums = torch.zeros(4, dtype=torch.float64, device=device)
-                for first in range(0, len(x), batch_size):
-                    idx = order[first:first + batch_size]
-                    xb, yb = x[idx], y[idx]
-                    logits = model(xb)
-                    ce = nn.functional.cross_entropy(logits, yb)
-                    e = act.value
-                    loss = ce + lam * e if lam else ce
-                    optimiser.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimiser.step()
-                    n = len(idx)
-                    sums += torch.stack([loss.detach() * n, ce.detach() * n, e.detach() * n,
-                                         (logits.argmax(1) == yb).sum()]).to(torch.float64)
-                means = [float(v) / len(x) for v in sums.cpu()]
-                epoch_m = meter.end_window(upto[epoch - 1]) if upto else None
-                stats = EpochStats(epoch, *means, duration_s=time.perf_counter() - start, measurement=epoch_m)
-                history.append(stats)
-                if keep_epoch_states:
-                    states.append({k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
-                if report is not None:
-                    report(stats if callable(progress) else
-                           f"epoch {epoch}/{epochs}: loss {stats.loss:.4f} ce {stats.ce:.4f} "
-                           f"E {stats.activation_energy:.4g} acc {stats.accuracy:.4f}")
-        finally:
-            if meter is not None:
-                for name in upto[len(history):]:  # the loop ended early (an exception): close what is open
-                    meter.end_window(name)
-            measurement = dataclasses.replace(meter.end_window(window), name="train") if meter is not None else None
-        duration_s = time.perf_counter() - start
+        for epoch in range(1, epochs + 1):
+            resumed = time.perf_counter()
+            order = torch.randperm(len(x), generator=generator).to(device)
+            # Accumulated on the device: no host sync per step.
+            sums = torch.zeros(4, dtype=torch.float64, device=device)
+            for first in range(0, len(x), batch_size):
+                idx = order[first:first + batch_size]
+                xb, yb = x[idx], y[idx]
+                logits = model(xb)
+                ce = nn.functional.cross_entropy(logits, yb)
+                e = act.value
+                loss = ce + lam * e if lam else ce
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                n = len(idx)
+                sums += torch.stack([loss.detach() * n, ce.detach() * n, e.detach() * n,
+                                     (logits.argmax(1) == yb).sum()]).to(torch.float64)
+            means = [float(v) / len(x) for v in sums.cpu()]
+            state = ({k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                     if keep_epoch_states else None)
+            spent_s += time.perf_counter() - resumed
+            yield EpochStats(epoch, *means, duration_s=spent_s), state
+
+
+def finish(model: nn.Module, dataset: Dataset, history: list[EpochStats], duration_s: float, lam: float, seed: int,
+           measurement: Measurement | None, states: list[dict[str, torch.Tensor]], *,
+           device: str | torch.device = "cpu", activation_energy: Kind = "l2", reduction: str = "sum") -> TrainResult:
+    """The ``TrainResult`` of a trained model: its history and measurement, evaluated on the test split."""
     result = evaluate(model, dataset.x_test, dataset.y_test, activation_energy=activation_energy, reduction=reduction,
                       device=device)
     kind_name = activation_energy if isinstance(activation_energy, str) else getattr(activation_energy, "__name__",

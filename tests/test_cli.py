@@ -16,7 +16,7 @@ def test_devices_lists_every_backend_with_a_reason(capsys):
     code, out, _ = run(capsys, "devices", "--json")
     assert code == 0
     statuses = json.loads(out)
-    assert [s["name"] for s in statuses] == ["rapl", "nvml", "hwmon", "cpu-model", "flops", "loihi"]
+    assert [s["name"] for s in statuses] == ["rapl", "nvml", "amdsmi", "hwmon", "cpu-model", "flops", "loihi"]
     assert all(s["reason"] for s in statuses)
 
 

@@ -110,3 +110,41 @@ def test_the_report_states_each_family_its_size_and_method_and_takes_the_method_
     capsys.readouterr()
     assert main(["report", str(tmp_path), "--multiplicity", "bonferoni"]) == 2
     assert "--multiplicity" in capsys.readouterr().err
+
+
+def test_a_headline_without_hardware_figures_says_which_counters_were_there_but_unread():
+    from energymeter.validation.analysis.analysis import analyse
+    from energymeter.validation.records.manifest import SweepManifest
+    from test_analysis_and_report import fixture
+
+    records = fixture(lambda e, rng: 2.0 * e, provenance="modeled", n_seeds=3, lambdas=(0.0, 1e-2), full=False)
+    sweep = SweepManifest(metadata={"backends": [
+        {"name": "rapl", "available": False, "provenance": "measured", "domains": [],
+         "reason": "permission denied on /sys/class/powercap/intel-rapl:0/energy_uj: run as root"},
+        {"name": "cpu-model", "available": True, "provenance": "modeled", "domains": ["cpu:model"], "reason": "ok"}]})
+    headline = analyse(records, sweep).headline
+    assert headline.startswith("No energy was read from hardware in this sweep")
+    assert "rapl: permission denied on /sys/class/powercap/intel-rapl:0/energy_uj" in headline
+    assert "cpu-model" not in headline.split("why none was read")[1]
+    assert "no RAPL counters" not in analyse(records).headline
+
+
+def test_a_frozen_counter_in_a_sweep_fails_its_figures_and_the_report_names_it():
+    from energymeter import Measurement
+    from energymeter.validation.analysis.analysis import analyse
+    from energymeter.validation.records.record import RunRecord, WindowRecord
+    from test_analysis_and_report import fixture
+
+    frozen = ("cpu:0:package: the counter did not advance over this 2.00 s window (a frozen counter, as some VMs "
+              "expose?): its 0 J is not a measurement",)
+    records = []
+    for r in fixture(lambda e, rng: 2.0 * e, n_seeds=3, lambdas=(0.0, 1e-2), full=False):
+        m = r.inference.measurement
+        both = Measurement(name="inference", duration_s=2.0, energy_j={**m.energy_j, "cpu:0:package": 0.0},
+                           provenance={**m.provenance, "cpu:0:package": "measured"}, warnings=frozen)
+        records.append(RunRecord.from_dict({**r.to_dict(), "inference": WindowRecord(both, {}, 10, 32).to_dict()}))
+    a = analyse(records)
+    assert any(w.startswith("cpu:0:package: the counter did not advance over the windows of 6 run(s)")
+               for w in a.warnings)
+    assert not [c for c in a.claims if "cpu:0:package" in c.figure]  # no figure, so no verdict, on a frozen counter
+    assert [c for c in a.claims if c.kind == "energy_tracking" and "gpu:0" in c.figure]  # the others stand

@@ -233,3 +233,17 @@ def test_resume_on_other_energy_backends_is_refused_unless_allowed_and_then_reco
     assert main(["report", str(out), "--format", "md"]) == 0
     assert "continued after 2 run(s) on rapl (--allow-backend-change)" in (out / "report.md").read_text()
     registry._default_instances.clear()
+
+
+def test_the_paper_preset_names_the_datasets_it_leaves_out_and_refuses_a_root_that_is_not_there(tmp_path, capsys):
+    from energymeter.validation.cli import _available_datasets
+
+    with pytest.raises(Exception, match="--root /nonexistent: no such directory"):
+        _available_datasets("/nonexistent")
+    assert main(["validate", "--preset", "paper", "--quick", "--root", "/nonexistent", "--out",
+                 str(tmp_path / "o")]) == 2
+    assert "no such directory" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    assert _available_datasets(str(tmp_path))[:2] == ("digits", "mnist-5k")
+    err = capsys.readouterr().err
+    assert "left out (files not found): mnist, fashion-mnist" in err
+    assert _available_datasets(None)[:2] == ("digits", "mnist-5k") and "no --root given" in capsys.readouterr().err

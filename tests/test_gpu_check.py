@@ -78,6 +78,16 @@ def test_fake_run_prints_devices_including_the_fake_nvml_gpu(fake_run_output):
     assert re.search(r"^nvml\s+available\s+measured \[gpu:0\]", devices, re.MULTILINE)  # the fake's probe
 
 
+def test_fake_run_characterises_the_gpu_counter_first_and_prints_its_period_and_resolution(fake_run_output):
+    _, out = fake_run_output
+    section = out.split("== the GPU's energy counter, characterised", 1)[1].split("==", 1)[0]
+    match = re.search(rf"gpu:0: update period ({NUMBER}) s measured, resolution ({NUMBER}) J measured, "
+                      rf"idle ({NUMBER}) W measured", section)
+    assert match, section
+    assert 90 < float(match.group(3)) < 110  # the fake GPU draws 100 W throughout
+    assert out.index("characterised") < out.index("sampling / counter")  # before anything is measured
+
+
 def test_fake_counter_and_sampling_agree_on_a_constant_power_gpu(fake_run_output):
     _, out = fake_run_output
     ratios = [float(v) for v in re.findall(rf"sampling / counter = ({NUMBER})", out)]

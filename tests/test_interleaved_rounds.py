@@ -25,10 +25,12 @@ class DrivenCounters:
     seconds since the start (whatever the model does), plus ``joules_per_activation`` J for every unit of
     squared ReLU output computed (energy proportional to the work), counted by a global forward hook."""
 
-    def __init__(self, powercap, power_w, joules_per_activation=0.0):
+    def __init__(self, powercap, power_w, joules_per_activation=0.0, per_unit=None):
         powercap.add_package(0)
         self.root = str(powercap.root)
         self.power_w, self.k = power_w, joules_per_activation
+        # per_unit(t): joules per ReLU output element computed at t (work whatever the values; None: none).
+        self.per_unit = per_unit
         self.start = time.monotonic()
         self.lock = threading.Lock()
         self.last_t, self.energy_j, self.work_j = 0.0, 0.0, 0.0
@@ -36,9 +38,12 @@ class DrivenCounters:
 
     def __enter__(self):
         def hook(module, inputs, output):
-            if self.k and isinstance(module, torch.nn.ReLU):
+            if isinstance(module, torch.nn.ReLU) and (self.k or self.per_unit):
                 with self.lock:
-                    self.work_j += self.k * float(output.detach().pow(2).sum())
+                    if self.k:
+                        self.work_j += self.k * float(output.detach().pow(2).sum())
+                    if self.per_unit:
+                        self.work_j += self.per_unit(time.monotonic() - self.start) * output.numel()
 
         self.hook = torch.nn.modules.module.register_module_forward_hook(hook)
         return self
@@ -175,8 +180,11 @@ def test_an_interleaved_sweep_under_decaying_power_reports_no_tracking_and_pairs
     meter.close()
     records, problems = store.read_records(tmp_path / "out")
     rounds, round_problems = store.read_rounds(tmp_path / "out")
-    assert len(records) == 6 and len(rounds) == 3 and not problems and not round_problems
+    assert len(records) == 6 and not problems and not round_problems
+    assert sorted(r.design for r in rounds) == ["chunked-training"] * 3 + ["interleaved"] * 3
     analysis = analyse(records, rounds=rounds)
+    assert analysis.training_design.startswith("chunked training, 1 epochs per network")
+    assert any("[training: chunked training" in c.sentence for c in analysis.claims)
     inference = [c for c in analysis.claims if c.kind == "energy_tracking" and "inference" in c.figure]
     assert inference and all(c.verdict != "tracks" for c in inference), [c.sentence for c in inference]
     (raw,) = [p for p in analysis.inference_rounds if p.domain == "cpu:0:package"]

@@ -125,7 +125,7 @@ def test_measure_as_decorator_records_every_call(powercap, clock):
 
 
 def test_unknown_backend_and_unknown_option_are_clear_errors():
-    with pytest.raises(UnknownBackend, match="known backends: rapl, nvml, hwmon, cpu-model, flops, loihi"):
+    with pytest.raises(UnknownBackend, match="known backends: rapl, nvml, amdsmi, hwmon, cpu-model, flops, loihi"):
         Meter(["rapll"])
     with pytest.raises(TypeError, match="unknown meter option"):
         Meter(["flops"], powercap_rooot="/x")

@@ -128,6 +128,24 @@ def test_an_enclosing_window_says_how_much_flop_counting_its_joules_contain(powe
     assert any("FLOP counting" in w for w in epoch.warnings)
 
 
+def test_an_epoch_window_of_another_meter_says_how_much_flop_counting_its_joules_contain(powercap):
+    torch = pytest.importorskip("torch")
+    powercap.add_package(0)
+    net = torch.nn.Linear(16, 16)
+    epoch_meter = Meter(["rapl"], powercap_root=powercap.root)  # a lean meter of its own, no FLOP counter
+    epoch_meter.begin_window("epoch")
+    for _ in range(3):  # the first step's count runs a shadow pass after its window, inside the epoch's
+        with measure(["rapl", "flops"], powercap_root=powercap.root, model=net):
+            net(torch.randn(4, 16))
+    epoch = epoch_meter.end_window("epoch")
+    epoch_meter.begin_window("quiet")  # no counting inside: no warning
+    quiet = epoch_meter.end_window("quiet")
+    epoch_meter.close()
+    close_shared_meters()
+    assert any("FLOP counting" in w and "of any meter" in w for w in epoch.warnings), epoch.warnings
+    assert not any("FLOP counting" in w for w in quiet.warnings)
+
+
 def energymeter_threads():
     return [t for t in threading.enumerate() if t.name.startswith("energymeter")]
 

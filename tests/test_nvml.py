@@ -299,3 +299,62 @@ def test_a_non_ascii_digit_in_cuda_visible_devices_ends_the_list_instead_of_cras
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", value)
     status = NvmlBackend(nvml_module=FakeNVML([FakeGpu(uuid="GPU-a"), FakeGpu(uuid="GPU-b")])).probe()
     assert status.domains == (("gpu:0",) if value.startswith("0") else ())
+
+
+# -- MIG and shared GPUs (issue 21 part 4) -----------------------------------------------------------
+
+def test_devices_names_the_mig_instances_and_the_domain_stays_the_whole_gpu(clock):
+    gpu = FakeGpu(uuid="GPU-a100", mig_instances=["MIG-1111", "MIG-2222"])
+    backend = NvmlBackend(nvml_module=FakeNVML([gpu, FakeGpu(uuid="GPU-plain")]), clock=clock)
+    status = backend.probe()
+    assert "gpu:0 NVIDIA H200 (energy counter; MIG on, 2 instances visible: MIG-1111, MIG-2222; the counter " \
+           "is the whole GPU's)" in status.reason
+    assert "gpu:1 NVIDIA H200 (energy counter)" in status.reason
+    session = backend.open()
+    declaration = session.domains["gpu:0"]
+    assert (declaration.scope, declaration.device_id) == ("device", "GPU-a100")  # the GPU, not an instance
+    (note,) = [w for w in session.window_warnings(1.0) if "MIG" in w]
+    assert note.startswith("gpu:0: MIG is on (2 instances): its energy counter is the whole GPU's")
+
+
+def test_a_mig_uuid_in_cuda_visible_devices_measures_the_gpu_that_holds_it(clock):
+    gpus = [FakeGpu(uuid="GPU-aaaa"), FakeGpu(uuid="GPU-bbbb", mig_instances=["MIG-x1", "MIG-y2"])]
+    backend = NvmlBackend(nvml_module=FakeNVML(gpus), clock=clock, visible_devices="MIG-y2")
+    assert backend.probe().domains == ("gpu:0",)
+    session = backend.open()
+    assert session.devices == {"gpu:0": "GPU-bbbb"}
+    gpus[1].energy_mj += 7_000
+    assert session.read().energy_j["gpu:0"] == pytest.approx(7.0)
+
+
+@pytest.mark.parametrize("value, expected", [("MIG-x1", [0]), ("MIG-GPU-bb02/1/0", [1]), ("MIG-zz", []),
+                                             ("MIG-", [])])
+def test_parse_visible_devices_maps_mig_entries_onto_their_gpu(value, expected):
+    assert parse_visible_devices(value, 2, ["GPU-aa01", "GPU-bb02"], [("MIG-x1",), ("MIG-x2",)]) == expected
+
+
+def test_other_processes_on_a_measured_gpu_give_a_warning_naming_how_many(clock):
+    import os
+
+    shared, alone = FakeGpu(uuid="GPU-a", processes=[os.getpid(), 501, 502]), FakeGpu(uuid="GPU-b")
+    meter = Meter(["nvml"], nvml_module=FakeNVML([shared, alone]), clock=clock)
+    with meter.window("w") as w:
+        clock.advance(1.0)
+    sharing = [x for x in w.result.warnings if "other process" in x]
+    assert sharing == ["gpu:0: 2 other processes (pid 501, 502) used this GPU at the window's end: its energy "
+                       "counter is the whole GPU's, so their work is in these joules"]
+    meter.close()
+
+
+def test_the_process_check_is_taken_at_most_once_a_second_and_can_be_turned_off(clock):
+    gpu = FakeGpu(processes=[4242])
+    nvml = FakeNVML([gpu])
+    session = NvmlBackend(nvml_module=nvml, clock=clock).open()
+    first = session.window_warnings(1.0)
+    assert any("1 other process (pid 4242)" in w and "not among them" in w for w in first)  # our pid is absent
+    gpu.processes = []
+    assert session.window_warnings(1.0) == first  # within the period: the last answer
+    clock.advance(1.0)
+    assert session.window_warnings(1.0) == []
+    quiet = NvmlBackend(nvml_module=FakeNVML([FakeGpu(processes=[4242])]), clock=clock, process_check=False).open()
+    assert quiet.window_warnings(1.0) == []

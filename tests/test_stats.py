@@ -309,13 +309,15 @@ def test_a_gain_above_the_claimed_band_is_flagged():
 
 # --- drift of a reference workload ---------------------------------------------------------------------------
 
-def test_drift_slope_recovers_a_known_linear_drift():
+def test_drift_ratio_recovers_a_known_drift_per_run_and_over_the_series():
     rng = np.random.default_rng(12)
-    ref = 200.0 + 0.4 * np.arange(40) + rng.normal(0, 0.5, 40)  # 0.4 J per run
+    ref = 200.0 * 1.002 ** np.arange(40) * np.exp(rng.normal(0, 0.002, 40))  # +0.2% per run
     r = reference_drift(ref)
-    assert r.detail("slope_j_per_run_low") < 0.4 < r.detail("slope_j_per_run_high")
+    assert r.quantity == "reference_drift_ratio_per_run"
+    assert r.low < 1.002 < r.high and r.low > 1.0
     assert r.verdict == DRIFTING
-    assert r.detail("fitted_last_over_first") == pytest.approx((200 + 0.4 * 39) / 200, rel=0.01)
+    assert r.detail("fitted_last_over_first") == pytest.approx(1.002 ** 39, rel=0.01)
+    assert r.detail("fitted_last_over_first_low") < 1.002 ** 39 < r.detail("fitted_last_over_first_high")
 
 
 def test_a_flat_reference_is_stable_and_its_factors_centre_on_one():

@@ -75,7 +75,12 @@ def test_verdicts_on_fake_hardware_noise_is_inconclusive_constant_power_does_not
     # a finding (the family's control withdraws what a lone interval may say).
     assert constant.verdict in ("does_not_track", "inconclusive"), constant.sentence
     loihi = tracking[("loihi:sim loihi1 (modeled J per input)", 1e-2)]
-    assert loihi.verdict == "tracks", loihi.sentence
+    # Three seeds give the modeled Loihi figure an interval that tracks; Holm over the sweep's tracking claims may
+    # withdraw it (p of three seeds), and then says so.
+    before = loihi.details.get("verdict_before_control", loihi.verdict)
+    assert before == "tracks", loihi.sentence
+    assert loihi.verdict == "tracks" or (loihi.details["withdrawn_by"] == "holm" and "controlled together"
+                                         in loihi.sentence), loihi.sentence
 
 
 def test_interrupted_sweep_resumes_in_the_recorded_order_with_each_run_once(tmp_path):

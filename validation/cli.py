@@ -46,7 +46,8 @@ def _names(text: str) -> tuple[str, ...]:
 
 def configure_validate(v: argparse.ArgumentParser) -> None:
     """Arguments of ``validate`` (choices read from the sweep's own tables)."""
-    from .run.config import ACTIVATION_ENERGY_KINDS, DEFAULT_LAMBDAS, EXECUTORS, INFERENCE_DESIGNS, PRESETS
+    from .run.config import (ACTIVATION_ENERGY_KINDS, DEFAULT_LAMBDAS, EXECUTORS, INFERENCE_DESIGNS, PRESETS,
+                              TRAINING_DESIGNS)
 
     v.add_argument("--preset", default=PRESETS[0], choices=PRESETS,
                    help="default: mlp on digits; paper: mlp, cnn, kwta-mlp on every available dataset (the paper's "
@@ -63,8 +64,10 @@ def configure_validate(v: argparse.ArgumentParser) -> None:
     v.add_argument("--seeds", type=positive_int, help="seeds per lambda (default 3)")
     v.add_argument("--epochs", type=positive_int, help="training epochs (default 10)")
     v.add_argument("--backends", type=_names, default=None, help="energy backends (default: every available one)")
-    v.add_argument("--root", help="directory with IDX files for mnist / fashion-mnist")
-    v.add_argument("--download", action="store_true", help="fetch missing mnist / fashion-mnist files (network)")
+    v.add_argument("--root", help="directory with IDX files for mnist / fashion-mnist, or a scikit-learn data home "
+                   "holding 20newsgroups (default: scikit-learn's own)")
+    v.add_argument("--download", action="store_true",
+                   help="fetch missing mnist / fashion-mnist / 20newsgroups files (network)")
     v.add_argument("--out", type=nonempty_path, default=DEFAULT_OUT, help=f"output directory (default ./{DEFAULT_OUT})")
     v.add_argument("--resume", action="store_true", help="continue a sweep in DIR (its sweep.json must match)")
     v.add_argument("--allow-backend-change", action="store_true",
@@ -80,6 +83,10 @@ def configure_validate(v: argparse.ArgumentParser) -> None:
                    help="interleaved (default: a group's trained networks measured in balanced rounds, paired by "
                         "round) or per-run (one window after each run's training; unprotected against drift; "
                         "the default with --executor ray)")
+    v.add_argument("--training-design", choices=TRAINING_DESIGNS, default=None,
+                   help="chunked (default: a group's networks trained round-robin, an epoch each per round, in "
+                        "balanced orders, paired by round) or sequential (one run after another; unprotected "
+                        "against drift; the default with --executor ray)")
     v.add_argument("--rounds-target-width", type=nonnegative,
                    help="stop the rounds once every comparison's 95%% interval of the mean log ratio is narrower "
                         "(log units, default 0.05)")
@@ -94,7 +101,10 @@ def configure_validate(v: argparse.ArgumentParser) -> None:
                    help="divide each run's energies by its reference workload's drift factor in the reports")
     v.add_argument("--executor", choices=EXECUTORS, default=EXECUTORS[0],
                    help="run the runs in this process (local, default) or as Ray tasks (pip install 'energymeter[ray]')")
-    v.add_argument("--ray-address", help="an existing Ray cluster (default with --executor ray: a local instance)")
+    v.add_argument("--ray-address", help="an existing Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default with "
+                                         "--executor ray: a local instance)")
+    v.add_argument("--ray-timeout-s", type=positive, default=None,
+                   help="seconds to wait for --ray-address to accept a connection (default 30)")
     v.add_argument("--quiet", action="store_true", help="no progress bar")
     v.set_defaults(func=_validate)
 
@@ -123,25 +133,36 @@ def _multiplicity_flag(parser: argparse.ArgumentParser) -> None:
                              "default) or bh (false discovery rate)")
 
 
-def _available_datasets(root: str | None) -> tuple[str, ...]:
-    names = ["digits", "mnist-5k"]
-    if root:
-        from energymeter.models import DatasetError, load_dataset
+def _available_datasets(root: str | None, download: bool = False) -> tuple[str, ...]:
+    """The paper preset's datasets: every dataset of the models' table that loads here without the network
+    (``download`` with ``root`` adds the IDX ones); a note on stderr names each one left out and why.
 
-        for name in ("mnist", "fashion-mnist"):
-            try:
-                load_dataset(name, root=root)
-                names.append(name)
-            except DatasetError:
-                pass
-    return tuple(names)
+    Raises:
+        UsageError: ``root`` is given but is not a directory.
+    """
+    if root and not Path(root).is_dir():
+        raise UsageError(f"energymeter validate: --root {root}: no such directory (it should hold the mnist / "
+                         "fashion-mnist IDX files; --download fetches them there)")
+    from energymeter.models.datasets import DATASETS, available_datasets
+
+    present = set(available_datasets(root))
+    if download and root:
+        present |= {"mnist", "fashion-mnist"}
+    names = tuple(name for name in DATASETS if name in present)
+    missing = [name for name in DATASETS if name not in present]
+    if missing:
+        print(f"energymeter validate: --preset paper runs on {', '.join(names)}; left out (files not found"
+              f"{'' if root else ', no --root given'}): {', '.join(missing)}; --root DIR --download fetches them",
+              file=sys.stderr)
+    return names
 
 
 def config_from(args: argparse.Namespace) -> Any:
     """The SweepConfig the flags describe (preset first, explicit flags over it)."""
     from .run.config import SweepConfig, preset, with_overrides
 
-    settings = preset(args.preset, args.quick, _available_datasets(args.root) if args.preset == "paper" else ())
+    settings = preset(args.preset, args.quick,
+                      _available_datasets(args.root, bool(args.download)) if args.preset == "paper" else ())
     config = SweepConfig(**settings)
     return with_overrides(config, models=args.models, datasets=args.datasets, lambdas=args.lambdas,
                           activation_energies=args.activation_energies, seeds=args.seeds, epochs=args.epochs,
@@ -149,6 +170,7 @@ def config_from(args: argparse.Namespace) -> Any:
                           country=args.country, min_window_s=args.min_window_s, idle_s=args.idle_s,
                           reference_s=args.reference_s, order_seed=args.order_seed,
                           inference_design=args.inference_design or ("per-run" if args.executor == "ray" else None),
+                          training_design=args.training_design or ("sequential" if args.executor == "ray" else None),
                           rounds_target_width=args.rounds_target_width, rounds_budget_s=args.rounds_budget_s,
                           round_min_window_s=args.round_min_window_s, round_min_workloads=args.round_min_workloads)
 
@@ -179,18 +201,22 @@ def _validate(args: argparse.Namespace) -> int:
     from .run.sweep import run_sweep
 
     _check_country(args.country, "validate")
-    if args.ray_address and args.executor != "ray":
-        raise UsageError("energymeter validate: --ray-address needs --executor ray")
-    if args.executor == "ray" and args.inference_design == "interleaved":
-        raise UsageError("energymeter validate: --inference-design interleaved runs in this process only; with "
-                         "--executor ray each run's inference is measured per run (--inference-design per-run)")
+    if (args.ray_address or args.ray_timeout_s) and args.executor != "ray":
+        raise UsageError("energymeter validate: --ray-address and --ray-timeout-s need --executor ray")
+    if args.executor == "ray" and (args.inference_design == "interleaved" or args.training_design == "chunked"):
+        raise UsageError("energymeter validate: the interleaved and chunked designs run in this process only; with "
+                         "--executor ray each run is one task (--inference-design per-run --training-design "
+                         "sequential)")
     try:
         config = config_from(args)
         out = Path(args.out)
         executor = None
         if args.executor == "ray":
+            from .run.ray_address import DEFAULT_CONNECT_TIMEOUT_S, parse_ray_address, probe
             from .run.ray_executor import RayExecutor
 
+            if args.ray_address is not None:  # checked and reached before anything is written to --out
+                probe(parse_ray_address(args.ray_address), args.ray_timeout_s or DEFAULT_CONNECT_TIMEOUT_S)
             executor = RayExecutor(address=args.ray_address)
         outcome = run_sweep(config, out, resume=args.resume, quiet=args.quiet, executor=executor,
                             allow_backend_change=args.allow_backend_change)

@@ -3,7 +3,8 @@
 It prints four sections, within one time budget (``--budget-s``, default 420 s, so the whole script
 ends in under 8 minutes on an H200-class GPU):
 
-1. ``energymeter devices``: every backend, available or not, and why.
+1. ``energymeter devices``: every backend, available or not, and why; then the GPU's energy counter
+   characterised (``energymeter.characterise``): its measured update period, resolution and idle power.
 2. Counter against sampling: one fixed fp32 matmul workload measured in the same windows through the
    NVML energy counter (provenance measured) and through NVML power sampling (integrated), and their ratio.
 3. Data-dependent power: the same fp16 GEMM shape fed four input classes (dense N(0, 1) random, the
@@ -198,6 +199,28 @@ def section_devices(nvml_module: Any, fake: bool) -> None:
 
         print("with --fake, NVML is energymeter.testing.FakeNVML:")
         print(format_statuses([NvmlBackend(nvml_module=nvml_module).probe()]))
+    print()
+
+
+def section_counter_characterised(nvml_module: Any) -> None:
+    """The GPU's energy counter timed here first: its update period, resolution and idle power (issue 21)."""
+    from energymeter.backends.nvml import NvmlBackend
+    from energymeter.characterise import characterise_session
+    from energymeter.display import format_characters
+    from energymeter.errors import BackendUnavailable
+
+    print("== the GPU's energy counter, characterised (energymeter.characterise: polled every 0.5 ms, <= 2 s)")
+    try:
+        session = NvmlBackend(nvml_module=nvml_module).open()
+    except BackendUnavailable as exc:
+        print(f"  not characterised: {exc}")
+        print()
+        return
+    try:
+        found = characterise_session(session, session.domains, "nvml")
+    finally:
+        session.close()
+    print(format_characters(found.values()))
     print()
 
 
@@ -582,6 +605,7 @@ def main(argv: Sequence[str] | None = None, *, fake_energy_mj_per_gemm: Callable
           + (f" ({torch.cuda.get_device_name(0)})" if device.startswith("cuda") else " (fake NVML)"))
     print()
     section_devices(nvml, args.fake)
+    section_counter_characterised(nvml)
     section_counter_vs_sampling(args, device, options)
     print(f"[{budget.elapsed_s():.0f} s of {args.budget_s:g} s used]")
     section_data_dependent(args, device, options, nvml, budget, fake_gpu,

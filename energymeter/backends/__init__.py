@@ -1,7 +1,7 @@
 """The explicit backend registry.
 
 Each entry names a module and class; nothing is imported or probed until asked, and importing a
-backend's class imports no optional library (torch, pynvml): those load in ``probe()`` or ``open()``.
+backend's class imports no optional library (torch, pynvml, amdsmi): those load in ``probe()`` or ``open()``.
 What a backend is (hardware counter, model, operation counter, simulator) is declared on its class
 (``Backend.kind``, ``Backend.covers``); the default selection reads it. ``available()`` probes every
 backend once per process (with default options) and says what it found and why.
@@ -21,6 +21,7 @@ from .base import (HARDWARE_COUNTER, KINDS, MODEL, OPERATION_COUNTER, SIMULATOR,
 REGISTRY: dict[str, str] = {
     "rapl": "energymeter.backends.rapl:RaplBackend",
     "nvml": "energymeter.backends.nvml:NvmlBackend",
+    "amdsmi": "energymeter.backends.amdsmi:AmdsmiBackend",
     "hwmon": "energymeter.backends.hwmon:HwmonBackend",
     "cpu-model": "energymeter.backends.cpu_model:CpuModelBackend",
     "flops": "energymeter.backends.flops:FlopsBackend",

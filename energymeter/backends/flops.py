@@ -45,6 +45,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from ..measurement import COUNTED
+from ..observer import add_counting_s
 from .base import OPERATION_COUNTER, Backend, BackendStatus, WindowCounter
 from .flop_counting import _convert, _Counting, _hook_free_copy, _tensors
 from .flop_recording import ModelWindow, ModuleState, drop_recorders, install, open_window, uninstall
@@ -196,7 +197,9 @@ class FlopSession(WindowCounter):
                     counted = (counted[0], MappingProxyType(counted[1]))
                     state.results[key] = FlopResult(counted[0], counted[1])
                 state.cache[key] = counted
-                shadow_s += time.perf_counter() - start_s
+                spent_s = time.perf_counter() - start_s
+                add_counting_s(spent_s)  # inside any other window open now, of any meter
+                shadow_s += spent_s
             if isinstance(counted, str):
                 return FlopResult(None, {}, (counted,), shadow_s)
             flops += counted[0] * calls

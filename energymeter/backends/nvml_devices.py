@@ -10,17 +10,20 @@ from dataclasses import dataclass
 from typing import Any
 
 
-def parse_visible_devices(value: str | None, count: int, uuids: list[str]) -> list[int]:
+def parse_visible_devices(value: str | None, count: int, uuids: list[str],
+                          mig_uuids: "list[tuple[str, ...]] | None" = None) -> list[int]:
     """Map ``CUDA_VISIBLE_DEVICES`` onto NVML indices, in CUDA order.
 
     CUDA's rules: unset means every device; entries are indices (ASCII digits) or (prefixes of) UUIDs;
     parsing stops at the first invalid entry (a non-ASCII digit such as ``"²"`` included); an empty
-    value hides every device.
+    value hides every device. A MIG instance's UUID (``"MIG-..."``, or the old ``"MIG-GPU-<uuid>/gi/ci"``)
+    names the GPU that holds it: its energy counter is that whole GPU's.
 
     Args:
         value: The variable's value, or None when unset.
         count: Number of NVML devices.
         uuids: Each NVML device's UUID, by NVML index (``""`` where unknown; only consulted for UUID entries).
+        mig_uuids: Each NVML device's MIG instance UUIDs, by NVML index (only consulted for MIG entries).
 
     Returns:
         NVML indices; position i is ``cuda:i``.
@@ -32,8 +35,12 @@ def parse_visible_devices(value: str | None, count: int, uuids: list[str]) -> li
         index: int | None = None
         if entry.isascii() and (entry.isdigit() or (entry.startswith("-") and entry[1:].isdigit())):
             index = int(entry) if 0 <= int(entry) < count else None
-        elif entry.startswith(("GPU-", "MIG-")):
-            matches = [i for i, u in enumerate(uuids) if u and u.startswith(entry)]
+        elif entry.startswith(("GPU-", "MIG-GPU-")):
+            gpu_uuid = entry[4:].split("/")[0] if entry.startswith("MIG-") else entry
+            matches = [i for i, u in enumerate(uuids) if u and u.startswith(gpu_uuid)]
+            index = matches[0] if len(matches) == 1 else None
+        elif entry.startswith("MIG-"):
+            matches = [i for i, migs in enumerate(mig_uuids or ()) if any(m.startswith(entry) for m in migs)]
             index = matches[0] if len(matches) == 1 else None
         if index is None or index in chosen:
             break
@@ -51,6 +58,8 @@ class Gpu:
         name: Product name.
         uuid: NVML's UUID (``"GPU-..."``), the GPU's identity across processes.
         mode: ``"counter"`` (energy counter) or ``"instant"`` / ``"average"`` (power sampling).
+        mig_uuids: The UUIDs (``"MIG-..."``) of its MIG instances when MIG is on; its energy counter is then the
+            whole GPU's, every instance's work included.
     """
 
     domain: str
@@ -58,6 +67,7 @@ class Gpu:
     name: str
     mode: str
     uuid: str = ""
+    mig_uuids: tuple[str, ...] = ()
 
 
 def _text(value: Any) -> str:
@@ -78,3 +88,25 @@ def _power_mode(nvml: Any, handle: Any, counter_allowed: bool = True) -> str:
     except (nvml.NVMLError, AttributeError):
         pass
     return "average"
+
+
+def mig_instances(nvml: Any, handle: Any) -> tuple[str, ...]:
+    """The UUIDs of a GPU's MIG instances when MIG is on; ``()`` when it is off or the GPU has no MIG.
+
+    Raises:
+        NVMLError: an instance's UUID cannot be read (a GPU without MIG answers Not Supported, which is ``()``).
+    """
+    try:
+        current, _pending = nvml.nvmlDeviceGetMigMode(handle)
+    except nvml.NVMLError:
+        return ()  # Not Supported: no MIG on this GPU (pre-Ampere, or a driver without it)
+    if current != nvml.NVML_DEVICE_MIG_ENABLE:
+        return ()
+    uuids = []
+    for index in range(nvml.nvmlDeviceGetMaxMigDeviceCount(handle)):
+        try:
+            mig = nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, index)
+        except nvml.NVMLError:
+            continue  # an empty slot answers Not Found
+        uuids.append(_text(nvml.nvmlDeviceGetUUID(mig)))
+    return tuple(uuids)

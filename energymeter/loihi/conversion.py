@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import EnergymeterError
+from .cores import LOIHI_NEURONS_PER_CORE, destination_cores, synapse_counts
 
 RESETS = ("subtract", "zero")
 
@@ -41,6 +42,9 @@ class SpikingLayer:
         scale: lambda_l used in normalisation.
         source_activation: Name of the source activation module (for comparisons), if any.
         winners: For k-WTA layers, the most neurons that may fire per sample and timestep.
+        fanout: Per input element, its non-zero synapses onto this layer (synaptic events per spike).
+        core_fanout: Per input element, the cores of this layer its synapses reach (packets per spike).
+        in_shape, out_shape: One sample's input and output shapes.
     """
 
     name: str
@@ -52,6 +56,7 @@ class SpikingLayer:
     source_activation: str | None = None
     winners: int | None = None
     fanout: torch.Tensor | None = field(default=None, repr=False)
+    core_fanout: torch.Tensor | None = field(default=None, repr=False)
     in_shape: tuple[int, ...] = ()
     out_shape: tuple[int, ...] = ()
 
@@ -72,6 +77,7 @@ class SpikingNetwork:
         threshold: Firing threshold of every neuron.
         percentile: The normalisation percentile.
         notes: Approximations made (e.g. k-WTA converted as ReLU).
+        neurons_per_core: The core packing the layers' ``core_fanout`` was computed with.
     """
 
     layers: list[SpikingLayer]
@@ -80,6 +86,7 @@ class SpikingNetwork:
     threshold: float = 1.0
     percentile: float = 99.9
     notes: tuple[str, ...] = ()
+    neurons_per_core: int = LOIHI_NEURONS_PER_CORE
 
     def to(self, device: str | torch.device) -> "SpikingNetwork":
         """Move every layer (in place) and return self."""
@@ -87,6 +94,8 @@ class SpikingNetwork:
             layer.op.to(device)
             if layer.fanout is not None:
                 layer.fanout = layer.fanout.to(device)
+            if layer.core_fanout is not None:
+                layer.core_fanout = layer.core_fanout.to(device)
         return self
 
 
@@ -154,7 +163,7 @@ def _percentile(values: torch.Tensor, q: float) -> float:
 
 
 def convert(model: nn.Module, calibration_inputs: torch.Tensor, *, percentile: float = 99.9,
-            reset: str = "subtract") -> SpikingNetwork:
+            reset: str = "subtract", neurons_per_core: int = LOIHI_NEURONS_PER_CORE) -> SpikingNetwork:
     """Convert a trained ReLU network (mlp, cnn, kwta-mlp) into a rate-coded spiking network.
 
     Args:
@@ -162,10 +171,12 @@ def convert(model: nn.Module, calibration_inputs: torch.Tensor, *, percentile: f
         calibration_inputs: A batch (N, ...) used to find each layer's activation scale.
         percentile: Percentile of non-zero activations used as the scale (99.9 by default).
         reset: ``"subtract"`` (reset by subtraction) or ``"zero"`` (reset to zero).
+        neurons_per_core: Neurons packed onto one core, each layer from a fresh core (``cores``), which
+            sets how many packets a spike sends (``SpikingLayer.core_fanout``); Loihi's 1024 by default.
 
     Raises:
         ConversionError: unsupported layers (named in the message) or a non-sequential network.
-        ValueError: bad percentile or reset.
+        ValueError: bad percentile, reset or neurons_per_core.
     """
     if reset not in RESETS:
         raise ValueError(f"reset must be one of {', '.join(RESETS)}, got {reset!r}")
@@ -219,32 +230,10 @@ def convert(model: nn.Module, calibration_inputs: torch.Tensor, *, percentile: f
             layer.winners = step["activation"][1].k_for(int(torch.tensor(out_shape).prod()))
             notes.append(f"{step['activation'][0]}: k-WTA as lateral inhibition: only the k={layer.winners} "
                          "neurons with the largest accumulated input integrate")
-        layer.fanout = _fanout(layer)
+        layer.fanout = synapse_counts(kind, op, in_shape, out_shape)
+        layer.core_fanout = destination_cores(kind, op, in_shape, out_shape, neurons_per_core)
         layers.append(layer)
         previous_scale = scale
         shape = out_shape
-    return SpikingNetwork(layers, tuple(calibration_inputs.shape[1:]), reset, 1.0, percentile, tuple(notes))
-
-
-def _fanout(layer: SpikingLayer) -> torch.Tensor:
-    """Outgoing non-zero synapses of each input element (NeuroBench's binary-weight convention)."""
-    op = layer.op
-    with torch.no_grad():
-        if layer.kind == "linear":
-            return (op.weight != 0).sum(0).to(torch.float32)
-        ones_out = torch.ones(1, *layer.out_shape)
-        if layer.kind == "conv":
-            kernel = (op.weight != 0).to(torch.float32)
-            fan = nn.functional.conv_transpose2d(ones_out, kernel, stride=op.stride, padding=op.padding,
-                                                 dilation=op.dilation, groups=op.groups)
-        else:
-            channels = layer.in_shape[0]
-            k = op.kernel_size if isinstance(op.kernel_size, tuple) else (op.kernel_size, op.kernel_size)
-            s = op.stride if isinstance(op.stride, tuple) else (op.stride, op.stride)
-            kernel = torch.ones(channels, 1, *k)
-            fan = nn.functional.conv_transpose2d(ones_out, kernel, stride=s, groups=channels)
-        fan = fan[0]
-        pad = [0, layer.in_shape[-1] - fan.shape[-1], 0, layer.in_shape[-2] - fan.shape[-2]]
-        if any(pad):
-            fan = nn.functional.pad(fan, pad)
-        return fan.to(torch.float32)
+    return SpikingNetwork(layers, tuple(calibration_inputs.shape[1:]), reset, 1.0, percentile, tuple(notes),
+                          neurons_per_core)

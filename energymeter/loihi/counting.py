@@ -14,6 +14,7 @@ class _Totals:
         self.synops = 0
         self.dense = 0
         self.pool = 0
+        self.packets = 0
         self.active = 0
         self.inactive = 0
         self.spiking_updates = 0
@@ -21,11 +22,16 @@ class _Totals:
         self.hidden_total = 0
 
 
-def _count_synops(kind: str, fanout: torch.Tensor | None, spikes: torch.Tensor, totals: _Totals) -> None:
+def _count_synops(kind: str, fanout: torch.Tensor | None, spikes: torch.Tensor, totals: _Totals,
+                  core_fanout: torch.Tensor | None = None) -> None:
+    """Synaptic events of one layer's incoming spikes and, with ``core_fanout``, the packets that carried them."""
     if fanout is None:  # a bias-driven layer has no synapses
         return
     # float64 sums integers exactly up to 2**53; float32 would round counts above 2**24.
-    events = int((spikes.flatten(1).to(torch.float64) * fanout.flatten().to(torch.float64)).sum())
+    flat = spikes.flatten(1).to(torch.float64)
+    events = int((flat * fanout.flatten().to(torch.float64)).sum())
+    if core_fanout is not None:
+        totals.packets += int((flat * core_fanout.flatten().to(torch.float64)).sum())
     if kind == "avgpool":
         totals.pool += events
     else:

@@ -38,7 +38,7 @@ def _run_if(network: SpikingNetwork, batch: torch.Tensor, timesteps: int, totals
         v_in -= spikes * threshold if network.reset == "subtract" else v_in * spikes
         _count_input(spikes, totals, step, trains)
         for i, layer in enumerate(network.layers):
-            _count_synops(layer.kind, layer.fanout, spikes, totals)
+            _count_synops(layer.kind, layer.fanout, spikes, totals, layer.core_fanout)
             current = _apply(layer, spikes)
             if not layer.spiking:
                 _count_neurons(layer.name, current, None, totals, step, trains)

@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 
 from .conversion import SpikingNetwork
+from .cores import dense_destination_cores
 from .counting import _count_input, _count_neurons, _count_synops, _Totals
 from .lava_network import LavaNetwork
 
@@ -49,6 +50,7 @@ class _LavaStage:
     dense_synapses: int
     out_shape: tuple[int, ...]
     input_size: int
+    core_fanout: torch.Tensor | None = None
 
 
 def _numpy_dense(weights: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -83,7 +85,8 @@ def _lava_stages(network: SpikingNetwork | LavaNetwork, lif: LavaLif, device: to
                                      layer.bias.to(device=device, dtype=f64).view(1, -1),
                                      LavaLif(layer.du, layer.dv, layer.vth), True, fanout,
                                      0 if weights is None else weights.numel(), (layer.neurons,),
-                                     0 if weights is None else int(weights.shape[1])))
+                                     0 if weights is None else int(weights.shape[1]),
+                                     None if weights is None else dense_destination_cores(weights)))
         return stages
     if network.reset != "zero":
         raise ValueError(f"dynamics='lava' resets to zero as lava's LIF does; this network has reset="
@@ -106,8 +109,9 @@ def _lava_stages(network: SpikingNetwork | LavaNetwork, lif: LavaLif, device: to
         fanout = None if layer.fanout is None else layer.fanout.to(device=device, dtype=f64)
         dense = int(layer.fanout.sum()) if layer.fanout is not None and layer.kind != "avgpool" else 0
         in_size = int(torch.tensor(layer.in_shape).prod()) if layer.in_shape else 0
+        core_fanout = None if layer.core_fanout is None else layer.core_fanout.to(device=device, dtype=f64)
         stages.append(_LavaStage(layer.name, layer.kind, synapses, bias, lif, layer.spiking, fanout, dense,
-                                 layer.out_shape, in_size))
+                                 layer.out_shape, in_size, core_fanout))
     return stages
 
 
@@ -141,7 +145,7 @@ def _run_lava(stages: list[_LavaStage], batch: torch.Tensor, timesteps: int, tot
         for i, stage in enumerate(stages):
             arriving = buffers[i]
             if stage.synapses is not None:
-                _count_synops(stage.kind, stage.fanout, spikes, totals)
+                _count_synops(stage.kind, stage.fanout, spikes, totals, stage.core_fanout)
                 buffers[i] = stage.synapses(spikes)
             a_in = torch.zeros_like(u[i]) if arriving is None else arriving
             u[i].mul_(1 - stage.lif.du).add_(a_in)

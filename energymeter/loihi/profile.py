@@ -13,7 +13,7 @@ from ..profiles import load_profile, within_bounds
 #: Costs every Loihi profile must give (pJ).
 REQUIRED = ("synaptic_op", "neuron_update_active", "neuron_update_inactive")
 #: Costs a profile may give; an operation a profile does not price costs nothing in it.
-OPTIONAL = ("neuron_update_spiking", "spike_within_tile", "axon_out", "tile_hop_east_west", "tile_hop_north_south")
+OPTIONAL = ("spike_out", "spike_within_tile", "axon_out_per_packet", "tile_hop_east_west", "tile_hop_north_south")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ Counting definitions (NeuroBench's where one exists):
   implements pooling with synapses, so the energy estimate adds them).
 * ``neuron_updates_active``: neuron-timesteps with a non-zero input current (synaptic + bias);
   ``..._inactive`` the rest; ``..._spiking`` the active updates that emitted a spike.
+* ``packets``: spike packets sent, one per spike and destination core its neuron's synapses reach
+  (``cores``: each layer packed onto cores of ``neurons_per_core`` neurons); input-encoder spikes included,
+  as they reach the first layer's cores as packets.
 * ``activation_sparsity``: zeros / all outputs of the hidden spiking layers over every timestep
   and sample (NeuroBench's ActivationSparsity on spiking layers).
 
@@ -94,6 +97,7 @@ class SimResult:
             last layer's voltages after the last step, float64.
         neuron_spikes: With ``record="neurons"``: layer name (``"input"`` first) to a bool tensor
             (samples, timesteps, *neurons), True where that neuron spiked; ``None`` otherwise.
+        packets: Spike packets sent, one per spike and destination core (see the module docstring).
     """
 
     predictions: torch.Tensor = field(repr=False)
@@ -110,11 +114,17 @@ class SimResult:
     activation_sparsity: float
     output_potential: torch.Tensor = field(repr=False)
     neuron_spikes: Mapping[str, torch.Tensor] | None = field(default=None, repr=False)
+    packets: int = 0
 
     @property
     def total_spikes(self) -> int:
         """Spikes of every layer, input encoder included."""
         return sum(self.spikes_per_layer.values())
+
+    @property
+    def neuron_spikes_on_core(self) -> int:
+        """Spikes of the on-core neurons: every layer's but the input encoder's."""
+        return self.total_spikes - self.spikes_per_layer.get("input", 0)
 
     def accuracy(self, labels: torch.Tensor) -> float:
         """Fraction of predictions equal to ``labels``."""
@@ -126,7 +136,7 @@ class SimResult:
         return {"spikes": self.total_spikes / n, "synops_effective": self.synops_effective / n,
                 "synops_dense": self.synops_dense / n, "pool_synops": self.pool_synops / n,
                 "neuron_updates_active": self.neuron_updates_active / n,
-                "neuron_updates_inactive": self.neuron_updates_inactive / n}
+                "neuron_updates_inactive": self.neuron_updates_inactive / n, "packets": self.packets / n}
 
 
 def simulate(network: SpikingNetwork | LavaNetwork, inputs: torch.Tensor | None, timesteps: int, *,
@@ -240,7 +250,7 @@ def simulate(network: SpikingNetwork | LavaNetwork, inputs: torch.Tensor | None,
     result = SimResult(torch.cat(predictions), timesteps, len(inputs), totals.spikes, totals.per_step, totals.synops,
                        totals.dense, totals.pool, totals.active, totals.inactive, totals.spiking_updates,
                        totals.hidden_zeros / totals.hidden_total if totals.hidden_total else 0.0, torch.cat(potentials),
-                       neuron_spikes)
+                       neuron_spikes, totals.packets)
     _notify(result)
     return result
 

@@ -11,22 +11,31 @@ import math
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, Mapping, Sequence
 
+from energymeter.window_parts import frozen_domains
+
 from ..records.manifest import SweepManifest
 from ..records.record import RunRecord
-from ..records.rounds import RoundsRecord
+from ..records.rounds import CHUNKED, RoundsRecord
 from . import claims as paper
 from . import paper_claims  # noqa: F401 - registers the paper's claims
 from .claim_registry import evaluate
 from .claims import Claim
 from .multiplicity import METHODS, FamilyControl, control
+from .questions import QuestionSummary, summarise
 from .domains import reference_domain
-from .figures import INFERENCE, FigureId, Figures, build_figures, csv_row
-from .rounds import PairedComparison, describe_design, paired_comparisons
+from .figures import INFERENCE, TRAINING, FigureId, Figures, build_figures, csv_row
+from .rounds import PairedComparison, describe_design, of_design, paired_comparisons
 from .stats import (DRIFTING, ENERGY_SESOI, MIN_ELASTICITY, NEGLIGIBLE_R, NULL_ELASTICITY, PLAUSIBLE_FACTOR_BAND,
                     TRACKS_R, StatResult, drift_correction_factors, reference_drift)
+from .stats_core import UNRESOLVED_PERCENT_WIDTH, UNRESOLVED_POINTS_WIDTH, UNRESOLVED_RATIO_SPAN
 from .tables import CarbonRow, Correlation, LambdaRow, LoihiRow, Tables, build_tables
+from .training_length import level_rule
 
 Point = tuple[float, float, float, str]
+#: The inference design of a sweep without interleaved rounds.
+PER_RUN_DESIGN = "per-run windows (unprotected against drift)"
+#: The training design of a sweep without training chunks.
+SEQUENTIAL_DESIGN = "one run after another (unprotected against drift)"
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,7 @@ class Analysis:
         rows: report.csv's rows.
         sweep: The sweep's manifest (sweep.json: settings and metadata; empty when there is none).
         families: How each family of verdicts was controlled for its size (``multiplicity``).
+        questions: The summary: one entry per question the sweep asked, with its claims (``questions``).
     """
 
     runs: int
@@ -63,7 +73,10 @@ class Analysis:
     sweep: SweepManifest = field(default_factory=SweepManifest)
     families: tuple[FamilyControl, ...] = ()
     inference_rounds: tuple[PairedComparison, ...] = ()
-    inference_design: str = "per-run windows (unprotected against drift)"
+    inference_design: str = PER_RUN_DESIGN
+    training_rounds: tuple[PairedComparison, ...] = ()
+    training_design: str = SEQUENTIAL_DESIGN
+    questions: tuple[QuestionSummary, ...] = ()
 
     @property
     def lambda_rows(self) -> tuple[LambdaRow, ...]:
@@ -108,15 +121,29 @@ class Analysis:
         """The first thing a report says: whether any figure was read from hardware."""
         if self.measured_domains:
             return f"Energy read from hardware (measured or integrated): {', '.join(self.measured_domains)}."
-        return ("No measured energy domain exists on this machine (no RAPL counters, no NVIDIA GPU): every energy "
-                "figure below is modeled (CPU time x TDP share, Loihi pJ-per-operation tables) or counted (FLOPs, "
-                "spikes, synaptic operations). They show what the models predict, not what the hardware drew.")
+        statuses = self.sweep.metadata.get("backends") or ()
+        unread = [f"{b.get('name')}: {b.get('reason')}" for b in statuses if isinstance(b, Mapping)
+                  and b.get("provenance") in ("measured", "integrated") and not b.get("available")]
+        why = (f" The hardware counters looked for, and why none was read: {'; '.join(unread)}." if unread else "")
+        return ("No energy was read from hardware in this sweep: every energy figure below is modeled (CPU time x TDP "
+                "share, Loihi pJ-per-operation tables) or counted (FLOPs, spikes, synaptic operations). They show "
+                f"what the models predict, not what the hardware drew.{why}")
+
+    def _repr_html_(self) -> str:
+        """Headline, claims and warnings as escaped HTML, for Jupyter (``validation.analysis.notebook``)."""
+        from .notebook import analysis_html
+
+        return analysis_html(self)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe summary (``report.json``)."""
+        """JSON-safe summary (``report.json``): ``summary`` first, one entry per question, then every claim with
+        the key of the question it answers."""
+        question = {i: q.key for q in self.questions for i in q.indices}
         return _json_safe({
             "headline": self.headline, "runs": self.runs, "measured_domains": list(self.measured_domains),
-            "claims": [c.to_dict() for c in self.claims], "lambda_table": _plain(self.lambda_rows),
+            "summary": [q.to_dict() for q in self.questions],
+            "claims": [{**c.to_dict(), "question": question.get(i)} for i, c in enumerate(self.claims)],
+            "lambda_table": _plain(self.lambda_rows),
             "loihi_table": _plain(self.loihi_rows), "carbon": _plain(self.carbon_rows),
             "carbon_source": self.carbon_source,
             "correlations": [{"proxy": p, "target": t.label, "provenance": v, **s.to_dict()}
@@ -127,12 +154,17 @@ class Analysis:
             "busy_runs": list(self.busy_runs), "warnings": list(self.warnings), "problems": list(self.problems),
             "thresholds": {"energy_sesoi": self.tables.sesoi, "tracks_r": TRACKS_R, "negligible_r": NEGLIGIBLE_R,
                            "min_elasticity": MIN_ELASTICITY, "null_elasticity": NULL_ELASTICITY,
-                           "paper_e_ratio_v2": paper.PAPER_E_RATIO_V2, "paper_e_ratio_v1": paper.PAPER_E_RATIO_V1,
+                           "paper_e_ratio_v2": paper.PAPER_E_RATIO_V2, "e_ratio_level_rule": level_rule(),
                            "paper_max_acc_loss_pp": paper.PAPER_MAX_ACC_LOSS_PP,
-                           "paper_efficiency_gain": list(paper.PAPER_EFFICIENCY_GAIN), "paper_eta2": paper.PAPER_ETA2},
+                           "paper_efficiency_gain": list(paper.PAPER_EFFICIENCY_GAIN), "paper_eta2": paper.PAPER_ETA2,
+                           "unresolved_ratio_span": UNRESOLVED_RATIO_SPAN,
+                           "unresolved_percent_width": UNRESOLVED_PERCENT_WIDTH,
+                           "unresolved_points_width": UNRESOLVED_POINTS_WIDTH},
             "sweep": self.sweep.to_dict(), "multiplicity": [f.to_dict() for f in self.families],
             "inference_design": self.inference_design,
             "inference_rounds": [c.to_dict() for c in self.inference_rounds],
+            "training_design": self.training_design,
+            "training_rounds": [c.to_dict() for c in self.training_rounds],
         })
 
 
@@ -247,12 +279,40 @@ def analyse(records: list[RunRecord], sweep: SweepManifest | Mapping[str, Any] |
                         "(--allow-backend-change): figures of the two sets are not comparable; compare runs within "
                         "one set (each record's measurement names its domains)")
     measured = sorted({fid.label for fid in figures.ids() if fid.provenance in ("measured", "integrated")})
-    design = describe_design(rounds) if rounds else "per-run windows (unprotected against drift)"
-    claim_list = [replace(c, sentence=f"{c.sentence} [inference: {design}]") if c.figure.startswith(INFERENCE)
-                  else c for c in claim_list]
+    inference_rounds, chunks = of_design(rounds), of_design(rounds, CHUNKED)
+    design = describe_design(inference_rounds) if inference_rounds else PER_RUN_DESIGN
+    training = describe_design(chunks) if chunks else SEQUENTIAL_DESIGN
+    claim_list = [_with_design(c, design, training) for c in claim_list]
+    sweep = sweep or SweepManifest()
+    questions = summarise(claim_list, families, tables, sweep, _absent(tables),
+                          (f"inference: {design}", f"training: {training}"))
     return Analysis(len(records), tuple(measured), tables, tuple(claim_list), drift, bool(factors), busy,
                     tuple(warnings), tuple(problems or ()), _points(figures), tuple(csv_row(r) for r in records),
-                    sweep or SweepManifest(), tuple(families), tuple(paired_comparisons(rounds)), design)
+                    sweep, tuple(families), tuple(paired_comparisons(inference_rounds)), design,
+                    tuple(paired_comparisons(chunks)), training, questions)
+
+
+def _with_design(claim: Claim, inference: str, training: str) -> Claim:
+    """The claim with the design its figure was measured under, at the end of its sentence."""
+    if claim.figure.startswith(INFERENCE):
+        return replace(claim, sentence=f"{claim.sentence} [inference: {inference}]")
+    if claim.figure.startswith(TRAINING):
+        return replace(claim, sentence=f"{claim.sentence} [training: {training}]")
+    return claim
+
+
+def _absent(tables: Tables) -> dict[str, str]:
+    """Why a question may have no claims on this sweep, where the tables know."""
+    out = {}
+    if not any(r.lam != 0.0 for r in tables.lambda_rows):
+        out.update(dict.fromkeys(("tracking", "saving", "e_reduction", "accuracy", "efficiency"),
+                                 "no lambda > 0 paired with lambda = 0"))
+    anova = tables.anova_accuracy
+    out["anova"] = ("one model and one dataset (needs two levels of a factor; `--preset paper`)" if anova is None
+                    else f"skipped: {anova.skipped}" if anova.skipped else "no ANOVA term")
+    if not tables.correlations:
+        out["correlation"] = "no proxy varies with energy over 3 runs or more"
+    return out
 
 
 def _points(figures: Figures) -> dict[FigureId, tuple[Point, ...]]:
@@ -276,6 +336,16 @@ def _warnings(records: list[RunRecord], tables: Tables, busy: tuple[str, ...], d
         warnings.append(f"{model} on {dataset}: {target} came out negative in some runs (the idle baseline exceeded "
                         "the loaded window): that target's change is not computed at the lambdas concerned "
                         "(inconclusive, with the count), and the raw figures are kept.")
+    frozen: dict[str, list[str]] = {}
+    for r in records:
+        for window in (r.inference, r.train):
+            for domain in frozen_domains(window.measurement.warnings) if window is not None else ():
+                frozen.setdefault(domain, []).append(r.key)
+    for domain, keys in sorted(frozen.items()):
+        runs = sorted(set(keys))
+        warnings.append(f"{domain}: the counter did not advance over the windows of {len(runs)} run(s) (a frozen "
+                        f"counter, as some VMs expose: {', '.join(runs[:3])}{' ...' if len(runs) > 3 else ''}): "
+                        "those windows' figures for it are not measurements and are left out.")
     if drift is not None and drift.verdict == DRIFTING:
         warnings.append(f"The reference workload's energy drifted over the sweep ({drift.reason}); "
                         + ("the energies below are corrected by it." if corrected else "pass --drift-correction to "

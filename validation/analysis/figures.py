@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
+from energymeter.window_parts import frozen_domains
+
 from ..records.record import RunRecord
 
 INFERENCE = "inference"
@@ -160,15 +162,20 @@ def run_figures(record: RunRecord, factor: float = 1.0) -> dict[FigureId, Figure
 
     # Net (idle subtracted) and raw: where the machine's power does not depend on the work, net energy is
     # about zero and unusable, while raw energy is power x time and shows whether anything changed.
+    # A frozen counter's 0 J is no measurement: its figures are left out of the run (the report names it).
+    frozen = frozen_domains(inference.measurement.warnings)
     for basis, energies in (("net", inference.net_energy_j_per_workload), ("raw", inference.raw_energy_j_per_workload)):
         for domain, joules in energies.items():
-            add(FigureId(INFERENCE, domain, basis, "workload", provenance[domain]), joules,
-                inference.duration_s_per_workload, factor)
+            if domain not in frozen:
+                add(FigureId(INFERENCE, domain, basis, "workload", provenance[domain]), joules,
+                    inference.duration_s_per_workload, factor)
     if record.train is not None:
         train = record.train
+        frozen = frozen_domains(train.measurement.warnings)
         for domain, joules in train.net_energy_j.items():
-            add(FigureId(TRAINING, domain, "net", "run", train.measurement.provenance[domain]), joules,
-                train.measurement.duration_s, factor)
+            if domain not in frozen:
+                add(FigureId(TRAINING, domain, "net", "run", train.measurement.provenance[domain]), joules,
+                    train.measurement.duration_s, factor)
     if record.loihi is not None:
         for profile, joules in record.loihi.energy_j_per_sample.items():
             out[FigureId(LOIHI, profile, "raw", "input", "modeled")] = Figure(

@@ -15,6 +15,14 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from scipy import stats
 
+from .stats_core import interval_text, too_wide
+
+#: The possible range of an accuracy in percent: its intervals are clipped to it.
+ACCURACY_RANGE_PCT = (0.0, 100.0)
+#: The range of a quantity that cannot be negative (E, counts, modeled joules).
+NON_NEGATIVE = (0.0, math.inf)
+
+
 @dataclass(frozen=True)
 class Interval:
     """A point estimate with its 95% interval and how it was computed.
@@ -24,6 +32,9 @@ class Interval:
         mean: Point estimate.
         low, high: 95% interval (None when it cannot be computed, e.g. n < 2).
         method: How the interval was computed.
+        clipped: An end was clipped to the quantity's possible range (``t_interval(bounds=...)``).
+        unresolved: The interval is too wide to say anything (``stats_core.too_wide``); reports print
+            ``unresolved (N seeds)`` in its place.
     """
 
     n: int
@@ -31,16 +42,25 @@ class Interval:
     low: float | None
     high: float | None
     method: str
+    clipped: bool = False
+    unresolved: bool = False
 
     def fmt(self, spec: str = ".2f", suffix: str = "") -> str:
-        """``mean [low, high]`` with a format spec."""
-        if self.low is None or self.high is None:
-            return f"{self.mean:{spec}}{suffix} (n={self.n}, no interval)"
-        return f"{self.mean:{spec}}{suffix} [{self.low:{spec}}, {self.high:{spec}}]"
+        """``mean [low, high]`` with a format spec (``unresolved (N seeds)`` when too wide to say anything)."""
+        return interval_text(self.mean, self.low, self.high, self.n, spec, suffix, unresolved=self.unresolved)
 
 
-def t_interval(values: Iterable[float]) -> Interval:
-    """Mean with a Student-t 95% interval."""
+def t_interval(values: Iterable[float], bounds: tuple[float, float] | None = None,
+               scale: str | None = None) -> Interval:
+    """Mean with a Student-t 95% interval.
+
+    Args:
+        values: The observations (missing and non-finite values are skipped).
+        bounds: The quantity's possible range (e.g. ``ACCURACY_RANGE_PCT``): the interval is clipped to it,
+            ``clipped`` says so and the method names the range.
+        scale: The scale for the "unresolved" rule (``stats_core.too_wide``), read before any clip; None:
+            never unresolved.
+    """
     data = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     n = len(data)
     if n == 0:
@@ -50,7 +70,19 @@ def t_interval(values: Iterable[float]) -> Interval:
         return Interval(n, mean, None, None, "t")
     sem = float(data.std(ddof=1)) / math.sqrt(n)
     half = float(stats.t.ppf(0.975, n - 1)) * sem
-    return Interval(n, mean, mean - half, mean + half, "Student t, 95%")
+    low, high = mean - half, mean + half
+    wide = scale is not None and too_wide(low, high, scale)
+    if bounds is None or bounds[0] <= low and high <= bounds[1]:
+        return Interval(n, mean, low, high, "Student t, 95%", unresolved=wide)
+    where = (f"the possible range {bounds[0]:g}-{bounds[1]:g}" if math.isfinite(bounds[1])
+             else f"{bounds[0]:g} (the quantity cannot be lower)")
+    return Interval(n, mean, max(low, bounds[0]), min(high, bounds[1]), f"Student t, 95%, clipped to {where}",
+                    True, wide)
+
+
+def accuracy_interval(values_pct: Iterable[float]) -> Interval:
+    """An accuracy's (percent) mean with its t interval clipped to 0-100 (unresolved when wider than the scale)."""
+    return t_interval(values_pct, ACCURACY_RANGE_PCT, "points")
 
 
 class AnovaSkipped(ValueError):

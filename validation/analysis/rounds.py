@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..records.rounds import RoundsRecord
+from ..records.rounds import CHUNKED, INTERLEAVED, RoundsRecord
 from .intervals import Interval, t_interval
 
 
@@ -119,14 +119,24 @@ class PairedComparison:
 
 
 def describe_design(records: Sequence[RoundsRecord]) -> str:
-    """``"interleaved rounds, N rounds, M seeds"`` (N the fewest and most rounds when they differ)."""
+    """``"interleaved rounds, N rounds, M seeds"`` or ``"chunked training, N epochs per network in balanced
+    rounds, M seeds"`` (N the fewest and most when they differ)."""
     counts = sorted({len(r.rounds) for r in records})
     shown = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
-    return f"interleaved rounds, {shown} rounds, {len({r.seed for r in records})} seeds"
+    seeds = len({r.seed for r in records})
+    if records and records[0].design == CHUNKED:
+        return f"chunked training, {shown} epochs per network in balanced rounds, {seeds} seeds"
+    return f"interleaved rounds, {shown} rounds, {seeds} seeds"
+
+
+def of_design(records: Iterable[RoundsRecord], design: str = INTERLEAVED) -> list[RoundsRecord]:
+    """The records of one design (``INTERLEAVED`` inference rounds or ``CHUNKED`` training)."""
+    return [r for r in records if r.design == design]
 
 
 def paired_comparisons(all_rounds: Iterable[RoundsRecord]) -> list[PairedComparison]:
-    """Every (group, lambda > 0, domain) comparison with at least one seed's rounds holding lambda 0."""
+    """Every (group, lambda > 0, domain) comparison with at least one seed's rounds holding lambda 0 (the records
+    given should be of one design: see ``of_design``)."""
     by_group: dict[tuple[str, str, str], list[RoundsRecord]] = {}
     for rounds in all_rounds:
         if 0.0 in rounds.lambdas:

@@ -32,6 +32,59 @@ INCONCLUSIVE = "inconclusive"
 #: Beyond this many seeds the answer is "not feasible" (None) rather than a number.
 _MAX_SEEDS = 10**9
 
+#: An interval too wide to say anything is printed as "unresolved (N seeds)" instead of its ends. The rule,
+#: by the scale the interval is on (``too_wide``): a ratio ("times") whose interval spans more than
+#: ``UNRESOLVED_RATIO_SPAN`` (high / low, two orders of magnitude); a percent change (of a ratio: energy,
+#: a cost) whose interval is wider than ``UNRESOLVED_PERCENT_WIDTH`` points (it reaches a ten-fold rise);
+#: accuracy or an accuracy change (percent, percentage points) whose interval is wider than
+#: ``UNRESOLVED_POINTS_WIDTH``, the whole accuracy scale. An interval a verdict was decided from is always
+#: printed, so every decided verdict can be checked against its interval.
+UNRESOLVED_RATIO_SPAN = 100.0
+UNRESOLVED_PERCENT_WIDTH = 1000.0
+UNRESOLVED_POINTS_WIDTH = 100.0
+#: The scales ``too_wide`` knows.
+SCALES = ("ratio", "percent_change", "points")
+
+
+def too_wide(low: float | None, high: float | None, scale: str) -> bool:
+    """Whether an interval is too wide to say anything, by the rule of its scale (see ``UNRESOLVED_RATIO_SPAN``).
+
+    Args:
+        low, high: The interval's ends (None: no interval, which is not "too wide").
+        scale: ``ratio`` (positive, dimensionless), ``percent_change`` (percent) or ``points`` (percent or pp
+            of accuracy).
+
+    Raises:
+        ValueError: ``scale`` is not one of ``SCALES``.
+    """
+    if scale not in SCALES:
+        raise ValueError(f"scale {scale!r}: one of {', '.join(SCALES)}")
+    if low is None or high is None or not (math.isfinite(low) or math.isfinite(high)):
+        return low is not None and high is not None  # both ends infinite: says nothing
+    if scale == "ratio":
+        return low <= 0 or not math.isfinite(high) or high / low > UNRESOLVED_RATIO_SPAN
+    width = high - low
+    return not math.isfinite(width) or width > (UNRESOLVED_PERCENT_WIDTH if scale == "percent_change"
+                                                else UNRESOLVED_POINTS_WIDTH)
+
+
+def unresolved_text(n: int, unit: str = "seed") -> str:
+    """What a report prints in place of an interval too wide to say anything."""
+    return f"unresolved ({n} {unit}{'' if n == 1 else 's'})"
+
+
+def interval_text(estimate: float | None, low: float | None, high: float | None, n: int, spec: str,
+                  suffix: str = "", *, unresolved: bool = False, unit: str = "seed") -> str:
+    """``estimate [low, high]`` with a format spec; ``unresolved (N seeds)`` for an interval that says nothing;
+    ``estimate (n=N, no interval)`` without one; ``n/a`` without an estimate."""
+    if estimate is None or estimate != estimate:
+        return "n/a"
+    if unresolved:
+        return unresolved_text(n, unit)
+    if low is None or high is None:
+        return f"{estimate:{spec}}{suffix} (n={n}, no interval)"
+    return f"{estimate:{spec}}{suffix} [{low:{spec}}, {high:{spec}}]"
+
 
 def _json_safe(value: Any) -> Any:
     if isinstance(value, (bool, str)) or value is None:
@@ -83,13 +136,23 @@ class StatResult:
         """The value of one entry of ``details`` (``default`` when absent)."""
         return dict(self.details).get(name, default)
 
+    @property
+    def unresolved(self) -> bool:
+        """Whether the interval is too wide to say anything (detail ``unresolved``, set by the statistic by the
+        rule of ``too_wide``); a report prints ``unresolved (N seeds)`` in its place."""
+        return bool(self.detail("unresolved", False))
+
+    @property
+    def clipped(self) -> bool:
+        """Whether an end of the interval was clipped to the quantity's possible range (detail ``clipped``)."""
+        return bool(self.detail("clipped", False))
+
     def fmt(self, spec: str = ".2f", suffix: str = "") -> str:
-        """``estimate [low, high]`` formatted with ``spec`` (and ``n=…, no interval`` when there is none)."""
+        """``estimate [low, high]`` formatted with ``spec`` (``n=…, no interval`` when there is none,
+        ``unresolved (N seeds)`` when it is too wide to say anything)."""
         if self.estimate is None:
             return f"n/a (n={self.n})"
-        if self.low is None or self.high is None:
-            return f"{self.estimate:{spec}}{suffix} (n={self.n}, no interval)"
-        return f"{self.estimate:{spec}}{suffix} [{self.low:{spec}}, {self.high:{spec}}]"
+        return interval_text(self.estimate, self.low, self.high, self.n, spec, suffix, unresolved=self.unresolved)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict: non-finite floats become None, numpy scalars become Python numbers."""
@@ -123,6 +186,12 @@ def make_result(quantity: str, n: int, estimate: float | None, interval: tuple[f
         return None if v is None else float(v)
     return StatResult(quantity, int(n), num(estimate), num(interval[0]), num(interval[1]), float(level), method,
                       verdict, reason, seeds_needed, tuple(sorted(details.items())))
+
+
+def says_nothing(low: float | None, high: float | None, scale: str, verdict: str | None) -> bool:
+    """``too_wide`` for an interval no verdict was decided from (None or ``inconclusive``): the ``unresolved``
+    detail a statistic sets."""
+    return verdict in (None, INCONCLUSIVE) and too_wide(low, high, scale)
 
 
 def finite_array(values: Iterable[float], name: str) -> np.ndarray:

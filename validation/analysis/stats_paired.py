@@ -13,8 +13,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .stats_core import (DOES_NOT_TRACK, FAILS, HOLDS, INCONCLUSIVE, TRACKS, StatResult,
-                         finite_array, make_result, paired_log_differences, seeds_needed, t_interval, too_few)
+from .stats_core import (DOES_NOT_TRACK, FAILS, HOLDS, INCONCLUSIVE, TRACKS, StatResult, finite_array,
+                         interval_text, make_result, paired_log_differences, says_nothing, seeds_needed, t_interval,
+                         too_few, too_wide)
 
 #: Smallest energy change of interest (SESOI), as a fraction. A change is "one that matters" when the
 #: energy ratio leaves [1 / (1 + SESOI), 1 + SESOI], a band symmetric on the log scale (-9.1% .. +10% at
@@ -26,6 +27,8 @@ from .stats_core import (DOES_NOT_TRACK, FAILS, HOLDS, INCONCLUSIVE, TRACKS, Sta
 ENERGY_SESOI = 0.10
 #: The paper's accuracy claim: "under 0.5 pp lost" (percentage points).
 ACCURACY_MAX_LOSS_PP = 0.5
+#: An accuracy change lies within +-this (percentage points): accuracy is a percent.
+ACCURACY_CHANGE_RANGE_PP = 100.0
 
 _LOG_T = "Student t on the mean of per-seed log ratios, back-transformed (geometric-mean ratio)"
 
@@ -34,10 +37,10 @@ def _pct(log_value: float | None) -> float | None:
     return None if log_value is None else (math.exp(log_value) - 1.0) * 100.0
 
 
-def _fmt_pct(mean: float, low: float | None, high: float | None) -> str:
+def _fmt_pct(mean: float, low: float | None, high: float | None, n: int, unresolved: bool = False) -> str:
     if low is None or high is None:
         return f"{mean:+.1f}%"
-    return f"{mean:+.1f}% [{low:+.1f}, {high:+.1f}]"
+    return interval_text(mean, low, high, n, "+.1f", "%", unresolved=unresolved)
 
 
 def paired_ratio(after: Sequence[float], before: Sequence[float], quantity: str) -> StatResult:
@@ -62,10 +65,11 @@ def paired_ratio(after: Sequence[float], before: Sequence[float], quantity: str)
     n = len(d)
     ratio = math.exp(mean) if n else None
     r_lo, r_hi = (None if v is None else math.exp(v) for v in (lo, hi))
-    shown = f"{ratio:.4g}x" + (f" [{r_lo:.4g}, {r_hi:.4g}]" if r_lo is not None else "") if n else ""
+    wide = says_nothing(r_lo, r_hi, "ratio", None)
+    shown = interval_text(ratio, r_lo, r_hi, n, ".4g", "x", unresolved=wide) if n else ""
     reason = f"{quantity} ratio {shown} over {n} seed(s)" if n > 1 else too_few(f"{quantity} ratio {shown}", n)
     return make_result(f"{quantity}_ratio", n, ratio, (r_lo, r_hi), f"paired by seed; {_LOG_T}", None, reason,
-                       fold_fall=None if ratio is None else 1 / ratio, sd_log_ratio=sd)
+                       fold_fall=None if ratio is None else 1 / ratio, sd_log_ratio=sd, unresolved=wide)
 
 
 def energy_change(energy_j_at_lambda: Sequence[float], energy_j_at_baseline: Sequence[float], *,
@@ -100,7 +104,9 @@ def energy_change(energy_j_at_lambda: Sequence[float], energy_j_at_baseline: Seq
     n, bound = len(d), math.log1p(sesoi)
     mean, lo, hi, sd = t_interval(d)
     pct, pct_lo, pct_hi = _pct(mean), _pct(lo), _pct(hi)
-    shown = _fmt_pct(pct, pct_lo, pct_hi) if n else "no seeds"
+    shown = _fmt_pct(pct, pct_lo, pct_hi, n) if n else "no seeds"
+    # What an inconclusive reason shows: "unresolved (N seeds)" for an interval too wide to say anything.
+    undecided = _fmt_pct(pct, pct_lo, pct_hi, n, too_wide(pct_lo, pct_hi, "percent_change")) if n else shown
     band = f"{sesoi:.0%}"
 
     def result(verdict: str, reason: str, needed: int | None = None) -> StatResult:
@@ -108,12 +114,13 @@ def energy_change(energy_j_at_lambda: Sequence[float], energy_j_at_baseline: Seq
             "energy_change_pct", n, pct if n else None, (pct_lo, pct_hi), f"paired by seed; {_LOG_T}",
             verdict, reason, needed, ratio=math.exp(mean) if n else None,
             ratio_low=None if lo is None else math.exp(lo), ratio_high=None if hi is None else math.exp(hi),
-            mean_log_ratio=mean, sd_log_ratio=sd, sesoi=sesoi)
+            mean_log_ratio=mean, sd_log_ratio=sd, sesoi=sesoi,
+            unresolved=says_nothing(pct_lo, pct_hi, "percent_change", verdict))
 
     if n < 2:
         return result(INCONCLUSIVE, too_few(f"energy changed {shown}", n))
     if not proxy_fell:
-        return result(INCONCLUSIVE, f"energy changed {shown}; {proxy} did not fall reliably, so whether energy "
+        return result(INCONCLUSIVE, f"energy changed {undecided}; {proxy} did not fall reliably, so whether energy "
                                     "follows it is not tested")
     if hi < -bound:
         return result(TRACKS, f"energy changed {shown}: a fall larger than the {band} that matters")
@@ -132,7 +139,7 @@ def energy_change(energy_j_at_lambda: Sequence[float], energy_j_at_baseline: Seq
     needed = min((c for c in candidates if c is not None), default=None)
     plan = (f"about {needed} seeds would resolve it at the observed noise (SD of log ratios {sd:.3f})"
             if needed is not None else "the estimate sits on a decision boundary, so no seed count resolves it")
-    return result(INCONCLUSIVE, f"energy changed {shown}: the interval neither shows a fall larger than {band} "
+    return result(INCONCLUSIVE, f"energy changed {undecided}: the interval neither shows a fall larger than {band} "
                                 f"nor excludes changes of {band}; {plan}", needed)
 
 
@@ -163,17 +170,26 @@ def accuracy_change(accuracy_pct_at_lambda: Sequence[float], accuracy_pct_at_bas
         raise ValueError(f"accuracy_pct: {len(a)} values at lambda vs {len(b)} at baseline; pair them by seed")
     d = a - b
     n = len(d)
-    mean, lo, hi, sd = t_interval(d)
-    shown = (f"{mean:+.2f} pp [{lo:+.2f}, {hi:+.2f}]" if lo is not None else
+    mean, raw_lo, raw_hi, sd = t_interval(d)
+    # A change of accuracy lies in [-100, +100] pp: the t interval is clipped to it (the verdicts, read at
+    # +-max_loss_pp, are unchanged by the clip); "unresolved" reads the interval before the clip.
+    lo, hi = (None if v is None else min(max(v, -ACCURACY_CHANGE_RANGE_PP), ACCURACY_CHANGE_RANGE_PP)
+              for v in (raw_lo, raw_hi))
+    clipped = (lo, hi) != (raw_lo, raw_hi)
+    wide = too_wide(raw_lo, raw_hi, "points")
+    shown = (interval_text(mean, lo, hi, n, "+.2f", " pp") if lo is not None else
              f"{mean:+.2f} pp (no interval)" if n else "no seeds")
     bound = f"{max_loss_pp:g} pp"
     rose_beyond = lo is not None and lo > max_loss_pp
 
     def result(verdict: str, reason: str, needed: int | None = None) -> StatResult:
-        return make_result("accuracy_change_pp", n, mean if n else None, (lo, hi),
-                           "paired by seed; Student t on the mean difference", verdict, reason, needed,
+        method = "paired by seed; Student t on the mean difference" + (
+            f", clipped to the possible -{ACCURACY_CHANGE_RANGE_PP:g}..+{ACCURACY_CHANGE_RANGE_PP:g} pp"
+            if clipped else "")
+        return make_result("accuracy_change_pp", n, mean if n else None, (lo, hi), method, verdict, reason, needed,
                            max_loss_pp=max_loss_pp, rose_beyond_bound=rose_beyond, sd_pp=sd,
-                           estimate_above_bound=bool(n) and mean > max_loss_pp)
+                           estimate_above_bound=bool(n) and mean > max_loss_pp, clipped=clipped,
+                           unresolved=wide and verdict == INCONCLUSIVE)
 
     if lo is None or hi is None:
         return result(INCONCLUSIVE, too_few(shown, n))
@@ -187,6 +203,7 @@ def accuracy_change(accuracy_pct_at_lambda: Sequence[float], accuracy_pct_at_bas
         return result(FAILS, f"{shown}: more than {bound} lost")
     needed = seeds_needed(sd, abs(mean + max_loss_pp))
     plan = f"about {needed} seeds would resolve it" if needed else "no seed count resolves an estimate on the bound"
+    shown = interval_text(mean, lo, hi, n, "+.2f", " pp", unresolved=wide)
     return result(INCONCLUSIVE, f"{shown}: the interval reaches both sides of a {bound} loss; {plan}", needed)
 
 

@@ -17,8 +17,9 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import stats as _sp
 
-from .stats_core import (FAILS, HOLDS, INCONCLUSIVE, INTERVAL_LEVEL, StatResult, finite_array, make_result,
-                         one_sided_p, paired_log_differences, seeds_needed, t_interval, too_few)
+from .stats_core import (FAILS, HOLDS, INCONCLUSIVE, INTERVAL_LEVEL, StatResult, finite_array, interval_text,
+                         make_result, one_sided_p, paired_log_differences, says_nothing, seeds_needed, t_interval,
+                         too_few, too_wide)
 
 #: The paper's third claim: energy-first designs give 5-33% training-efficiency gains (gain = 1 - ratio).
 CLAIMED_GAIN_BAND = (0.05, 0.33)
@@ -123,6 +124,7 @@ def efficiency_gain(cost_at_lambda: Sequence[float], cost_at_baseline: Sequence[
     band = f"{claimed_band[0]:.0%}-{claimed_band[1]:.0%}"
     shown = f"gain {g:+.1f}%" + (f" [{g_lo:+.1f}, {g_hi:+.1f}]" if g_lo is not None else "") if n else "no seeds"
     above = g_lo is not None and g_lo > claimed_band[1] * 100
+    undecided = f"gain {interval_text(g, g_lo, g_hi, n, '+.1f', '%', unresolved=True)}" if n else shown
 
     def result(verdict: str, reason: str, needed: int | None = None) -> StatResult:
         # The one-sided p of the decision reached: a gain of at least the band's low end (a log ratio below
@@ -132,7 +134,8 @@ def efficiency_gain(cost_at_lambda: Sequence[float], cost_at_baseline: Sequence[
         return make_result(f"{quantity}_to_target_gain_pct", n, g, (g_lo, g_hi),
                            f"paired by seed; Student t on the mean log ratio of cost to target, back-transformed; "
                            f"gain = 1 - ratio", verdict, reason, needed, ratio=math.exp(mean) if n else None,
-                           claimed_band=list(claimed_band), above_band=above, sd_log_ratio=sd, p_value=p)
+                           claimed_band=list(claimed_band), above_band=above, sd_log_ratio=sd, p_value=p,
+                           unresolved=says_nothing(g_lo, g_hi, "percent_change", verdict))
 
     if g_lo is None:
         return result(INCONCLUSIVE, too_few(shown, n))
@@ -143,25 +146,29 @@ def efficiency_gain(cost_at_lambda: Sequence[float], cost_at_baseline: Sequence[
         return result(FAILS, f"{shown}: below the claimed {band} (the gain is under {low_gain:.0%})")
     needed = seeds_needed(sd, abs(mean - math.log(1 - low_gain)))
     plan = f"about {needed} seeds would resolve it" if needed else "no seed count resolves an estimate on the bound"
+    shown = undecided if too_wide(g_lo, g_hi, "percent_change") else shown
     return result(INCONCLUSIVE, f"{shown}: the interval straddles the claimed minimum {low_gain:.0%}; {plan}", needed)
 
 
 def reference_drift(reference_energy_j: Sequence[float], *, tolerance: float = DRIFT_TOLERANCE) -> StatResult:
-    """Drift of a fixed reference workload measured before every run, in run order.
+    """Drift of a fixed reference workload measured before every run, in run order, as a ratio.
 
-    Fits energy = a + b * run_index by least squares; the estimate is the slope as percent of the median per
-    run, with its Student-t interval (n - 2 df; successive measurements may be autocorrelated, which this
-    ignores, so treat a borderline interval with care). Verdict: ``DRIFTING`` when the slope's interval
-    excludes 0; ``STABLE`` when the fitted change over the whole series lies within ``+-tolerance`` at both
-    ends of the slope's interval; else ``inconclusive``. Details: ``slope_j_per_run`` (with low/high),
-    ``fitted_last_over_first`` (the fitted ratio, robust to one noisy end) and ``last_over_first`` (raw).
+    Fits log(energy) = a + b * run_index by least squares (a log-linear trend: drift multiplies energy), so
+    every figure is a ratio that cannot go negative: the ratio per run ``exp(b)`` and the fitted ratio of the
+    last run to the first ``exp(b * (n - 1))``, each with the Student-t interval of ``b`` (n - 2 df)
+    back-transformed. Successive measurements may be autocorrelated, which this ignores, so treat a
+    borderline interval with care. Verdict: ``DRIFTING`` when the interval of the ratio per run excludes 1;
+    ``STABLE`` when the interval of the fitted last/first ratio lies inside ``[1 / (1 + tolerance),
+    1 + tolerance]``; else ``inconclusive``, saying whether the interval is too wide to exclude a drift of
+    ``tolerance``. Details: ``ratio_per_run_low/high``, ``fitted_last_over_first`` (with ``_low``/``_high``),
+    ``last_over_first`` (the raw ratio of the two end measurements) and ``slope_log_per_run``.
 
     Args:
         reference_energy_j: Energy (J) of the reference workload before each run, in run order.
         tolerance: Fitted change over the series (fraction) that cannot matter.
 
     Returns:
-        ``reference_drift_pct_per_run``.
+        ``reference_drift_ratio_per_run`` (dimensionless; 1 = no drift).
 
     Raises:
         ValueError: On non-finite or non-positive energies.
@@ -170,33 +177,42 @@ def reference_drift(reference_energy_j: Sequence[float], *, tolerance: float = D
     if (y <= 0).any():
         raise ValueError("reference energies must be positive")
     n = len(y)
-    method = "OLS slope of reference energy on run index, Student t (n-2 df), as % of the median per run"
+    method = ("OLS slope of log reference energy on run index (a log-linear trend), Student t (n-2 df), "
+              "back-transformed to a ratio per run")
     if n < 3:
-        return make_result("reference_drift_pct_per_run", n, None, (None, None), method, INCONCLUSIVE,
+        return make_result("reference_drift_ratio_per_run", n, None, (None, None), method, INCONCLUSIVE,
                            f"{n} reference measurement(s): a slope with an interval needs 3")
-    x = np.arange(n, dtype=float)
+    x, logs = np.arange(n, dtype=float), np.log(y)
     sxx = float(((x - x.mean()) ** 2).sum())
-    b = float(((x - x.mean()) * (y - y.mean())).sum()) / sxx
-    a = float(y.mean()) - b * float(x.mean())
-    resid = y - (a + b * x)
-    se = math.sqrt(float(resid @ resid) / (n - 2) / sxx)  # 0 for an exactly straight series
+    b = float(((x - x.mean()) * (logs - logs.mean())).sum()) / sxx
+    resid = logs - (float(logs.mean()) + b * (x - x.mean()))
+    se = math.sqrt(float(resid @ resid) / (n - 2) / sxx)  # 0 for an exactly geometric series
     half = float(_sp.t.ppf(0.5 + INTERVAL_LEVEL / 2, n - 2)) * se
-    med = float(np.median(y))
-    slope, lo, hi = (v / med * 100 for v in (b, b - half, b + half))
-    first, last = a, a + b * (n - 1)
-    fitted_ratio = last / first if first > 0 else None
-    span = (n - 1) / 100  # percent per run -> fraction over the series
-    shown = f"{slope:+.3f}% per run [{lo:+.3f}, {hi:+.3f}] over {n} runs"
-    if lo > 0 or hi < 0:
-        ends = f"fitted last/first {fitted_ratio:.3f}" if fitted_ratio is not None else "fitted first value <= 0"
-        verdict, why = DRIFTING, f"{shown}: the reference drifts ({ends})"
-    elif max(abs(lo), abs(hi)) * span < tolerance:
+    per_run = [_exp(v) for v in (b, b - half, b + half)]
+    whole = [_exp(v * (n - 1)) for v in (b, b - half, b + half)]
+    wide = too_wide(whole[1], whole[2], "ratio")
+    shown = (f"{per_run[0]:.4f}x per run [{per_run[1]:.4f}, {per_run[2]:.4f}] over {n} runs, fitted last/first "
+             + (f"{whole[0]:.3f} [{whole[1]:.3g}, {whole[2]:.3g}]" if not wide else
+                f"{whole[0]:.3g} (interval unresolved: it spans more than 100x)"))
+    band = (1 / (1 + tolerance), 1 + tolerance)
+    if b - half > 0 or b + half < 0:
+        verdict, why = DRIFTING, f"{shown}: the reference drifts"
+    elif band[0] < whole[1] and whole[2] < band[1]:
         verdict, why = STABLE, f"{shown}: any drift over the series is under {tolerance:.0%}"
     else:
-        verdict, why = INCONCLUSIVE, f"{shown}: no drift shown, but one of up to {tolerance:.0%} is not excluded"
-    return make_result("reference_drift_pct_per_run", n, slope, (lo, hi), method, verdict, why,
-                       slope_j_per_run=b, slope_j_per_run_low=b - half, slope_j_per_run_high=b + half,
-                       fitted_last_over_first=fitted_ratio, last_over_first=float(y[-1] / y[0]), median_j=med)
+        verdict, why = INCONCLUSIVE, (f"{shown}: no drift shown, but the interval of the fitted last/first ratio is "
+                                      f"too wide to exclude a drift of {tolerance:.0%} over the series (that needs "
+                                      f"it inside [{band[0]:.3f}, {band[1]:.3f}])")
+    return make_result("reference_drift_ratio_per_run", n, per_run[0], (per_run[1], per_run[2]), method, verdict, why,
+                       slope_log_per_run=b, ratio_per_run_low=per_run[1], ratio_per_run_high=per_run[2],
+                       fitted_last_over_first=whole[0], fitted_last_over_first_low=whole[1],
+                       fitted_last_over_first_high=whole[2], last_over_first=float(y[-1] / y[0]),
+                       median_j=float(np.median(y)), unresolved=says_nothing(whole[1], whole[2], "ratio", verdict))
+
+
+def _exp(v: float) -> float:
+    """``exp`` that saturates instead of raising: a slope fitted to wild references stays a (huge) ratio."""
+    return math.exp(min(v, 700.0))
 
 
 #: Reference factors a drift correction accepts: a machine drifting more than 2x either way between runs is

@@ -15,10 +15,11 @@ import numpy as np
 
 from ..records.record import RunRecord
 from .figures import INFERENCE, LOIHI, PROXIES, Figure, FigureId, Figures, sort_key
-from .intervals import AnovaSkipped, Interval, anova, t_interval
+from .intervals import NON_NEGATIVE, AnovaSkipped, Interval, accuracy_interval, anova, t_interval
 from .stats import (ENERGY_SESOI, INCONCLUSIVE, StatResult, accuracy_change, elasticity, elasticity_verdict,
                     energy_change, make_result, within_group_correlation)
 from .stats_paired import paired_ratio
+from .training_length import levelled_off, ratio_by_epoch, still_rising
 
 Group = tuple[str, str, str]
 
@@ -33,13 +34,21 @@ class LambdaRow:
         accuracy_pct: Test accuracy (percent) over seeds.
         activation_energy: E per test sample over seeds (arbitrary units).
         e_ratio: E(lambda = 0) / E(lambda), geometric mean over seeds with its interval (log scale).
-        e_ratio_by_kind: The same ratio with E measured under each definition (l2, l1, l0).
         accuracy_change_pp: Accuracy change (pp) with the verdict against the paper's bound.
         energy_change: Figure -> ratio of energy at lambda to lambda = 0 with its tracking verdict.
         elasticity: Figure -> log-log slope of energy on E (lambda and 0, within seed).
         energy_j: Figure -> joules over seeds.
         provenance: Figure -> provenance.
         negative_net: Figures with a negative net figure in some run (left out of that figure's change).
+        e_ratio_by_kind: The same ratio with E measured under each definition (l2, l1, l0, and the scale-free
+            l2-scale-free and l1-scale-free that no per-layer rescaling moves).
+        e_ratio_by_epoch: E(0) / E(lambda) on the test split after each epoch, under the definition trained
+            with (geometric mean over seeds); empty where the records hold no per-epoch test E.
+        levelled_off: Whether that ratio had levelled off by the last epoch (``training_length.level_rule``);
+            None where it cannot be told.
+        still_rising: The ratio was still rising at the last epoch (more than the rule's tolerance).
+        e_ratio_by_epoch_by_kind: The per-epoch ratio under every definition recorded per epoch.
+        still_rising_by_kind: Definition -> whether its ratio was still rising at the last epoch.
     """
 
     model: str
@@ -57,6 +66,11 @@ class LambdaRow:
     provenance: Mapping[FigureId, str] = field(default_factory=dict)
     negative_net: tuple[FigureId, ...] = ()
     e_ratio_by_kind: Mapping[str, StatResult] = field(default_factory=dict)
+    e_ratio_by_epoch: tuple[float | None, ...] = ()
+    levelled_off: bool | None = None
+    still_rising: bool = False
+    e_ratio_by_epoch_by_kind: Mapping[str, tuple[float | None, ...]] = field(default_factory=dict)
+    still_rising_by_kind: Mapping[str, bool] = field(default_factory=dict)
 
 
 def groups(records: Iterable[RunRecord]) -> dict[Group, dict[float, dict[int, RunRecord]]]:
@@ -152,13 +166,28 @@ def lambda_rows(figures: Figures, sesoi: float = ENERGY_SESOI) -> list[LambdaRow
                         by_kind[measure] = result
             rows.append(LambdaRow(
                 model, dataset, kind, lam, len(seeds),
-                t_interval(r.test_accuracy * 100 for r in runs.values()),
-                t_interval(r.activation_energy for r in runs.values()),
+                accuracy_interval(r.test_accuracy * 100 for r in runs.values()),
+                t_interval((r.activation_energy for r in runs.values()), NON_NEGATIVE),
                 ratio if lam != 0.0 else None,
                 accuracy_change([runs[s].test_accuracy * 100 for s in seeds],
                                 [base[s].test_accuracy * 100 for s in seeds]) if lam != 0.0 and seeds else None,
-                change, slopes, joules, provenance, tuple(negative), by_kind))
+                change, slopes, joules, provenance, tuple(negative), by_kind, *_by_epoch(runs, base, seeds, kind, lam)))
     return rows
+
+
+def _by_epoch(runs: Mapping[int, RunRecord], base: Mapping[int, RunRecord], seeds: list[int], kind: str,
+              lam: float) -> tuple[Any, ...]:
+    """The per-epoch ratios: under the trained definition (per-epoch E is recorded with reduction sum only),
+    whether it levelled off and was still rising, and the same per recorded definition."""
+    if lam == 0.0:
+        return (), None, False, {}, {}
+    measures = sorted({k for s in seeds for h in runs[s].history for k in h.test_activation_energy_by_kind})
+    by_kind = {m: ratio_by_epoch(runs, base, seeds, m) for m in measures}
+    by_kind = {m: series for m, series in by_kind.items() if series}
+    measure, _, reduction = kind.partition("/")
+    series = by_kind.get(measure, ()) if reduction in ("", "sum") else ()
+    return (series, levelled_off(series), still_rising(series), by_kind,
+            {m: still_rising(v) for m, v in by_kind.items()})
 
 
 @dataclass(frozen=True)
@@ -189,11 +218,12 @@ def loihi_rows(records: list[RunRecord]) -> list[LoihiRow]:
             pct = (lambda xs: (100 * x for x in xs if x is not None))
             profiles = sorted({p for s in sims for p in s.energy_j_per_sample})
             rows.append(LoihiRow(model, dataset, kind, lam, sims[0].samples, sims[0].timesteps,
-                                 t_interval(pct(s.accuracy for s in sims)),
-                                 t_interval(pct(s.source_accuracy for s in sims)),
-                                 t_interval(s.spikes_per_sample for s in sims),
-                                 t_interval(s.synops_per_sample for s in sims),
-                                 {p: t_interval(s.energy_j_per_sample.get(p) for s in sims) for p in profiles}))
+                                 accuracy_interval(pct(s.accuracy for s in sims)),
+                                 accuracy_interval(pct(s.source_accuracy for s in sims)),
+                                 t_interval((s.spikes_per_sample for s in sims), NON_NEGATIVE),
+                                 t_interval((s.synops_per_sample for s in sims), NON_NEGATIVE),
+                                 {p: t_interval((s.energy_j_per_sample.get(p) for s in sims), NON_NEGATIVE)
+                                  for p in profiles}))
     return rows
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from .characterisation import SweepCharacterisation
 from .store import SWEEP_FILE, StoreError, write_json_atomic
 
 
@@ -30,6 +31,8 @@ class SweepManifest:
         metadata: Machine and software facts (``run.metadata.collect``).
         backend_changes: Each ``--resume`` that continued on other energy backends than the sweep began
             with (``--allow-backend-change``): ``{"from": [...], "to": [...], "after_runs": N}``.
+        characterisations: The hardware counters as characterised at the sweep's start and at each
+            ``--resume``, with the minimum window taken from them (none in manifests older than them).
     """
 
     fingerprint: str | None = None
@@ -40,6 +43,7 @@ class SweepManifest:
     run_order: tuple[str, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
     backend_changes: tuple[Mapping[str, Any], ...] = ()
+    characterisations: tuple[SweepCharacterisation, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("config", "activation_energy_definitions", "metadata"):
@@ -47,6 +51,7 @@ class SweepManifest:
         object.__setattr__(self, "energy_backends", tuple(self.energy_backends))
         object.__setattr__(self, "run_order", tuple(self.run_order))
         object.__setattr__(self, "backend_changes", tuple(MappingProxyType(dict(c)) for c in self.backend_changes))
+        object.__setattr__(self, "characterisations", tuple(self.characterisations))
 
     @property
     def country(self) -> str | None:
@@ -60,7 +65,8 @@ class SweepManifest:
                 "activation_energy_definitions": dict(self.activation_energy_definitions),
                 "energy_backends": list(self.energy_backends), "reference_reps": self.reference_reps,
                 "run_order": list(self.run_order), "metadata": _plain(self.metadata),
-                "backend_changes": [_plain(c) for c in self.backend_changes]}
+                "backend_changes": [_plain(c) for c in self.backend_changes],
+                "characterisations": [c.to_dict() for c in self.characterisations]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "SweepManifest":
@@ -75,7 +81,8 @@ class SweepManifest:
                    {str(k): str(v) for k, v in (data.get("activation_energy_definitions") or {}).items()},
                    tuple(str(b) for b in data.get("energy_backends") or ()), None if reps is None else int(reps),
                    tuple(str(k) for k in data.get("run_order") or ()), dict(data.get("metadata") or {}),
-                   tuple(dict(c) for c in data.get("backend_changes") or ()))
+                   tuple(dict(c) for c in data.get("backend_changes") or ()),
+                   tuple(SweepCharacterisation.from_dict(c) for c in data.get("characterisations") or ()))
 
 
 def _plain(value: Any) -> Any:
@@ -110,5 +117,5 @@ def read_manifest(directory: Path) -> SweepManifest | None:
         raise StoreError(f"{path} is not a JSON object")
     try:
         return SweepManifest.from_dict(data)
-    except (TypeError, ValueError, AttributeError) as exc:
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
         raise StoreError(f"{path} is not a sweep manifest ({exc})") from exc

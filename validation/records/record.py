@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 from energymeter.measurement import Measurement, SchemaError
 
+from .characterisation import SweepCharacterisation
 from .record_parts import (EpochRecord, LoihiRecord, MachineLoad, RecordError, WindowRecord, _floats, _freeze,
                            _opt_float, net_energy_j, real, whole)
 from .spec import RunSpec, SpecError, check_lambda, run_key
@@ -54,6 +55,8 @@ class RunRecord:
         host: The machine's host name.
         run_index: Position in the sweep's (randomised) run order.
         finished_at: Unix time the run finished.
+        characterisation: The hardware counters' figures in force when it ran, and the minimum window
+            taken from them (``sweep.json`` keeps every one; None in records older than them).
     """
 
     model: str
@@ -81,6 +84,7 @@ class RunRecord:
     host: str = ""
     run_index: int | None = None
     finished_at: float = 0.0
+    characterisation: SweepCharacterisation | None = None
 
     def __post_init__(self) -> None:
         _freeze(self, "activation_energy_per_layer", "activation_energy_by_kind", "uncounted_ops", "cross_checks")
@@ -123,6 +127,7 @@ class RunRecord:
             "loihi": None if self.loihi is None else self.loihi.to_dict(),
             "cross_checks": dict(self.cross_checks), "load": None if self.load is None else self.load.to_dict(),
             "host": self.host, "run_index": self.run_index, "finished_at": self.finished_at,
+            "characterisation": None if self.characterisation is None else self.characterisation.to_dict(),
         }
 
     @classmethod
@@ -171,7 +176,9 @@ def _from_v2(d: Mapping[str, Any]) -> RunRecord:
         load=None if d.get("load") is None else MachineLoad.from_dict(d["load"]),
         host=str(d.get("host", "")),
         run_index=None if d.get("run_index") is None else whole(d["run_index"], "run_index"),
-        finished_at=real(d.get("finished_at", 0.0), "finished_at"))
+        finished_at=real(d.get("finished_at", 0.0), "finished_at"),
+        characterisation=None if d.get("characterisation") is None
+        else SweepCharacterisation.from_dict(d["characterisation"]))
 
 
 def _from_v1(d: Mapping[str, Any]) -> RunRecord:

@@ -116,6 +116,9 @@ class EpochRecord:
         cumulative_duration_s: Training seconds from the start to this epoch's end.
         cumulative_energy_j: Raw joules per domain from the start to this epoch's end.
         cumulative_flops: Training FLOPs from the start to this epoch's end (counted outside the energy window).
+        test_activation_energy_by_kind: E per test sample after this epoch under each definition (l2, l1, l0,
+            l2-scale-free, l1-scale-free), evaluated from the epoch's kept parameters; empty in lines written
+            before it was recorded (they still read).
     """
 
     epoch: int
@@ -127,12 +130,14 @@ class EpochRecord:
     cumulative_duration_s: float | None = None
     cumulative_energy_j: Mapping[str, float] = field(default_factory=dict)
     cumulative_flops: float | None = None
+    test_activation_energy_by_kind: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _freeze(self, "cumulative_energy_j")
+        _freeze(self, "cumulative_energy_j", "test_activation_energy_by_kind")
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: (dict(getattr(self, f.name)) if f.name == "cumulative_energy_j" else getattr(self, f.name))
+        maps = ("cumulative_energy_j", "test_activation_energy_by_kind")
+        return {f.name: (dict(getattr(self, f.name)) if f.name in maps else getattr(self, f.name))
                 for f in fields(self)}
 
     @classmethod
@@ -145,7 +150,8 @@ class EpochRecord:
         return cls(whole(data["epoch"], "epoch"), real(data["loss"], "loss"), real(data["ce"], "ce"),
                    real(data["activation_energy"], "activation_energy"),
                    float(data["train_accuracy"]), _opt_float(data.get("test_accuracy")),
-                   _opt_float(either("duration_s")), _floats(either("energy_j")), _opt_float(either("flops")))
+                   _opt_float(either("duration_s")), _floats(either("energy_j")), _opt_float(either("flops")),
+                   _floats(data.get("test_activation_energy_by_kind")))
 
 
 @dataclass(frozen=True)

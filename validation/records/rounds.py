@@ -15,8 +15,10 @@ from .record_parts import RecordError, _floats, _freeze, real, whole
 from .spec import check_lambda
 
 ROUNDS_SCHEMA_VERSION = 1
-#: The name of the design a rounds record measured.
+#: The designs a rounds record measured: a group's inference in interleaved rounds, or its training in chunks
+#: (one epoch of every network per round; a "workload" is then one epoch).
 INTERLEAVED = "interleaved"
+CHUNKED = "chunked-training"
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ class RoundsRecord:
         budget_s: ... or when this many seconds were spent on them, ...
         max_rounds: ... or at this many rounds.
         stop_reason: Which of the three stopped them (a sentence).
-        design: ``interleaved``.
+        design: ``interleaved`` (inference rounds) or ``chunked-training`` (training epochs).
     """
 
     model: str
@@ -132,8 +134,9 @@ class RoundsRecord:
 
     @property
     def key(self) -> str:
-        """The group and seed: one rounds record each."""
-        return f"{self.model}|{self.dataset}|{self.activation_energy_kind}|seed={self.seed}"
+        """The group and seed (and the design, for training chunks): one rounds record each."""
+        key = f"{self.model}|{self.dataset}|{self.activation_energy_kind}|seed={self.seed}"
+        return key if self.design == INTERLEAVED else f"{key}|{self.design}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": ROUNDS_SCHEMA_VERSION, "key": self.key, "design": self.design,

@@ -7,70 +7,52 @@ Built from an ``Analysis`` only: this module formats numbers, it computes none. 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 
 from ..analysis.analysis import Analysis
-from ..analysis.intervals import Interval
-from ..analysis.stats import StatResult
+from ..analysis.training_length import level_rule, lookback_epochs
 from ..records.manifest import SweepManifest
+from .section import Section, fmt, verdict_badge
+from .paired import paired_sections
+from .summary import claim_sections, summary_section
+
+__all__ = ["Section", "fmt", "metadata_lines", "sections", "verdict_badge"]
 
 
-def fmt(value: Interval | StatResult | None, spec: str = ".3g", suffix: str = "", scale: float = 1.0,
-        shift: float = 0.0) -> str:
-    """``estimate [low, high]`` of an interval or a stat result (``(v - shift) * scale``), or n/a."""
-    if value is None:
-        return "n/a"
-    mean = value.mean if isinstance(value, Interval) else value.estimate
-    if mean is None or mean != mean:
-        return "n/a"
-    conv = (lambda v: (v - shift) * scale)
-    if value.low is None or value.high is None:
-        return f"{conv(mean):{spec}}{suffix} (n={value.n}, no interval)"
-    return f"{conv(mean):{spec}}{suffix} [{conv(value.low):{spec}}, {conv(value.high):{spec}}]"
+def _last_epochs(series: tuple[float | None, ...]) -> str:
+    """The epoch the levelling rule compares with and the last three, as ``epoch: ratio``."""
+    n = len(series)
+    shown = sorted({max(0, n - 1 - lookback_epochs(n))} | set(range(max(0, n - 3), n)))
+    return ", ".join(f"{k + 1}: " + ("n/a" if series[k] is None else f"{series[k]:,.1f}x") for k in shown)
 
 
-def verdict_badge(verdict: str) -> str:
-    return {"tracks": "TRACKS", "does_not_track": "DOES NOT TRACK", "holds": "HOLDS", "fails": "FAILS"}.get(
-        verdict, "INCONCLUSIVE")
-
-
-@dataclass(frozen=True)
-class Section:
-    """One part of a report.
-
-    Attributes:
-        title: Heading.
-        level: Heading level (1 for the title, 2 for sections, 3 for subsections).
-        paragraphs: Text before the table.
-        items: A bulleted list.
-        headers, rows: A table (cells are plain text; ``verdicts`` marks the column holding verdict badges).
-        emphasis: Show the paragraphs as a highlighted banner.
-    """
-
-    title: str
-    level: int = 2
-    paragraphs: tuple[str, ...] = ()
-    items: tuple[str, ...] = ()
-    headers: tuple[str, ...] = ()
-    rows: tuple[tuple[str, ...], ...] = ()
-    verdicts: int | None = None
-    emphasis: bool = False
-    figures: tuple[str, ...] = field(default=())
+def _training_length(a: Analysis) -> list[Section]:
+    """E(0)/E on the test split at the last epochs, and whether it had levelled off."""
+    rows = [r for r in a.lambda_rows if r.e_ratio_by_epoch]
+    if not rows:
+        return []
+    said = {True: "yes", False: "no: still falling", None: "cannot tell (too few epochs)"}
+    return [Section("E(0)/E against training length (test split, under the definition trained with)", 3,
+                    paragraphs=(f"Rule: {level_rule()}. A ratio short of the paper's that was still rising "
+                                "is \"not reached at this training length\", not a failure of the claim.",
+                                f"{sum(r.levelled_off is True for r in rows)} of {len(rows)} rows had levelled off "
+                                f"by the last epoch; {sum(r.still_rising for r in rows)} were still rising (train "
+                                "longer, --epochs N, to measure where the ratio settles)."),
+                    headers=("model", "dataset", "E", "lambda", "epochs", "E(0)/E after epoch (rule's and last)",
+                             "levelled off"),
+                    rows=tuple((r.model, r.dataset, r.activation_energy_kind, f"{r.lam:g}",
+                                str(len(r.e_ratio_by_epoch)), _last_epochs(r.e_ratio_by_epoch),
+                                "no: still rising" if r.still_rising else said[r.levelled_off])
+                               for r in rows))]
 
 
 def sections(a: Analysis) -> list[Section]:
     """The whole report, in order."""
-    out = [Section("energymeter validation report", 1, (a.headline,), emphasis=True)]
+    out = [Section("energymeter validation report", 1, (a.headline,), emphasis=True), *summary_section(a)]
     if a.warnings:
         out.append(Section("Warnings", items=a.warnings))
     if a.problems:
         out.append(Section("Problems reading results", items=a.problems))
-    families = tuple(f.sentence for f in a.families)
-    out.append(Section("Claims", paragraphs=(
-        "Each verdict is read from its 95% interval (one-sided at 0.025); the verdicts of each family are then "
-        "controlled together for the family's size, and those that do not survive are inconclusive:",) if families
-        else (), items=families, headers=("verdict", "kind", "claim"), verdicts=0,
-        rows=tuple((verdict_badge(c.verdict), c.kind, c.sentence) for c in a.claims)))
+    out += claim_sections(a)
     out.append(Section("Plots", figures=("scatter", "lambda")))
     out.append(Section("Per lambda (paired by seed with lambda = 0; 95% intervals)",
                        headers=("model", "dataset", "E", "lambda", "seeds", "accuracy %", "E per sample", "E(0)/E",
@@ -81,13 +63,18 @@ def sections(a: Analysis) -> list[Section]:
                                   for r in a.lambda_rows)))
     kinds = sorted({k for r in a.lambda_rows for k in r.e_ratio_by_kind})
     if kinds:
-        out.append(Section("E(0)/E under each definition of E (paper: about 17x in v1, about 1000x in v2)", 3,
+        out.append(Section("E(0)/E under each definition of E (paper: about 1000x)", 3,
                            paragraphs=("The paper gives no formula for E. Each run's E is measured under every "
-                                       "definition below, whatever penalty it trained with.",),
+                                       "definition below, whatever penalty it trained with. l2-scale-free and "
+                                       "l1-scale-free divide each layer's share by its activation scale (the "
+                                       "99.9th percentile of its non-zero outputs, the Loihi conversion's "
+                                       "scale, squared for l2): a per-layer rescaling of the weights that changes "
+                                       "no prediction moves l2 E by any factor and these not at all.",),
                            headers=("model", "dataset", "trained with", "lambda") + tuple(f"E(0)/E as {k}" for k in kinds),
                            rows=tuple((r.model, r.dataset, r.activation_energy_kind, f"{r.lam:g}")
                                       + tuple(fmt(r.e_ratio_by_kind.get(k), ',.1f', 'x') for k in kinds)
                                       for r in a.lambda_rows if r.lam != 0.0)))
+    out.extend(_training_length(a))
     out.append(Section("Energy change per target (ratio lambda / 0 as a percent change; log scale, paired by seed)",
                        3, headers=("model", "dataset", "E", "lambda", "energy", "provenance", "change %", "elasticity",
                                    "verdict"), verdicts=8,
@@ -96,7 +83,7 @@ def sections(a: Analysis) -> list[Section]:
                                    fmt(r.elasticity.get(target), '+.2f'), verdict_badge(change.verdict or ''))
                                   for r in a.lambda_rows
                                   for target, change in sorted(r.energy_change.items(), key=lambda i: i[0].label))))
-    out.append(inference_rounds_section(a))
+    out.extend(paired_sections(a))
     if a.loihi_rows:
         profiles = tuple(a.loihi_rows[0].energy_j_per_sample)
         out.append(Section("Simulated Loihi (rate-coded conversion; means over seeds, 95% t intervals)",
@@ -138,28 +125,6 @@ def sections(a: Analysis) -> list[Section]:
                                       for c in a.carbon_rows)))
     out.append(Section("Metadata", items=tuple(metadata_lines(a.sweep))))
     return out
-
-
-def inference_rounds_section(a: Analysis) -> Section:
-    """Inference energy per sample paired by round (interleaved design), or why there is none."""
-    if not a.inference_rounds:
-        return Section("Inference paired by round", 3, paragraphs=(
-            f"Inference design: {a.inference_design}. No interleaved rounds in this sweep: each run's inference "
-            "window ran right after its training, so drift of the machine falls on whichever lambda ran then.",))
-    return Section(
-        f"Inference paired by round ({a.inference_design})", 3, paragraphs=(
-            "Each round measured every network of one seed once, in a fresh balanced order (Williams squares), each "
-            "window the same fixed batch; the log ratio of joules per sample, lambda over lambda = 0, is taken within "
-            "each round, so drift and slow counter noise cancel. 'over seeds' is the mean of the seeds' mean log "
-            "ratios (95% t interval over seeds); 'measurement SE' is the within-seed standard error over rounds, "
-            "'seed SD' the spread of the seeds' means (training variability plus measurement noise). Raw joules; "
-            "no drift correction is needed for these figures.",),
-        headers=("model", "dataset", "E", "lambda", "domain", "provenance", "log ratio over seeds", "seeds",
-                 "rounds per seed", "measurement SE", "seed SD"),
-        rows=tuple((c.model, c.dataset, c.activation_energy_kind, f"{c.lam:g}", c.domain, c.provenance,
-                    fmt(c.across_seeds, '+.3f'), str(len(c.seeds)), ",".join(str(s.rounds) for s in c.seeds),
-                    "n/a" if c.measurement_se is None else f"{c.measurement_se:.3f}",
-                    "n/a" if c.seed_sd is None else f"{c.seed_sd:.3f}") for c in a.inference_rounds))
 
 
 def metadata_lines(sweep: SweepManifest) -> list[str]:

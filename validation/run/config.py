@@ -33,6 +33,9 @@ PRESETS = ("default", "paper")
 #: How inference is measured (``--inference-design``): interleaved rounds over a group's trained networks
 #: (paired by round), or one window per run right after its training (unprotected against drift).
 INFERENCE_DESIGNS = ("interleaved", "per-run")
+#: How training is measured (``--training-design``): a group's networks round-robin, one epoch each per round in a
+#: balanced order (drift falls on every lambda alike), or one run after another (unprotected against drift).
+TRAINING_DESIGNS = ("chunked", "sequential")
 #: Where a sweep's runs execute (``--executor``): in this process, or as Ray tasks.
 EXECUTORS = ("local", "ray")
 
@@ -107,6 +110,9 @@ class SweepConfig:
         inference_design: ``interleaved`` (after a group's networks are trained, their inference is measured
             in rounds, each a fresh balanced order, paired by round) or ``per-run`` (one window after each
             run's training; drift falls on whichever lambda ran when it happened).
+        training_design: ``chunked`` (a group's networks trained round-robin, an epoch each per round, each
+            epoch a window of its own, paired by round) or ``sequential`` (one run's training after another;
+            drift falls on whichever lambda trained when it happened).
         round_min_window_s, round_min_workloads: Each round window's minimum duration (s) and repetitions of
             the fixed batch (the window-minimum settings of the interleaved design).
         rounds_min, rounds_max: The fewest and most rounds per group.
@@ -136,6 +142,7 @@ class SweepConfig:
     snn_timesteps: int = 50
     order_seed: int = 0
     inference_design: str = "interleaved"
+    training_design: str = "chunked"
     round_min_window_s: float = 0.1
     round_min_workloads: int = 5
     rounds_min: int = 5
@@ -145,6 +152,11 @@ class SweepConfig:
     root: str | None = None
     download: bool = False
     country: str | None = None
+
+    @property
+    def grouped(self) -> bool:
+        """Whether the runs execute group by group (either design that pairs a group's networks needs it)."""
+        return self.inference_design == "interleaved" or self.training_design == "chunked"
 
     def fingerprint(self) -> str:
         """Hash of the settings that define the sweep (where the data lies and the CO2e country do not count)."""
@@ -169,7 +181,7 @@ class SweepConfig:
         order = self.grid()
         rng = random.Random(self.order_seed)
         rng.shuffle(order)
-        if self.inference_design != "interleaved":
+        if not self.grouped:
             return order
         first = {}
         for spec in order:
@@ -191,7 +203,8 @@ def preset(name: str, quick: bool, available_datasets: tuple[str, ...] = ("digit
 
     ``default``: mlp on digits, the paper's five lambdas, 3 seeds, 10 epochs. ``paper``: the paper's
     first claim (architecture x dataset): mlp, cnn and kwta-mlp on every dataset available (digits and
-    mnist-5k always; mnist and fashion-mnist when their files are given), five lambdas. ``quick`` shrinks
+    mnist-5k always; mnist and fashion-mnist when their files are given; 20newsgroups, text, when its
+    scikit-learn cache is there), five lambdas. ``quick`` shrinks
     either to a smoke test (``paper --quick`` finishes in under 10 minutes on 2 cores).
     """
     if name not in PRESETS:
@@ -250,6 +263,8 @@ def check_config(config: SweepConfig) -> None:
             raise SweepError(f"{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
     if config.inference_design not in INFERENCE_DESIGNS:
         raise SweepError(f"unknown inference design {config.inference_design!r}; known: {', '.join(INFERENCE_DESIGNS)}")
+    if config.training_design not in TRAINING_DESIGNS:
+        raise SweepError(f"unknown training design {config.training_design!r}; known: {', '.join(TRAINING_DESIGNS)}")
     if config.round_min_workloads < 1 or config.rounds_min < 1 or config.rounds_max < config.rounds_min:
         raise SweepError("round-min-workloads and rounds-min must be at least 1, and rounds-max at least rounds-min")
     for name in ("round_min_window_s", "rounds_target_width", "rounds_budget_s"):

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any, Iterator, Protocol
 
 from ..records.record import RunRecord
-from ..records.rounds import RoundsRecord
 from ..records.spec import RunSpec
 from .config import SweepConfig
 
@@ -45,9 +44,9 @@ def energy_backends(config: SweepConfig) -> list[str]:
 
 
 class LocalExecutor:
-    """Runs every run in this process on one Meter: one after another (``per-run``), or group by group, each
-    group's inference measured in interleaved rounds once its networks are trained (``interleaved``; its
-    ``RoundsRecord`` is yielded before the group's run records)."""
+    """Runs every run in this process on one Meter: one after another (``per-run`` inference, ``sequential``
+    training), or group by group (``groups.run_groups``: chunked training, interleaved inference rounds; a group's
+    ``RoundsRecord`` objects are yielded before its run records)."""
 
     def __init__(self, meter: Any = None) -> None:
         self._meter = meter
@@ -59,8 +58,11 @@ class LocalExecutor:
 
         meter = self._meter or Meter(energy_backends(config))
         try:
-            if config.inference_design == "interleaved":
-                yield from interleaved_groups(config, pending, reference_reps, meter)
+            if config.grouped:
+                from .groups import run_groups
+
+                yield from run_groups(config, pending, reference_reps, meter,
+                                      lambda name: dataset(name, config.root, config.download))
                 return
             for index, run in pending:
                 data = dataset(run.dataset, config.root, config.download)
@@ -68,26 +70,3 @@ class LocalExecutor:
         finally:
             if self._meter is None:
                 meter.close()
-
-
-def interleaved_groups(config: SweepConfig, pending: list[tuple[int, RunSpec]], reference_reps: int,
-                       meter: Any) -> Iterator[RunRecord | RoundsRecord]:
-    """Train each group's pending runs, measure their inference in interleaved rounds, then yield the group's
-    ``RoundsRecord`` and its run records (a group is written whole, or, interrupted, not at all)."""
-    from .config import group_of
-    from .protocol import finish_run, train_run
-    from .rounds import measure_rounds, pooled_window
-
-    groups: dict[tuple[str, str, str, int], list[tuple[int, RunSpec]]] = {}
-    for index, run in pending:
-        groups.setdefault(group_of(run), []).append((index, run))
-    for group, runs in groups.items():
-        data = dataset(group[1], config.root, config.download)
-        trained = {run.lam: train_run(config, run, data, meter, reference_reps, index) for index, run in runs}
-        kind = next(iter(trained.values())).fields["activation_energy_kind"]
-        rounds = measure_rounds({lam: t.model for lam, t in trained.items()}, data.x_test[:config.inference_samples],
-                                meter, config, (group[0], data.name, kind, group[3]))
-        yield rounds
-        for lam, t in trained.items():
-            yield finish_run(t, pooled_window(rounds, lam), {"interleaved": "peers not run: the interleaved design "
-                                                             "measures many short windows"})

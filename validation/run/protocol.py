@@ -26,7 +26,7 @@ from energymeter.measurement import Measurement
 
 from ..records.record import EpochRecord, LoihiRecord, RunRecord, WindowRecord
 from ..records.spec import RunSpec
-from .config import ACTIVATION_ENERGY_KINDS, SweepConfig
+from .config import SweepConfig
 from .machine_load import LoadSampler
 
 
@@ -168,20 +168,21 @@ def _history(result: Any, model: Any, data: Any, device: str, kind: str,
     """Per-epoch records; each epoch's test accuracy is evaluated from its kept parameters, after training."""
     import torch
 
-    from energymeter.models import evaluate
+    from energymeter.models import activation_energies, evaluate
 
     out = []
     current = {k: v.detach().clone() for k, v in model.state_dict().items()}
     n_train = len(data.x_train)
     for stats, state in zip(result.history, result.epoch_states or [None] * len(result.history)):
-        accuracy = None
+        accuracy, test_e = None, {}
         if state is not None:
             model.load_state_dict(state)
             accuracy = evaluate(model, data.x_test, data.y_test, activation_energy=kind, device=device).accuracy
+            test_e = activation_energies(model, data.x_test, device=device)
         m = stats.measurement
         out.append(EpochRecord(stats.epoch, stats.loss, stats.ce, stats.activation_energy, stats.accuracy, accuracy,
                                stats.duration_s, dict(m.energy_j) if m is not None else {},
-                               None if train_flops is None else train_flops * n_train * stats.epoch))
+                               None if train_flops is None else train_flops * n_train * stats.epoch, test_e))
     with torch.no_grad():
         model.load_state_dict(current)
     return tuple(out)
@@ -211,37 +212,67 @@ def finish_run(trained: TrainedRun, inference: WindowRecord, cross: Mapping[str,
                         "finished_at": time.time()})
 
 
+@dataclass(frozen=True)
+class PreparedRun:
+    """A run before its training: its idle power and reference window measured, its model built."""
+
+    run: RunSpec
+    run_index: int
+    idle_before_w: Mapping[str, float]
+    reference: Any
+    model: Any
+
+
+def prepare_run(config: SweepConfig, run: RunSpec, data: Any, meter: Any, reference_reps: int,
+                run_index: int) -> PreparedRun:
+    """Measure a run's idle power before it and its reference window, and build its model (seeded)."""
+    from energymeter.models import build
+
+    idle_before = idle_power_w(meter, config.idle_s)
+    reference = reference_window(meter, reference_reps, idle_before)
+    return PreparedRun(run, run_index, idle_before, reference,
+                       build(run.model, data.in_shape, data.num_classes, seed=run.seed))
+
+
 def train_run(config: SweepConfig, run: RunSpec, data: Any, meter: Any, reference_reps: int, run_index: int,
               inference: bool = False) -> TrainedRun:
     """Train one run and measure all but its inference (``inference``: its window too, right after training)."""
-    from energymeter.models import build, train
+    from energymeter.models import train
 
-    model_name, lam, seed, kind = run.model, run.lam, run.seed, run.activation_energy
-    device = config.device
-    idle_before = idle_power_w(meter, config.idle_s)
-    reference = reference_window(meter, reference_reps, idle_before)
-    model = build(model_name, data.in_shape, data.num_classes, seed=seed)
+    prepared = prepare_run(config, run, data, meter, reference_reps, run_index)
     window, cross = None, {}
     with LoadSampler() as load:
-        result = train(model, data, lam=lam, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-                       seed=seed, device=device, activation_energy=kind, meter=meter, per_epoch=True,
-                       keep_epoch_states=True)
-        model = model.to(device)
+        result = train(prepared.model, data, lam=run.lam, epochs=config.epochs, batch_size=config.batch_size,
+                       lr=config.lr, seed=run.seed, device=config.device, activation_energy=run.activation_energy,
+                       meter=meter, per_epoch=True, keep_epoch_states=True)
+        model = prepared.model.to(config.device)
         if inference:
             window, cross = inference_window(model, data.x_test[:config.inference_samples], meter,
-                                             config.min_window_s, device, idle_before, config.country)
+                                             config.min_window_s, config.device, prepared.idle_before_w,
+                                             config.country)
     idle_after = idle_power_w(meter, config.idle_s)
-    idle_w = mean_power_w(idle_before, idle_after)
+    return after_training(config, prepared, data, result, load.result, idle_after, window, cross)
+
+
+def after_training(config: SweepConfig, prepared: PreparedRun, data: Any, result: Any, load: Any,
+                   idle_after_w: Mapping[str, float], window: WindowRecord | None,
+                   cross: Mapping[str, Any]) -> TrainedRun:
+    """Everything a trained run's record holds but its inference: FLOPs, E by kind, history, Loihi (all outside
+    the energy windows)."""
+    run, model, device = prepared.run, prepared.model.to(config.device), config.device
+    idle_w = mean_power_w(dict(prepared.idle_before_w), dict(idle_after_w))
     inf_flops, train_flops, uncounted = flops_per_sample(model, data.x_test[:64].to(device),
                                                          data.y_test[:64].to(device))
-    from energymeter.models import evaluate
+    from energymeter.models import activation_energies, evaluate
 
+    kind = run.activation_energy
     evaluation = evaluate(model, data.x_test, data.y_test, activation_energy=kind, device=device)
-    by_kind = {k: evaluate(model, data.x_test, data.y_test, activation_energy=k, device=device).activation_energy
-               for k in ACTIVATION_ENERGY_KINDS}
+    # Every definition of E (ACTIVATION_ENERGY_KINDS) and the scale-free ones, in one pass over the test split.
+    by_kind = activation_energies(model, data.x_test, device=device)
     history = _history(result, model, data, device, kind, train_flops)
+    reference = prepared.reference
     fields = dict(
-        model=model_name, dataset=data.name, lam=lam, seed=seed, test_accuracy=result.test_accuracy,
+        model=run.model, dataset=data.name, lam=run.lam, seed=run.seed, test_accuracy=result.test_accuracy,
         activation_energy=result.activation_energy, inference=window,
         activation_energy_kind=run.activation_energy_kind,
         epochs=config.epochs, activation_energy_per_layer=evaluation.activation_energy_per_layer,
@@ -250,7 +281,7 @@ def train_run(config: SweepConfig, run: RunSpec, data: Any, meter: Any, referenc
         train=None if result.measurement is None else WindowRecord(result.measurement, idle_w),
         reference=None if reference is None else WindowRecord(reference.measurement, idle_w, reference.workloads),
         inference_flops_per_sample=inf_flops, train_flops_per_sample=train_flops, uncounted_ops=uncounted,
-        loihi=loihi_record(model, data, config), cross_checks=cross, load=load.result, host=socket.gethostname(),
-        run_index=run_index, finished_at=time.time())
+        loihi=loihi_record(model, data, config), cross_checks=dict(cross), load=load, host=socket.gethostname(),
+        run_index=prepared.run_index, finished_at=time.time())
     model.to(device)
     return TrainedRun(model, idle_w, fields)

@@ -140,6 +140,9 @@ class RayExecutor:
         """
         if not pending:
             return
+        if config.grouped:
+            raise SweepError("the Ray executor runs each run as its own task: it needs --inference-design per-run "
+                             "and --training-design sequential (the grouped designs run in this process)")
         ray, started = self._start()
         outstanding: dict[Any, RunSpec] = {}
         try:
@@ -164,7 +167,11 @@ class RayExecutor:
         if self.address is not None:
             ray = import_ray()
             if not ray.is_initialized():
-                ray.init(address=self.address, log_to_driver=False, logging_level="WARNING")
+                try:
+                    ray.init(address=self.address, log_to_driver=False, logging_level="WARNING")
+                except Exception as exc:  # noqa: BLE001 - any failure to connect is one line for the user
+                    raise SweepError(f"--ray-address {self.address}: Ray could not connect: "
+                                     f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
             return ray, False
         saved = {name: os.environ.get(name) for name in LOCAL_ENV}
         os.environ.update(LOCAL_ENV)  # read by Ray at import and inherited by the processes ray.init starts
@@ -173,8 +180,13 @@ class RayExecutor:
             if ray.is_initialized():
                 return ray, False  # the caller's own Ray session: use it, leave it running
             # address="local": a new instance, never one that RAY_ADDRESS or an earlier `ray start` left here.
-            ray.init(address="local", num_cpus=self.num_cpus, resources={HOST_RESOURCE: 1}, include_dashboard=False,
-                     object_store_memory=LOCAL_OBJECT_STORE_BYTES, log_to_driver=False, logging_level="ERROR")
+            try:
+                ray.init(address="local", num_cpus=self.num_cpus, resources={HOST_RESOURCE: 1},
+                         include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES, log_to_driver=False,
+                         logging_level="ERROR")
+            except Exception as exc:  # noqa: BLE001 - one line for the user
+                raise SweepError(f"a local Ray instance did not start: {type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
         finally:
             for name, value in saved.items():
                 if value is None:

@@ -9,11 +9,13 @@ on the directory), whatever executes the runs: in this process (``local``) or as
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from ..records import store
+from ..records.characterisation import SweepCharacterisation
 from ..records.manifest import SweepManifest, read_manifest, write_manifest
 from ..records.record import RunRecord
 from ..records.rounds import RoundsRecord
@@ -22,6 +24,9 @@ from .executors import Executor, LocalExecutor, dataset, energy_backends
 from .progress import Progress
 
 __all__ = ["Executor", "LocalExecutor", "SweepOutcome", "dataset", "energy_backends", "prepare", "run_sweep"]
+
+#: The longest a sweep polls each backend's counters when it (re)starts (s; ``energymeter.characterise``).
+CHARACTERISE_S = 1.0
 
 
 @dataclass
@@ -68,8 +73,13 @@ def prepare(out: Path, config: SweepConfig, resume: bool) -> tuple[set[str], Swe
 
 def run_sweep(config: SweepConfig, out: Path, *, resume: bool = False, quiet: bool = False,
               on_record: Callable[[RunRecord], None] | None = None, executor: Executor | None = None,
-              allow_backend_change: bool = False) -> SweepOutcome:
+              allow_backend_change: bool = False, characterise_s: float = CHARACTERISE_S) -> SweepOutcome:
     """Run every unfinished run of the sweep in its recorded order, appending a record after each.
+
+    First the hardware counters are characterised (for up to ``characterise_s`` per backend; 0: their
+    published figures are taken): each run's inference window lasts at least ``MIN_WINDOW_UPDATES`` x
+    the slowest counter's update period, and at least the sweep's ``min_window_s``. The figures are kept
+    in ``sweep.json`` (one entry per start and resume) and in each record.
 
     On ``--resume`` the energy backends found now must be those the sweep began with (a sweep modeled at
     first and measured later would mix the two without a word); ``allow_backend_change`` continues anyway
@@ -87,14 +97,20 @@ def run_sweep(config: SweepConfig, out: Path, *, resume: bool = False, quiet: bo
         except store.StoreError as exc:
             raise SweepError(str(exc)) from exc
         try:
-            return _run_locked(config, out, resume, quiet, on_record, executor, allow_backend_change)
+            return _run_locked(config, out, resume, quiet, on_record, executor, allow_backend_change, characterise_s)
         except store.StoreError as exc:
             raise SweepError(str(exc)) from exc
+        finally:
+            if not (out / store.SWEEP_FILE).exists() and not (out / store.RESULTS_FILE).exists():
+                # A start that failed (or was interrupted) before its first run leaves no lock file behind
+                # either; it is removed while still held, so no other sweep can hold the same file.
+                with contextlib.suppress(OSError):
+                    (out / store.LOCK_FILE).unlink()
 
 
 def _run_locked(config: SweepConfig, out: Path, resume: bool, quiet: bool,
                 on_record: Callable[[RunRecord], None] | None, executor: Executor | None,
-                allow_backend_change: bool = False) -> SweepOutcome:
+                allow_backend_change: bool = False, characterise_s: float = CHARACTERISE_S) -> SweepOutcome:
     """The sweep itself, with the directory locked."""
     from energymeter import backends
 
@@ -111,7 +127,6 @@ def _run_locked(config: SweepConfig, out: Path, resume: bool, quiet: bool,
                              "or pass --allow-backend-change to continue (recorded in sweep.json and the report)")
         existing = replace(existing, backend_changes=(*existing.backend_changes, {
             "from": list(existing.energy_backends), "to": list(found), "after_runs": len(done)}))
-        write_manifest(out, existing)
     for name in config.datasets:  # fail on a missing dataset before anything runs
         dataset(name, config.root, config.download)
     runs = config.runs()
@@ -121,17 +136,26 @@ def _run_locked(config: SweepConfig, out: Path, resume: bool, quiet: bool,
         reference_reps = existing.reference_reps  # fixed for the whole sweep, resumed or not
     else:
         reference_reps = calibrate_reference(config.reference_s)
+    counters = characterise(found, config.min_window_s, len(done), characterise_s)
     if existing is None:
         write_manifest(out, SweepManifest(
             config.fingerprint(), config.to_dict(),
             {k: describe_activation_energy(k) for k in ACTIVATION_ENERGY_KINDS}, found,
-            reference_reps, tuple(r.key for r in runs), collect(backends.available())))
+            reference_reps, tuple(r.key for r in runs), collect(backends.available()), (), (counters,)))
+    else:
+        write_manifest(out, replace(existing, characterisations=(*existing.characterisations, counters)))
     progress = Progress(len(pending), quiet)
     try:
-        for record in (executor or LocalExecutor()).run(config, pending, reference_reps):
+        # The runs see the minimum window the counters need; the fingerprint keeps the sweep's own setting.
+        # The rounds' windows too, where the counters need more than the sweep asked for.
+        floor_s = counters.min_window_s if counters.min_window_s > counters.asked_min_window_s else 0.0
+        runs_config = replace(config, min_window_s=counters.min_window_s,
+                              round_min_window_s=max(config.round_min_window_s, floor_s))
+        for record in (executor or LocalExecutor()).run(runs_config, pending, reference_reps):
             if isinstance(record, RoundsRecord):
                 store.append_rounds(out, record)
                 continue
+            record = replace(record, characterisation=counters)
             store.append_record(out, record)
             outcome.ran += 1
             outcome.records.append(record)
@@ -151,6 +175,17 @@ def _run_locked(config: SweepConfig, out: Path, resume: bool, quiet: bool,
             _forget_manifest(out)  # a sweep that failed before its first run leaves nothing behind
         raise
     return outcome
+
+
+def characterise(energy_backends: tuple[str, ...], asked_min_window_s: float, after_runs: int,
+                 max_duration_s: float) -> SweepCharacterisation:
+    """The hardware counters among ``energy_backends`` characterised now, and the minimum window they need."""
+    from energymeter.characterise import characterise_backends
+    from energymeter.counters import min_window_s
+
+    found = tuple(characterise_backends(energy_backends, max_duration_s=max_duration_s).values())
+    return SweepCharacterisation(found, min_window_s(found, asked_min_window_s), asked_min_window_s, after_runs,
+                                 time.time())
 
 
 def _forget_manifest(out: Path) -> None:

@@ -1,0 +1,196 @@
+"""What the framework callbacks cost per training step (issue 19): interleaved rounds, CPU time, median ratio.
+
+A 784-256-10 MLP (batch 64, SGD, one torch thread) trains on random data:
+
+* ``plain torch step``: the step written by hand (forward, loss, backward, optimizer step), no framework;
+* ``Lightning step`` and ``Lightning step + EnergyCallback``: the same step in ``Trainer.fit`` without and with
+  ``energymeter.integrations.lightning.EnergyCallback`` (rapl on a fake powercap tree, FLOPs counted, a
+  CSVLogger), the energy logged every step (``log_every_n_steps=1``) or every 50 (Lightning's default);
+* ``Trainer step`` and ``Trainer step + EnergyCallback``: the same in ``transformers.Trainer.train()``
+  (no report_to integration), the Trainer logging every step (``logging_steps=1``) or every 50;
+* both once more with the callback counting no FLOPs (``backends=["rapl"]``), logging every 50.
+
+A step's time is the CPU time of the training thread from one batch's start to the next one's (every hook,
+the logging, the callback included), the median over a fit's steps. Each round runs every variant once, in
+alternating order, and each ratio is taken within a round. The callback's cost per step is the with/without
+difference; the target (at most 2% of a plain step) is judged on the distribution-free 95% interval of the
+median of (with - without) / plain, round by round. Nothing is asserted.
+Run: ``.venv/bin/python bench/bench_callbacks.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import warnings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from bench_window import CLOCK, CLOCK_NAME, median_ci, quartiles, verdict_at_most  # noqa: E402
+from energymeter.testing import FakePowercap  # noqa: E402
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
+STEPS = 150
+BATCH = 64
+TARGET_PERCENT = 2.0
+LOG_EVERY = (1, 50)
+
+
+def mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+
+
+def data() -> torch.utils.data.TensorDataset:
+    g = torch.Generator().manual_seed(0)
+    return torch.utils.data.TensorDataset(torch.randn(STEPS * BATCH, 784, generator=g),
+                                          torch.randint(0, 10, (STEPS * BATCH,), generator=g))
+
+
+def plain_step_s() -> float:
+    """The median CPU seconds of a hand-written step."""
+    net, loss_fn = mlp(), nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
+    times = []
+    for x, y in torch.utils.data.DataLoader(data(), batch_size=BATCH):
+        start = CLOCK()
+        optimizer.zero_grad()
+        loss_fn(net(x), y).backward()
+        optimizer.step()
+        times.append(CLOCK() - start)
+    return statistics.median(times[5:])
+
+
+class StepClock:
+    """Records ``CLOCK`` at every batch's start; a fit's step time is the median difference."""
+
+    def __init__(self) -> None:
+        self.marks: list[float] = []
+
+    def tick(self, *args, **kwargs) -> None:
+        self.marks.append(CLOCK())
+
+    def step_s(self) -> float:
+        diffs = [b - a for a, b in zip(self.marks, self.marks[1:])]
+        return statistics.median(diffs[5:])
+
+
+def lightning_step_s(work: str, energy: bool, tree_root: str, every: int, flops: bool = True) -> float:
+    import lightning.pytorch as L
+
+    from energymeter.integrations.lightning import EnergyCallback
+
+    class Module(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = mlp()
+
+        def forward(self, x):
+            return self.net(x)
+
+        def training_step(self, batch, batch_idx):
+            return nn.functional.cross_entropy(self(batch[0]), batch[1])
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    clock = StepClock()
+    timer = type("Timer", (L.Callback,), {"on_train_batch_start": clock.tick})()
+    backends = ["rapl", "flops"] if flops else ["rapl"]
+    energy_cb = EnergyCallback(backends, model="net" if flops else False, powercap_root=tree_root)
+    callbacks = [timer] + ([energy_cb] if energy else [])
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", devices=1, log_every_n_steps=every, callbacks=callbacks,
+                        logger=L.loggers.CSVLogger(work, name="bench"), enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0)
+    trainer.fit(Module(), torch.utils.data.DataLoader(data(), batch_size=BATCH))
+    return clock.step_s()
+
+
+def trainer_step_s(work: str, energy: bool, tree_root: str, every: int, flops: bool = True) -> float:
+    from transformers import PretrainedConfig, PreTrainedModel, Trainer, TrainerCallback, TrainingArguments
+
+    from energymeter.integrations.transformers import attach
+
+    class Model(PreTrainedModel):
+        config_class = PretrainedConfig
+
+        def __init__(self, config) -> None:
+            super().__init__(config)
+            self.net = mlp()
+
+        def forward(self, x, labels=None):
+            return {"loss": nn.functional.cross_entropy(self.net(x), labels)}
+
+    class Samples(torch.utils.data.Dataset):
+        def __init__(self) -> None:
+            self.data = data()
+
+        def __len__(self) -> int:
+            return len(self.data)
+
+        def __getitem__(self, i):
+            x, y = self.data[i]
+            return {"x": x, "labels": y}
+
+    clock = StepClock()
+    timer = type("Timer", (TrainerCallback,), {"on_step_begin": clock.tick})()
+    args = TrainingArguments(output_dir=work, num_train_epochs=1, per_device_train_batch_size=BATCH,
+                             logging_steps=every, report_to=[], save_strategy="no", use_cpu=True, disable_tqdm=True,
+                             learning_rate=0.01, dataloader_num_workers=0)
+    trainer = Trainer(model=Model(PretrainedConfig()), args=args, train_dataset=Samples(), callbacks=[timer])
+    if energy:
+        attach(trainer, ["rapl", "flops"] if flops else ["rapl"], count_flops=flops, powercap_root=tree_root)
+    trainer.train()
+    return clock.step_s()
+
+
+def main() -> int:
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore")
+    tmp = tempfile.mkdtemp(prefix="energymeter-bench-")
+    tree = FakePowercap(f"{tmp}/powercap")
+    tree.add_package(0, dram=True)
+    root = str(tree.root)
+    variants = {}
+    for framework, run in (("Lightning", lightning_step_s), ("Trainer", trainer_step_s)):
+        for every in LOG_EVERY:
+            variants[f"{framework} step, log every {every}"] = lambda w, r=run, e=every: r(w, False, root, e)
+            variants[f"{framework} step + EnergyCallback, log every {every}"] = lambda w, r=run, e=every: r(w, True,
+                                                                                                          root, e)
+        variants[f"{framework} step + EnergyCallback without FLOPs, log every 50"] = (
+            lambda w, r=run: r(w, True, root, 50, flops=False))
+    names = list(variants)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    plain: list[float] = []
+    for name in names:  # warm up: imports, first fits
+        variants[name](tempfile.mkdtemp(dir=tmp))
+    for r in range(ROUNDS):
+        plain.append(plain_step_s())
+        for name in (names if r % 2 == 0 else names[::-1]):
+            times[name].append(variants[name](tempfile.mkdtemp(dir=tmp)))
+    print(f"clock: {CLOCK_NAME}; {ROUNDS} rounds of {STEPS} steps, batch {BATCH}, 784-256-10 MLP, 1 torch thread")
+    print(f"  plain torch step (median over rounds)                {statistics.median(plain) * 1e6:9.1f} us")
+    rows = [(f, e, "") for f in ("Lightning", "Trainer") for e in LOG_EVERY]
+    rows += [(f, 50, " without FLOPs") for f in ("Lightning", "Trainer")]
+    for framework, every, variant in rows:
+        label = f"{framework}, log every {every}{variant}"
+        bare = times[f"{framework} step, log every {every}"]
+        with_cb = times[f"{framework} step + EnergyCallback{variant}, log every {every}"]
+        ratios = [a / b for a, b in zip(with_cb, bare)]
+        cost_pct = [(a - b) / p * 100 for a, b, p in zip(with_cb, bare, plain)]
+        q1, med, q3 = quartiles(ratios)
+        low, high = median_ci(cost_pct)
+        print(f"  {label:<42} {statistics.median(bare) * 1e6:9.1f} us a step; with EnergyCallback "
+              f"{statistics.median(with_cb) * 1e6:9.1f} us: ratio {med:.3f} [{q1:.3f}, {q3:.3f}]")
+        print(f"    callback cost per step: {statistics.median(cost_pct):+.1f}% of a plain torch step, median 95% CI "
+              f"[{low:+.1f}, {high:+.1f}]; target <= {TARGET_PERCENT:g}%: {verdict_at_most(cost_pct, TARGET_PERCENT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    sys.exit(main())

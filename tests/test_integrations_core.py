@@ -1,0 +1,112 @@
+"""What the framework integrations share: logger keys with provenance, segments that add up, lazy imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from energymeter import Measurement, Meter
+from energymeter.distributed import merge
+from energymeter.integrations.keys import metric_items
+from energymeter.integrations.phases import Phases, add
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def window(energy_j, *, failed=None, flops=None, duration_s=1.0, warnings=()):
+    return Measurement(name="w", duration_s=duration_s, energy_j=energy_j,
+                       provenance={d: "modeled" if "model" in d else "measured" for d in energy_j}, flops=flops,
+                       failed=failed or {}, warnings=warnings)
+
+
+def test_keys_carry_phase_provenance_and_a_domain_name_loggers_accept():
+    m = window({"cpu:0:package": 3.0, "cpu:0:dram": 1.0, "cpu:model": 9.0}, flops=12, duration_s=0.5)
+    assert metric_items(m, "train_step") == {
+        "energy/train_step/measured/cpu_0_package_j": 3.0, "energy/train_step/measured/cpu_0_dram_j": 1.0,
+        "energy/train_step/modeled/cpu_model_j": 9.0,
+        "energy/train_step/measured/total_j": 4.0,  # the model does not count beside a CPU counter
+        "energy/train_step/counted/flops": 12.0, "energy/train_step/duration_s": 0.5,
+        "energy/train_step/failed_domains": 0.0}
+
+
+def test_an_aggregates_keys_keep_the_host_as_a_path_segment_and_count_a_failed_domain():
+    total = merge([("node-1", window({"cpu:0:package": 2.0}, failed={"cpu:0:dram": "read error"})),
+                   ("node-1", window({"cpu:0:package": 2.0, "cpu:0:dram": 1.0}))])
+    items = metric_items(total, "train_epoch")
+    assert items["energy/train_epoch/measured/node-1/cpu_0_package_j"] == 2.0
+    assert "energy/train_epoch/measured/node-1/cpu_0_dram_j" not in items
+    assert items["energy/train_epoch/failed_domains"] == 1.0
+    assert "energy/train_epoch/counted/flops" not in items
+
+
+def test_segments_add_up_and_a_domain_failed_in_one_fails_in_the_sum():
+    a = window({"cpu:0:package": 1.5, "cpu:0:dram": 0.5}, flops=10, duration_s=1.0, warnings=("x",))
+    b = window({"cpu:0:package": 2.0}, failed={"cpu:0:dram": "lost"}, flops=5, duration_s=2.0, warnings=("x", "y"))
+    total = add(add(None, a), b)
+    assert dict(total.energy_j) == {"cpu:0:package": 3.5}
+    assert dict(total.failed) == {"cpu:0:dram": "lost"}
+    assert total.flops == 15 and total.duration_s == 3.0 and total.warnings == ("x", "y")
+    assert add(a, window({"cpu:0:package": 1.0, "cpu:0:dram": 1.0})).flops is None  # a partial sum would understate
+
+
+def test_a_paused_phase_is_the_sum_of_its_segments_on_a_real_meter(powercap):
+    powercap.add_package(0)
+    phases = Phases(["rapl"], powercap_root=str(powercap.root))
+    phases.start()
+    phases.begin("epoch")
+    powercap.set_energy("intel-rapl:0", 1_000_000)
+    phases.pause("epoch")
+    powercap.set_energy("intel-rapl:0", 5_000_000)  # outside the phase: not counted
+    phases.begin("epoch")
+    powercap.set_energy("intel-rapl:0", 7_000_000)
+    total = phases.end("epoch")
+    phases.close()
+    assert total.energy_j["cpu:0:package"] == pytest.approx(3.0)
+    assert phases.meter is None and phases.end("epoch") is None
+
+
+def test_a_given_meter_is_used_and_left_open(powercap):
+    powercap.add_package(0)
+    with Meter(["rapl"], powercap_root=str(powercap.root)) as meter:
+        phases = Phases(meter=meter)
+        phases.start()
+        phases.begin("step")
+        assert phases.end("step").energy_j == {"cpu:0:package": 0.0}
+        phases.close()
+        assert not meter._closed
+    assert not phases.distributed and phases.combined(window({"cpu:0:package": 1.0})).energy_j == {
+        "cpu:0:package": 1.0}
+
+
+@pytest.mark.parametrize("module, framework", [("lightning", "lightning"), ("transformers", "transformers"),
+                                               ("ray_train", "ray")])
+def test_importing_an_integration_imports_neither_its_framework_nor_torch(module, framework):
+    code = (f"import sys, energymeter.integrations.{module}\n"
+            f"print({framework!r} in sys.modules, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_new_calls_notes_a_call_with_new_shapes_or_grad_mode_once():
+    import torch
+
+    from energymeter.integrations.calls import NewCalls
+
+    net = torch.nn.Linear(4, 2)
+    calls = NewCalls()
+    calls.watch(net)
+    net(torch.ones(3, 4))
+    assert calls.take() and not calls.take()
+    net(torch.zeros(3, 4))
+    assert not calls.take()  # the same signature: the counter has it cached
+    net(torch.ones(1, 4))
+    assert calls.take()
+    with torch.no_grad():
+        net(torch.ones(3, 4))
+    assert calls.take()
+    calls.close()
+    net(torch.ones(7, 4))
+    assert not calls.take()
