@@ -119,9 +119,9 @@ def test_rounds_records_round_trip_through_the_store_and_old_sweeps_have_none(tm
 
 def test_a_power_step_independent_of_the_model_cancels_within_rounds(powercap):
     start = time.monotonic()
-    counters = DrivenCounters(powercap, lambda t: 60.0 if t < 0.6 else 42.0)  # -30% halfway through
+    counters = DrivenCounters(powercap, lambda t: 60.0 if t < 0.6 else 42.0)  # -30% about halfway through
     meter = _meter(counters)
-    config = SweepConfig(**FAST)
+    config = SweepConfig(**{**FAST, "round_min_window_s": 0.05})  # 12 rounds of 2 windows: 1.2 s at least
     with counters:
         record = measure_rounds({0.0: _net(1.0), 0.01: _net(0.3)}, torch.randn(32, 64), meter, config,
                                 ("mlp", "digits", "l2/sum", 0))
