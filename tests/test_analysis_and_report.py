@@ -204,12 +204,14 @@ def test_plot_axes_carry_each_figures_own_unit_not_a_bare_energy_label():
     assert {f.unit for f in (inference, training, loihi)} == {"J"}
 
 
-def with_reference(records, joules_of_index):
-    """The records with a reference window whose modeled CPU energy per repetition follows the run order."""
+def with_reference(records, joules_of_index, domain=None):
+    """The records with a reference window whose modeled CPU energy per repetition follows the run order (and,
+    with ``domain``, that domain's measured energy too)."""
     out = []
     for i, r in enumerate(sorted(records, key=lambda r: r.run_index)):
-        m = Measurement(name="reference", duration_s=0.1, energy_j={"cpu:model": joules_of_index(i) * 10},
-                        provenance={"cpu:model": "modeled"})
+        energy = {"cpu:model": joules_of_index(i) * 10, **({domain: joules_of_index(i) * 10} if domain else {})}
+        m = Measurement(name="reference", duration_s=0.1, energy_j=energy,
+                        provenance={"cpu:model": "modeled", **({domain: "measured"} if domain else {})})
         data = r.to_dict()
         data["reference"] = WindowRecord(m, {}, 10, 0).to_dict()
         out.append(RunRecord.from_dict(data))
@@ -224,11 +226,36 @@ def test_a_flat_reference_gives_no_drift_warning_and_a_drifting_one_does():
     a = analyse(drifting)
     assert a.drift.verdict == "drifting" and a.drift.estimate > 0
     assert any("drifted" in w and "--drift-correction" in w for w in a.warnings)
+    # The reference ran on the CPU: the GPU's figures have no reference of their class, stay as measured, and
+    # the warning names them uncorrected.
     corrected = analyse(drifting, drift_correction=True)
-    assert corrected.drift_corrected and any("corrected" in w for w in corrected.warnings)
+    assert corrected.drift_corrected
     raw = {c.subject["lambda"]: c.estimate for c in claims_of(a, "energy_saving", "inference gpu:0 (net")}
     fixed = {c.subject["lambda"]: c.estimate for c in claims_of(corrected, "energy_saving", "inference gpu:0 (net")}
-    assert raw != fixed  # the factors changed the figures
+    assert raw == fixed
+    assert any("left uncorrected" in w and "(gpu)" in w for w in corrected.warnings), corrected.warnings
+    # On a GPU sweep the reference ran on the GPU: its trend corrects the GPU's figures.
+    on_gpu = with_reference(fixture(lambda e, rng: e), lambda i: 1.0 + 0.05 * i, domain="gpu:0")
+    gpu = analyse(on_gpu, sweep={"config": {"device": "cuda:0"}}, drift_correction=True)
+    moved = {c.subject["lambda"]: c.estimate for c in claims_of(gpu, "energy_saving", "inference gpu:0 (net")}
+    assert moved != raw and not any("left uncorrected" in w for w in gpu.warnings), gpu.warnings
+
+
+def test_the_correction_is_a_fitted_trend_and_a_reference_moving_with_lambda_is_a_warning():
+    from energymeter.validation.analysis.drift import fit_drift, trend_factors
+
+    # A noisy reference around a 1%-per-run trend: the factors follow the trend, not each reading's noise.
+    rng = np.random.default_rng(3)
+    noisy = [1.01 ** i * math.exp(rng.normal(0, 0.05)) for i in range(40)]
+    factors = trend_factors(noisy)
+    ratios = [factors[i + 1] / factors[i] for i in range(39)]
+    assert all(r == pytest.approx(ratios[0], rel=1e-9) for r in ratios) and 1.0 < ratios[0] < 1.02
+    records = with_reference(fixture(lambda e, rng: e), lambda i: 1e-12 if i == 3 else 1.0 + 0.01 * i)
+    fit = fit_drift(records, correct=True)
+    assert all(0.8 < f["cpu"] < 1.2 for f in fit.factors.values())  # the broken reading is not in the trend
+    lam_of = [r.lam for r in sorted(fixture(lambda e, rng: e), key=lambda r: r.run_index)]
+    moving = with_reference(fixture(lambda e, rng: e), lambda i: 1.0 + 10 * lam_of[i])
+    assert any("moves with lambda" in n for n in fit_drift(moving, correct=False).notes)
 
 
 def test_busy_runs_are_those_with_other_work_or_a_high_load():
@@ -489,7 +516,8 @@ def test_a_reference_far_outside_the_plausible_band_leaves_its_run_uncorrected_a
     a = analyse(records, drift_correction=True)
     notes = [w for w in a.warnings if w.startswith("Drift correction:")]
     assert len(notes) == 1 and f"{len(records) - 1} of {len(records)} runs corrected" in notes[0]
-    assert f"{broken} (reference factor" in notes[0] and "outside the plausible 0.5-2" in notes[0]
+    assert notes[0].split("left uncorrected")[1].split(": ", 1)[1].startswith(f"{broken} (")
+    assert any(w.startswith("Reference refused") and broken in w and "outside 0.5-2x" in w for w in a.warnings)
     assert a.drift_corrected
     uncorrected = analyse(records)  # without the flag nothing is said about correction
     assert not [w for w in uncorrected.warnings if w.startswith("Drift correction:")]
@@ -499,7 +527,7 @@ def test_runs_without_a_usable_reference_are_named_when_correction_is_asked():
     records = fixture(lambda e, rng: e)  # no reference windows at all
     a = analyse(records, drift_correction=True)
     note = next(w for w in a.warnings if w.startswith("Drift correction:"))
-    assert f"0 of {len(records)} runs corrected" in note and "(no usable reference)" in note
+    assert f"0 of {len(records)} runs corrected" in note and "(no usable reference for these device classes)" in note
 
 
 def test_the_anova_cell_rule_holds_for_one_factor_designs_too():

@@ -22,11 +22,10 @@ from .claim_registry import evaluate
 from .claims import Claim
 from .multiplicity import METHODS, FamilyControl, control
 from .questions import QuestionSummary, summarise
-from .domains import reference_domain
+from .drift import fit_drift
 from .figures import INFERENCE, TRAINING, FigureId, Figures, build_figures, csv_row
 from .rounds import PairedComparison, describe_design, of_design, paired_comparisons
-from .stats import (DRIFTING, ENERGY_SESOI, MIN_ELASTICITY, NEGLIGIBLE_R, NULL_ELASTICITY, PLAUSIBLE_FACTOR_BAND,
-                    TRACKS_R, StatResult, drift_correction_factors, reference_drift)
+from .stats import DRIFTING, ENERGY_SESOI, MIN_ELASTICITY, NEGLIGIBLE_R, NULL_ELASTICITY, TRACKS_R, StatResult
 from .stats_core import UNRESOLVED_PERCENT_WIDTH, UNRESOLVED_POINTS_WIDTH, UNRESOLVED_RATIO_SPAN
 from .tables import CarbonRow, Correlation, LambdaRow, LoihiRow, Tables, build_tables
 from .training_length import level_rule
@@ -193,51 +192,6 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _drift(records: list[RunRecord], correct: bool) -> tuple[StatResult | None, dict[str, float], list[str]]:
-    """The reference workload's drift, fitted per host (in run order), and each run's correction factor.
-
-    Returns the drift of the host with the most runs (the one the report shows), the factors by run key
-    (only when ``correct``), and notes (e.g. other hosts' drift verdicts).
-    """
-    by_host: dict[str, list[tuple[RunRecord, float]]] = {}
-    for r in records:
-        domain = None if r.reference is None else reference_domain(r.reference.measurement.domains)
-        if domain is None:
-            continue
-        joules = r.reference.raw_energy_j_per_workload.get(domain, math.nan)
-        if joules > 0 and math.isfinite(joules):
-            by_host.setdefault(r.host, []).append((r, joules))
-    results: dict[str, StatResult] = {}
-    factors: dict[str, float] = {}
-    why: dict[str, str] = {}  # run key -> why it is left uncorrected
-    low, high = PLAUSIBLE_FACTOR_BAND
-    for host, series in by_host.items():
-        if len(series) < 3:
-            why.update((r.key, f"{len(series)} reference(s) on host {host}, 3 needed") for r, _ in series)
-            continue
-        results[host] = reference_drift([j for _, j in series])
-        if correct:
-            for (r, _), factor in zip(series, drift_correction_factors([j for _, j in series])):
-                if low <= factor <= high:
-                    factors[r.key] = factor
-                else:  # a reference this far off is broken, not drift: it would scale the run by its error
-                    why[r.key] = f"reference factor {factor:.3g} outside the plausible {low:g}-{high:g}"
-    notes = []
-    if correct:
-        left = [(r.key, why.get(r.key, "no usable reference")) for r in records if r.key not in factors]
-        if left:
-            shown = "; ".join(f"{key} ({reason})" for key, reason in left[:10])
-            more = f"; and {len(left) - 10} more" if len(left) > 10 else ""
-            notes.append(f"Drift correction: {len(records) - len(left)} of {len(records)} runs corrected; left "
-                         f"uncorrected: {shown}{more}.")
-    if not results:
-        return None, factors, notes
-    main = max(results, key=lambda h: len(by_host[h]))
-    notes += [f"Host {host}: reference drift {result.verdict} ({result.reason})." for host, result in results.items()
-              if host != main]
-    return results[main], factors, notes
-
-
 def analyse(records: list[RunRecord], sweep: SweepManifest | Mapping[str, Any] | None = None,
             problems: list[str] | None = None, country: str | None = None, drift_correction: bool = False,
             sesoi: float = ENERGY_SESOI, multiplicity: str = "holm",
@@ -266,7 +220,9 @@ def analyse(records: list[RunRecord], sweep: SweepManifest | Mapping[str, Any] |
     if sweep is not None and not isinstance(sweep, SweepManifest):
         sweep = SweepManifest.from_dict(sweep)
     records = sorted(records, key=lambda r: (r.run_index if r.run_index is not None else 1 << 30, r.key))
-    drift, factors, drift_notes = _drift(records, drift_correction)
+    device = str((sweep.config if sweep is not None else {}).get("device") or "cpu")
+    fit = fit_drift(records, drift_correction, gpu_reference=device.startswith("cuda"))
+    drift, factors, drift_notes = fit.drift, fit.factors, list(fit.notes)
     figures = build_figures(records, factors)
     tables = build_tables(figures, country, sesoi)
     failed_claims: list[str] = []

@@ -29,3 +29,15 @@ def reference_domain(domains: Mapping[str, Domain]) -> str | None:
     contained = {name for d in pool for name in d.contains}
     widest = [d for d in pool if d.name not in contained] or pool
     return min(widest, key=lambda d: (-len(d.contains), d.name)).name
+
+
+def device_class_of(domain: Domain) -> str:
+    """The class a domain's drift is referenced by: ``cpu`` for CPU and SoC figures, else its device class."""
+    return CPU if domain.device_class in (CPU, SOC) else domain.device_class
+
+
+def factor_for(factors: Mapping[str, float] | float, domain: Domain | None) -> float:
+    """The drift factor a domain's figure is divided by: its device class's (1.0 where it has none)."""
+    if isinstance(factors, (int, float)):
+        return float(factors)
+    return 1.0 if domain is None else float(factors.get(device_class_of(domain), 1.0))

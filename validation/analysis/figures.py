@@ -5,7 +5,7 @@ An *energy figure* is one energy a proxy may or may not track. Its identity is a
 so that a reader cannot confuse it with E: ``"inference cpu:model (net J per workload)"`` (and its ``raw``
 twin), ``"training cpu:model (net J)"``, ``"loihi:sim loihi1 (modeled J per input)"``. ``FIGURE_KINDS`` gives
 each kind (phase, basis, per) its unit, formatter and axis label. Net figures subtract the run's idle
-baseline; a drift correction factor (``stats.drift_correction_factors``) divides a run's figures when the
+baseline; a drift correction factor (``drift.fit_drift``: a fitted trend per device class) divides a run's figures when the
 user asks for it. ``build_figures`` computes every run's figures once; every table and claim reads them.
 """
 
@@ -19,6 +19,7 @@ from typing import Any, Iterable, Mapping
 from energymeter.window_parts import frozen_domains
 
 from ..records.record import RunRecord
+from .domains import factor_for
 
 INFERENCE = "inference"
 TRAINING = "training"
@@ -151,13 +152,17 @@ class Figure:
         return self.energy_j * self.drift_factor
 
 
-def run_figures(record: RunRecord, factor: float = 1.0) -> dict[FigureId, Figure]:
-    """The run's energy figures (net and raw figures divided by ``factor``, the drift correction)."""
+def run_figures(record: RunRecord, factor: Mapping[str, float] | float = 1.0) -> dict[FigureId, Figure]:
+    """The run's energy figures (net and raw figures divided by the drift correction: ``factor``, or its entry
+    for each domain's device class, ``domains.factor_for``)."""
     out: dict[FigureId, Figure] = {}
     inference = record.inference
     provenance = inference.measurement.provenance
+    declared = {**(record.train.measurement.domains if record.train is not None else {}),
+                **inference.measurement.domains}
 
-    def add(fid: FigureId, joules: float, duration_s: float | None, scale: float) -> None:
+    def add(fid: FigureId, joules: float, duration_s: float | None, scales: Mapping[str, float] | float) -> None:
+        scale = factor_for(scales, declared.get(fid.domain))
         out[fid] = Figure(fid, joules / scale, duration_s, joules < 0, scale)
 
     # Net (idle subtracted) and raw: where the machine's power does not depend on the work, net energy is
@@ -208,11 +213,11 @@ class Figures:
 
     Attributes:
         runs: One ``RunFigures`` per run.
-        factors: Run key -> the drift correction factor its figures were divided by ({}: none).
+        factors: Run key -> the drift correction factors its figures were divided by, per device class ({}: none).
     """
 
     runs: tuple[RunFigures, ...]
-    factors: Mapping[str, float] = field(default_factory=dict)
+    factors: Mapping[str, Mapping[str, float] | float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "factors", MappingProxyType(dict(self.factors)))
@@ -231,8 +236,9 @@ class Figures:
         return sorted({fid for r in self.runs for fid in r.figures}, key=sort_key)
 
 
-def build_figures(records: Iterable[RunRecord], factors: Mapping[str, float] | None = None) -> Figures:
-    """Every run's figures and proxies (``factors``: run key -> drift correction factor)."""
+def build_figures(records: Iterable[RunRecord],
+                  factors: Mapping[str, Mapping[str, float] | float] | None = None) -> Figures:
+    """Every run's figures and proxies (``factors``: run key -> its drift correction factor per device class)."""
     factors = dict(factors or {})
     return Figures(tuple(RunFigures(r, run_figures(r, factors.get(r.key, 1.0)), proxies(r)) for r in records), factors)
 

@@ -19,12 +19,12 @@ from .stats_correlation import (BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, FEW_CLUSTER
 from .stats_elasticity import MIN_ELASTICITY, MIN_ELASTICITY_SEEDS, NULL_ELASTICITY, elasticity, elasticity_verdict
 from .stats_paired import ACCURACY_MAX_LOSS_PP, ENERGY_SESOI, accuracy_change, energy_change, paired_ratio
 from .stats_series import (CLAIMED_GAIN_BAND, DRIFT_TOLERANCE, DRIFTING, PLAUSIBLE_FACTOR_BAND, STABLE, TargetCost,
-                           cost_to_target, drift_correction_factors, efficiency_gain, reference_drift)
+                           cost_to_target, efficiency_gain, reference_drift)
 
 __all__ = [
     "ACCURACY_MAX_LOSS_PP", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "CLAIMED_GAIN_BAND", "DOES_NOT_TRACK",
     "DRIFTING", "DRIFT_TOLERANCE", "ENERGY_SESOI", "MIN_ELASTICITY", "MIN_ELASTICITY_SEEDS", "NULL_ELASTICITY", "FAILS", "FEW_CLUSTERS", "HOLDS", "INCONCLUSIVE", "INTERVAL_LEVEL",
     "NEGLIGIBLE_R", "PLAUSIBLE_FACTOR_BAND", "STABLE", "TARGET_POWER", "TRACKS", "TRACKS_R", "StatResult", "TargetCost", "accuracy_change",
-    "correlation_by_group", "cost_to_target", "drift_correction_factors", "efficiency_gain", "elasticity", "elasticity_verdict",
+    "correlation_by_group", "cost_to_target", "efficiency_gain", "elasticity", "elasticity_verdict",
     "energy_change", "make_result", "paired_ratio", "reference_drift", "seeds_needed", "within_group_correlation",
 ]

@@ -219,25 +219,3 @@ def _exp(v: float) -> float:
 #: not drift but a broken reference (a 1e-12 J reading once scaled a run by 2e11), so such a run is left
 #: uncorrected and named.
 PLAUSIBLE_FACTOR_BAND = (0.5, 2.0)
-
-
-def drift_correction_factors(reference_energy_j: Sequence[float]) -> tuple[float, ...]:
-    """Per-run factors ``reference / median(reference)``; divide each run's energy by its factor to correct it.
-
-    The correction assumes the machine's state (clocks, temperature, background load) scales the run's
-    energy by the same factor as the reference workload measured just before it. The median, not the mean or
-    the first value, is the anchor so that one outlying reference measurement moves no other run.
-
-    Args:
-        reference_energy_j: Energy (J) of the reference workload before each run, in run order.
-
-    Returns:
-        One dimensionless factor per run (1.0 for a run whose reference equals the median).
-
-    Raises:
-        ValueError: On non-finite or non-positive energies, or an empty series.
-    """
-    y = finite_array(reference_energy_j, "reference_energy_j")
-    if len(y) == 0 or (y <= 0).any():
-        raise ValueError("need at least one positive reference energy")
-    return tuple(float(v) for v in y / np.median(y))

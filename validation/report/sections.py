@@ -115,8 +115,14 @@ def sections(a: Analysis) -> list[Section]:
                                rows=tuple((t["term"], f"{t['df']:g}", f"{t['F']:.3g}", f"{t['p']:.3g}",
                                            f"{t['partial_eta_sq']:.3f}") for t in table)))
     if a.drift is not None:
+        paired = a.inference_rounds or a.training_rounds
+        how = ("energies corrected by its fitted trend (per host and device class), except the runs the warnings "
+               "name" if a.drift_corrected else "not corrected" + ("" if paired else "; pass --drift-correction"))
         out.append(Section("Drift of the reference workload", paragraphs=(
-            f"{a.drift.reason} ({'energies corrected by it, except the runs the warnings name' if a.drift_corrected else 'not corrected; pass --drift-correction'}).",)))
+            f"{a.drift.reason} ({how}).",) + ((
+                "This sweep's design pairs each comparison within rounds (inference: "
+                f"{a.inference_design}; training: {a.training_design}), which cancels drift: its paired figures "
+                "need no correction.",) if paired else ())))
     if a.carbon_source:
         out.append(Section(f"CO2e (modeled: joules x {a.carbon_source})",
                            headers=("energy", "provenance", "J per run", "gCO2e per run"),

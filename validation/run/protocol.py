@@ -46,18 +46,20 @@ def mean_power_w(before: dict[str, float], after: dict[str, float]) -> dict[str,
             for d in {*before, *after}}
 
 
-def _reference_step(size: int = 128) -> Any:
+def _reference_step(device: str = "cpu", size: int = 128) -> Any:
+    """The reference step on the sweep's device (a GPU sweep's reference loads its GPU: the reference of its GPU
+    domains; the Meter synchronises CUDA at the window's edges)."""
     import torch
 
-    a = torch.ones(size, size) / size
+    a = torch.ones(size, size, device=device) / size
     return lambda: torch.mm(a, a)
 
 
-def calibrate_reference(seconds: float) -> int:
+def calibrate_reference(seconds: float, device: str = "cpu") -> int:
     """Repetitions of the reference step that take about ``seconds`` now (fixed for the rest of the sweep)."""
     if seconds <= 0:
         return 0
-    step = _reference_step()
+    step = _reference_step(device)
     step()
     reps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds / 4:
@@ -66,11 +68,11 @@ def calibrate_reference(seconds: float) -> int:
     return max(4 * reps, 1)
 
 
-def reference_window(meter: Any, reps: int, idle_w: dict[str, float]) -> WindowRecord | None:
-    """The fixed reference workload (``reps`` matrix products) in its own window."""
+def reference_window(meter: Any, reps: int, idle_w: dict[str, float], device: str = "cpu") -> WindowRecord | None:
+    """The fixed reference workload (``reps`` matrix products on ``device``) in its own window."""
     if reps <= 0:
         return None
-    step = _reference_step()
+    step = _reference_step(device)
     meter.begin_window("reference")
     for _ in range(reps):
         step()
@@ -229,7 +231,7 @@ def prepare_run(config: SweepConfig, run: RunSpec, data: Any, meter: Any, refere
     from energymeter.models import build
 
     idle_before = idle_power_w(meter, config.idle_s)
-    reference = reference_window(meter, reference_reps, idle_before)
+    reference = reference_window(meter, reference_reps, idle_before, config.device)
     return PreparedRun(run, run_index, idle_before, reference,
                        build(run.model, data.in_shape, data.num_classes, seed=run.seed))
 

@@ -135,7 +135,7 @@ def _run_locked(config: SweepConfig, out: Path, resume: bool, quiet: bool,
     if existing is not None and existing.reference_reps is not None:
         reference_reps = existing.reference_reps  # fixed for the whole sweep, resumed or not
     else:
-        reference_reps = calibrate_reference(config.reference_s)
+        reference_reps = calibrate_reference(config.reference_s, config.device)
     counters = characterise(found, config.min_window_s, len(done), characterise_s)
     if existing is None:
         write_manifest(out, SweepManifest(
