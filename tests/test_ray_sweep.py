@@ -25,8 +25,9 @@ from energymeter.validation.run.ray_executor import HOST_RESOURCE, LOCAL_ENV, Ra
 from energymeter.validation.run.sweep import run_sweep
 
 TESTS = Path(__file__).resolve().parent
+# One run after another, the designs a Ray task per run measures, so the in-process sweep compares run for run.
 TINY = dict(lambdas=(0.0, 1e-2), seeds=2, epochs=1, min_window_s=0.05, idle_s=0.01, reference_s=0.01, snn_samples=0,
-            inference_samples=32)
+            inference_samples=32, inference_design="per-run", training_design="sequential")
 #: Stands in for an amdsmi package that cannot load libamd_smi.so (it raises KeyError, not ImportError,
 #: and Ray's AMD GPU probe lets that escape from ``import ray``); Ray then finds no AMD GPU, as it should.
 AMDSMI_STUB = 'raise ImportError("amdsmi left out by the tests: libamd_smi.so is not installed")\n'
@@ -259,6 +260,25 @@ def test_only_hardware_counters_on_the_cpu_are_host_wide():
     assert not measures_host_wide(SweepConfig(backends=("nvml", "cpu-model")), local=False)
     # Unnamed backends: a cluster's workers may find RAPL that the driver lacks.
     assert measures_host_wide(SweepConfig(), local=False)
+
+
+def test_a_ray_sweep_records_the_one_run_after_another_designs_it_ran(tmp_path, monkeypatch):
+    from energymeter.validation.run import sweep as sweep_module
+
+    seen = []
+
+    class OneTaskPerRun:
+        runs_groups = False
+
+        def run(self, config, pending, reference_reps):
+            seen.append((config.inference_design, config.training_design))
+            return iter(())
+
+    sweep_module.run_sweep(SweepConfig(lambdas=(0.0, 1e-2), seeds=1, epochs=1, snn_samples=0), tmp_path, quiet=True,
+                           executor=OneTaskPerRun(), characterise_s=0.0)
+    assert seen == [("per-run", "sequential")]
+    config = json.loads((tmp_path / store.SWEEP_FILE).read_text())["config"]
+    assert (config["inference_design"], config["training_design"]) == ("per-run", "sequential")
 
 
 def test_without_ray_installed_the_sweep_says_how_to_get_it(monkeypatch):

@@ -120,7 +120,13 @@ class RayExecutor:
         max_retries: Times Ray reruns a task whose worker or node died (a run's own error is not retried).
         num_cpus: CPUs of a local instance (None: every core).
         task: What a worker runs for one run (default ``measure_run``); tests wrap it.
+
+    Each run is a task of its own, so the grouped designs (chunked training, interleaved inference rounds) cannot
+    run here: ``run_sweep`` gives this executor the one-run-after-another designs and records them.
     """
+
+    #: Whether this executor measures a group's networks together (``sweep.run_sweep`` reads it).
+    runs_groups = False
 
     def __init__(self, address: str | None = None, max_retries: int = 3, *, num_cpus: int | None = None,
                  task: Callable[[SweepConfig, RunSpec, int, int], dict[str, Any]] = measure_run) -> None:
@@ -142,7 +148,8 @@ class RayExecutor:
             return
         if config.grouped:
             raise SweepError("the Ray executor runs each run as its own task: it needs --inference-design per-run "
-                             "and --training-design sequential (the grouped designs run in this process)")
+                             "and --training-design sequential (the grouped designs run in this process; "
+                             "run_sweep sets them)")
         ray, started = self._start()
         outstanding: dict[Any, RunSpec] = {}
         try:

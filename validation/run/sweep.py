@@ -90,6 +90,9 @@ def run_sweep(config: SweepConfig, out: Path, *, resume: bool = False, quiet: bo
         DatasetError: a dataset that cannot be loaded.
     """
     check_config(config)
+    if config.grouped and not getattr(executor, "runs_groups", True):
+        # An executor of one task per run (Ray) measures each run alone: the sweep records the designs it ran.
+        config = replace(config, inference_design="per-run", training_design="sequential")
     with contextlib.ExitStack() as held:
         try:
             store.check_writable(out)
