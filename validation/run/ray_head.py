@@ -23,12 +23,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .config import SweepError
 from .ray_session import (GRACE_S, MARKER_ENV, TEMP_PREFIX, LocalInstance, boot_id, end_instance, forget,
-                          start_ticks, write_record)
+                          session_members, start_ticks, write_record)
 
 #: Seconds a local instance may take to start (about 20 s on a loaded 2-core machine).
 START_TIMEOUT_S = 180.0
@@ -63,7 +63,7 @@ class LocalHead:
             self.process.send_signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=grace_s)
-        end_instance(self.instance.session_id, self.instance.marker, grace_s)
+        end_instance(self.instance, grace_s)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=grace_s)
         forget(self.out or Path(self.instance.temp_dir), self.instance)
@@ -109,12 +109,16 @@ def start_head(*, out: Path | None, num_cpus: int | None, resources: dict[str, f
     finally:
         os.close(fd)
     head = LocalHead(process, LocalInstance(process.pid, marker, os.getpid(), start_ticks(os.getpid()) or 1,
-                                            socket.gethostname(), boot_id(), f"127.0.0.1:{port}",
-                                            temp_dir), out)
+                                            socket.gethostname(), boot_id(), f"127.0.0.1:{port}", temp_dir,
+                                            ((process.pid, start_ticks(process.pid) or 1),)), out)
     try:
         if out is not None:
             write_record(out, head.instance)
         _wait_started(head, timeout_s)
+        # Every process it runs now, by pid and start time: Ray's agents hide the marker (ray_session).
+        head.instance = replace(head.instance, processes=tuple(sorted(session_members(process.pid).items())))
+        if out is not None:
+            write_record(out, head.instance)
     except BaseException:
         head.stop()
         raise

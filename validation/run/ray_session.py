@@ -9,8 +9,13 @@ lets a later ``--resume`` end it:
 
 * only when the record was written on this host and since this boot, and its driver is no longer running
   (its pid gone, or taken by a process that started at another time);
-* only the processes of the recorded session that carry the recorded marker: never by name, never a
-  process outside that session (a session id reused after the instance ended carries no marker).
+* only the processes of the recorded session, and only once the session is proven to be the instance's:
+  one of its processes is one the record lists (pid and start time, taken once the instance ran) or
+  carries the marker. Never by name, never a process outside that session. The kernel does not reuse a
+  session id while any process holds it, so a session holding one process of the instance holds no
+  stranger; a session id reused after the instance ended holds neither a listed process nor the marker.
+  (The marker alone does not do: Ray's agents rewrite their process title over the memory that
+  ``/proc/PID/environ`` shows, so theirs reads as zeros.)
 
 Processes are read from ``/proc`` (Linux); each is signalled through a pidfd opened after checking its
 start time, so a pid reused in between is never signalled.
@@ -26,7 +31,7 @@ import socket
 import stat
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from energymeter import strict_json
@@ -58,6 +63,7 @@ class LocalInstance:
         boot_id: ``/proc/sys/kernel/random/boot_id`` then: pids of another boot mean nothing.
         address: The instance's GCS address (``127.0.0.1:PORT``).
         temp_dir: Ray's temporary directory for the instance (sockets, logs), removed with it.
+        processes: (pid, start ticks) of each of its processes: the head at first, all once it ran.
     """
 
     session_id: int
@@ -68,6 +74,7 @@ class LocalInstance:
     boot_id: str
     address: str
     temp_dir: str
+    processes: tuple[tuple[int, int], ...] = field(default=())
 
     @classmethod
     def from_dict(cls, data: object) -> LocalInstance:
@@ -85,7 +92,11 @@ class LocalInstance:
             if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value <= 0) or not value:
                 raise ValueError(f"{name}: {'missing' if value is None else 'not a valid value'}")
             values[name] = value
-        return cls(**values)
+        listed = data.get("processes", [])
+        if not isinstance(listed, list) or not all(
+                isinstance(p, list) and len(p) == 2 and all(type(v) is int and v > 0 for v in p) for p in listed):
+            raise ValueError("processes: not a list of [pid, start ticks]")
+        return cls(**values, processes=tuple((pid, ticks) for pid, ticks in listed))
 
 
 def boot_id() -> str:
@@ -125,17 +136,22 @@ def session_members(session_id: int) -> dict[int, int]:
     return members
 
 
-def _carries(pid: int, marker: str) -> bool:
+def carries(pid: int, marker: str) -> bool:
+    """Whether ``/proc/PID/environ`` shows ``MARKER_ENV`` set to ``marker``."""
     try:
         environment = (_PROC / str(pid) / "environ").read_bytes()
     except OSError:
-        return False  # gone, or another user's: not ours to end
+        return False  # gone, or another user's
     return f"{MARKER_ENV}={marker}".encode() in environment.split(b"\0")
 
 
-def instance_processes(session_id: int, marker: str) -> dict[int, int]:
-    """The live processes of the recorded session that carry the marker: pid -> start ticks."""
-    return {pid: ticks for pid, ticks in session_members(session_id).items() if _carries(pid, marker)}
+def instance_processes(instance: LocalInstance) -> dict[int, int]:
+    """The live processes of the instance (pid -> start ticks): its session's, once proven its (see above)."""
+    members = session_members(instance.session_id)
+    listed = set(instance.processes)
+    if any((pid, ticks) in listed or carries(pid, instance.marker) for pid, ticks in members.items()):
+        return members
+    return {}
 
 
 def _signal(pid: int, ticks: int, sig: int) -> None:
@@ -153,16 +169,19 @@ def _signal(pid: int, ticks: int, sig: int) -> None:
         os.close(fd)
 
 
-def end_instance(session_id: int, marker: str, grace_s: float = GRACE_S) -> int:
-    """SIGTERM the instance's processes, SIGKILL those left after ``grace_s``; the number there were."""
-    targets = instance_processes(session_id, marker)
+def end_instance(instance: LocalInstance, grace_s: float = GRACE_S) -> int:
+    """SIGTERM the instance's processes, SIGKILL those left after ``grace_s``; the number there were.
+
+    The session is proven the instance's once; from then on it holds no stranger while it is not empty.
+    """
+    targets = instance_processes(instance)
     ended = set(targets)
     for pid, ticks in targets.items():
         _signal(pid, ticks, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while targets and time.monotonic() < deadline:
         time.sleep(0.1)
-        targets = instance_processes(session_id, marker)
+        targets = session_members(instance.session_id)
         ended |= set(targets)
     for _ in range(50):  # SIGKILL, and again for any process started meanwhile
         if not targets:
@@ -170,7 +189,7 @@ def end_instance(session_id: int, marker: str, grace_s: float = GRACE_S) -> int:
         for pid, ticks in targets.items():
             _signal(pid, ticks, signal.SIGKILL)
         time.sleep(0.1)
-        targets = instance_processes(session_id, marker)
+        targets = session_members(instance.session_id)
         ended |= set(targets)
     return len(ended)
 
@@ -238,7 +257,7 @@ def end_leftovers(out: Path, grace_s: float = GRACE_S) -> str | None:
     if start_ticks(instance.driver_pid) == instance.driver_start_ticks:
         return (f"the sweep's driver (pid {instance.driver_pid}) still runs; its Ray instance (session "
                 f"{instance.session_id}) was left alone")
-    count = end_instance(instance.session_id, instance.marker, grace_s)
+    count = end_instance(instance, grace_s)
     forget(out, instance)
     if not count:
         return f"the Ray instance left by driver pid {instance.driver_pid} had no process left"
