@@ -44,6 +44,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _client_server_port() -> list[str]:
+    """A free port for Ray Client's server, which ``ray start`` runs (on 10001) only where ``ray[client]`` is."""
+    try:
+        from ray._private.utils import get_ray_client_dependency_error
+    except ImportError:  # another Ray layout: leave Ray its default
+        return []
+    return [] if get_ray_client_dependency_error() is not None else [f"--ray-client-server-port={free_port()}"]
+
+
 @dataclass
 class LocalHead:
     """A running local instance: its head process and its record (written in ``out`` when given)."""
@@ -97,7 +106,7 @@ def start_head(*, out: Path | None, num_cpus: int | None, resources: dict[str, f
     port = free_port()
     command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
                "--node-ip-address=127.0.0.1", "--include-dashboard=false", f"--dashboard-port={free_port()}",
-               f"--dashboard-agent-listen-port={free_port()}", f"--ray-client-server-port={free_port()}",
+               f"--dashboard-agent-listen-port={free_port()}", *_client_server_port(),
                f"--resources={json.dumps(resources)}", f"--object-store-memory={object_store_bytes}",
                "--disable-usage-stats", f"--temp-dir={temp_dir}"]
     if num_cpus is not None:
