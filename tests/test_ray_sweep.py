@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ import pytest
 from energymeter.validation.records import store
 from energymeter.validation.run.config import SweepConfig, SweepError
 from energymeter.validation.run.ray_executor import HOST_RESOURCE, LOCAL_ENV, RayExecutor, measures_host_wide
+from energymeter.validation.run.ray_session import RECORD_FILE, TEMP_PREFIX
 from energymeter.validation.run.sweep import run_sweep
 
 TESTS = Path(__file__).resolve().parent
@@ -120,12 +122,13 @@ def test_an_interrupted_ray_sweep_stops_its_instance_and_resumes_with_each_run_o
             raise KeyboardInterrupt
 
     outcome = run_sweep(config, tmp_path, quiet=True, on_record=interrupt_after_two,
-                        executor=RayExecutor(num_cpus=2))
+                        executor=RayExecutor(num_cpus=2, out=tmp_path))
     assert outcome.interrupted and outcome.ran == 2
     import ray  # only now: the executor imports it first, for a loopback-only instance
 
-    assert not ray.is_initialized()  # the instance it started is gone
-    outcome = run_sweep(config, tmp_path, resume=True, quiet=True, executor=RayExecutor(num_cpus=2))
+    assert not ray.is_initialized()  # the driver let go of the instance, and the instance is gone with its record
+    assert not (tmp_path / RECORD_FILE).exists() and not list(Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"))
+    outcome = run_sweep(config, tmp_path, resume=True, quiet=True, executor=RayExecutor(num_cpus=2, out=tmp_path))
     assert outcome.skipped == 2 and outcome.ran == 2 and not set(seen) & {r.key for r in outcome.records}
     records, problems = store.read_records(tmp_path)
     assert problems == [] and sorted(r.run_index for r in records) == [0, 1, 2, 3]
@@ -198,14 +201,33 @@ def _drain(executor, fake, monkeypatch, config=None):
     return list(executor.run(config or SweepConfig(**TINY), PENDING, 3))
 
 
-def test_ctrl_c_cancels_every_outstanding_run_and_stops_the_local_instance_it_started(monkeypatch):
-    fake = FakeRay()
+class FakeHead:
+    """Stands in for ``ray_head.start_head``: records what the instance was asked for and whether it stopped."""
+
+    address = "127.0.0.1:6390"
+
+    def __init__(self):
+        self.asked, self.stops = [], 0
+
+    def __call__(self, **asked):
+        self.asked.append(asked)
+        return self
+
+    def stop(self):
+        self.stops += 1
+
+
+def test_ctrl_c_cancels_every_outstanding_run_and_stops_the_local_instance_it_started(monkeypatch, tmp_path):
+    fake, head = FakeRay(), FakeHead()
     with pytest.raises(KeyboardInterrupt):
-        _drain(RayExecutor(num_cpus=2), fake, monkeypatch)
+        _drain(RayExecutor(num_cpus=2, out=tmp_path, head=head), fake, monkeypatch)
     assert fake.cancelled == [(f"ref{i}", True) for i in range(len(PENDING))] and fake.shutdowns == 1
+    assert head.stops == 1  # after the driver let go of it
     (init,) = fake.inits
-    assert init["address"] == "local" and init["include_dashboard"] is False and init["num_cpus"] == 2
-    assert init["resources"] == {HOST_RESOURCE: 1}
+    assert init["address"] == FakeHead.address and init["_node_ip_address"] == "127.0.0.1"
+    (asked,) = head.asked
+    assert asked["out"] == tmp_path and asked["num_cpus"] == 2 and asked["resources"] == {HOST_RESOURCE: 1}
+    assert asked["env"]["RAY_AUTH_MODE"] == "token"
 
 
 def test_ctrl_c_cancels_the_runs_but_leaves_an_existing_cluster_running(monkeypatch):
@@ -219,7 +241,7 @@ def test_ctrl_c_cancels_the_runs_but_leaves_an_existing_cluster_running(monkeypa
 def test_a_worker_dead_more_often_than_the_retries_stops_the_sweep_naming_the_run(monkeypatch):
     fake = FakeRay(on_wait=None, get=FakeRay.RayError("worker died"))
     with pytest.raises(SweepError, match=r"mlp\|digits.*did not finish: RayError after 2 retries.*--resume"):
-        _drain(RayExecutor(num_cpus=2, max_retries=2), fake, monkeypatch)
+        _drain(RayExecutor(num_cpus=2, max_retries=2, head=FakeHead()), fake, monkeypatch)
     assert fake.options[0]["max_retries"] == 2
     assert len(fake.cancelled) == len(PENDING) - 1 and fake.shutdowns == 1
 
@@ -228,7 +250,7 @@ def test_a_runs_own_error_reaches_the_caller_unchanged(monkeypatch):
     error = FakeRay.RayTaskError("dataset missing")
     fake = FakeRay(on_wait=None, get=error)
     with pytest.raises(FakeRay.RayTaskError) as caught:
-        _drain(RayExecutor(num_cpus=2), fake, monkeypatch)
+        _drain(RayExecutor(num_cpus=2, head=FakeHead()), fake, monkeypatch)
     assert caught.value is error
 
 
@@ -236,17 +258,17 @@ def test_cuda_runs_take_one_gpu_each_in_a_fresh_worker_and_need_a_gpu_in_the_clu
     config = SweepConfig(**TINY, device="cuda:1", backends=("nvml",))
     fake = FakeRay(resources={"CPU": 2.0, "GPU": 2.0, HOST_RESOURCE: 1.0})
     with pytest.raises(KeyboardInterrupt):
-        _drain(RayExecutor(), fake, monkeypatch, config)
+        _drain(RayExecutor(head=FakeHead()), fake, monkeypatch, config)
     assert fake.options[0] == {"max_retries": 3, "num_cpus": 1, "num_gpus": 1, "max_calls": 1}  # no host hold
     with pytest.raises(SweepError, match="no GPU"):
-        _drain(RayExecutor(), FakeRay(), monkeypatch, config)
+        _drain(RayExecutor(head=FakeHead()), FakeRay(), monkeypatch, config)
 
 
 def test_runs_that_read_rapl_hold_the_per_host_resource_and_a_cluster_without_it_is_refused(monkeypatch):
     config = SweepConfig(**TINY, backends=("rapl", "nvml"))
     fake = FakeRay()
     with pytest.raises(KeyboardInterrupt):
-        _drain(RayExecutor(), fake, monkeypatch, config)
+        _drain(RayExecutor(head=FakeHead()), fake, monkeypatch, config)
     assert fake.options[0]["resources"] == {HOST_RESOURCE: 1}
     refused = FakeRay(resources={"CPU": 8.0})
     with pytest.raises(SweepError, match=r"""--resources='\{"energymeter_host": 1\}'"""):

@@ -217,7 +217,12 @@ def _validate(args: argparse.Namespace) -> int:
 
             if args.ray_address is not None:  # checked and reached before anything is written to --out
                 probe(parse_ray_address(args.ray_address), args.ray_timeout_s or DEFAULT_CONNECT_TIMEOUT_S)
-            executor = RayExecutor(address=args.ray_address)
+            executor = RayExecutor(address=args.ray_address, out=out)
+        from .run.ray_session import end_leftovers
+
+        left = end_leftovers(out)  # a local Ray instance that a killed driver of this sweep left running
+        if left is not None:
+            print(f"energymeter validate: {left}", file=sys.stderr)
         outcome = run_sweep(config, out, resume=args.resume, quiet=args.quiet, executor=executor,
                             allow_backend_change=args.allow_backend_change)
     except SweepError as exc:

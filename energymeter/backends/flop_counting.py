@@ -128,4 +128,13 @@ def _hook_free_copy(model: Any, tensor_fn: Any) -> Any:
         memo[id(param)] = torch.nn.Parameter(tensor_fn(param), requires_grad=param.requires_grad)
     for buffer in model.buffers():
         memo[id(buffer)] = tensor_fn(buffer)
-    return copy.deepcopy(model, memo)
+    try:
+        return copy.deepcopy(model, dict(memo))
+    except (TypeError, copy.Error, RuntimeError):
+        # An attribute that cannot be copied (a LightningModule's trainer holds locks, and through its callbacks
+        # an open Meter): the twin shares every attribute that is not a module, parameter or buffer.
+        for module in model.modules():
+            for name, value in vars(module).items():
+                if name not in ("_parameters", "_buffers", "_modules") and id(value) not in memo:
+                    memo[id(value)] = value
+        return copy.deepcopy(model, memo)

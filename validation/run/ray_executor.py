@@ -22,25 +22,32 @@ Sharing is kept honest with Ray resources, not with a scheduler of our own:
   (``max_calls=1``): the visible GPU changes per task, and backends probe once per process.
 
 Every record names its host (``RunRecord.host``) and the hardware it measured (``Measurement.devices``).
-A local instance (no address) listens on loopback only, without dashboard or usage statistics.
+A local instance (no address) is ``ray start --head`` in a session of its own, recorded in the output
+directory (``ray_head``, ``ray_session``); it listens on loopback only, without dashboard or usage statistics.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..records.record import RunRecord
 from ..records.spec import RunSpec
 from .config import SweepConfig, SweepError
+from .ray_head import LocalHead, start_head
+from .ray_session import end_leftovers
+
 #: Custom Ray resource, 1 per node: a run that measures a host-wide domain holds it for its whole run.
 HOST_RESOURCE = "energymeter_host"
 #: Object store of a local instance (bytes): records are small, datasets load in the workers.
 LOCAL_OBJECT_STORE_BYTES = 128 * 2**20
-#: Environment of a local instance: Ray reads the first when imported (on Linux it otherwise takes the
-#: host's network address and listens on every interface), the second stops its usage report.
-LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+#: Environment of a local instance and of the driver connecting to it: Ray reads the first when imported
+#: (on Linux it otherwise takes the host's network address and listens on every interface), the second
+#: stops its usage report, the third has the driver present the token ``ray start`` requires.
+LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
 
 
 def measure_run(config: SweepConfig, run: RunSpec, reference_reps: int, run_index: int) -> dict[str, Any]:
@@ -120,6 +127,9 @@ class RayExecutor:
         max_retries: Times Ray reruns a task whose worker or node died (a run's own error is not retried).
         num_cpus: CPUs of a local instance (None: every core).
         task: What a worker runs for one run (default ``measure_run``); tests wrap it.
+        out: The sweep's output directory, where a local instance is recorded (``ray_session.RECORD_FILE``)
+            until it ends, so that a later start can end what a killed driver left (None: not recorded).
+        head: Starts a local instance (default ``ray_head.start_head``); tests stand in for it.
 
     Each run is a task of its own, so the grouped designs (chunked training, interleaved inference rounds) cannot
     run here: ``run_sweep`` gives this executor the one-run-after-another designs and records them.
@@ -129,13 +139,16 @@ class RayExecutor:
     runs_groups = False
 
     def __init__(self, address: str | None = None, max_retries: int = 3, *, num_cpus: int | None = None,
-                 task: Callable[[SweepConfig, RunSpec, int, int], dict[str, Any]] = measure_run) -> None:
+                 task: Callable[[SweepConfig, RunSpec, int, int], dict[str, Any]] = measure_run,
+                 out: Path | None = None, head: Callable[..., LocalHead] = start_head) -> None:
         if max_retries < 0:
             raise SweepError(f"max_retries must be >= 0, got {max_retries}")
         self.address = address
         self.max_retries = max_retries
         self.num_cpus = num_cpus
         self.task = task
+        self.out = out
+        self.start_head = head
 
     def run(self, config: SweepConfig, pending: list[tuple[int, RunSpec]], reference_reps: int) -> Iterator[RunRecord]:
         """Submit every pending run in the recorded order; yield each record as its task finishes.
@@ -150,7 +163,8 @@ class RayExecutor:
             raise SweepError("the Ray executor runs each run as its own task: it needs --inference-design per-run "
                              "and --training-design sequential (the grouped designs run in this process; "
                              "run_sweep sets them)")
-        ray, started = self._start()
+        ray, head = self._start()
+        started = head is not None
         outstanding: dict[Any, RunSpec] = {}
         try:
             remote = ray.remote(_call).options(max_retries=self.max_retries,
@@ -166,11 +180,14 @@ class RayExecutor:
         finally:
             for ref in outstanding:  # Ctrl-C, an error, or the writer stopping early: stop measuring
                 ray.cancel(ref, force=True)
-            if started:
-                ray.shutdown()
+            if head is not None:
+                try:
+                    ray.shutdown()
+                finally:
+                    head.stop()
 
-    def _start(self) -> tuple[Any, bool]:
-        """Ray, connected to the cluster or to a local instance it started; True when this executor started it."""
+    def _start(self) -> tuple[Any, LocalHead | None]:
+        """Ray, connected to the cluster or to a local instance it started (then returned with it)."""
         if self.address is not None:
             ray = import_ray()
             if not ray.is_initialized():
@@ -179,20 +196,23 @@ class RayExecutor:
                 except Exception as exc:  # noqa: BLE001 - any failure to connect is one line for the user
                     raise SweepError(f"--ray-address {self.address}: Ray could not connect: "
                                      f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
-            return ray, False
+            return ray, None
         saved = {name: os.environ.get(name) for name in LOCAL_ENV}
         os.environ.update(LOCAL_ENV)  # read by Ray at import and inherited by the processes ray.init starts
         try:
             ray = import_ray()
             if ray.is_initialized():
-                return ray, False  # the caller's own Ray session: use it, leave it running
-            # address="local": a new instance, never one that RAY_ADDRESS or an earlier `ray start` left here.
+                return ray, None  # the caller's own Ray session: use it, leave it running
+            head = self._start_head()
+            # Its own address: never an instance that RAY_ADDRESS or an earlier `ray start` left here.
             try:
-                ray.init(address="local", num_cpus=self.num_cpus, resources={HOST_RESOURCE: 1},
-                         include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES, log_to_driver=False,
+                ray.init(address=head.address, _node_ip_address="127.0.0.1", log_to_driver=False,
                          logging_level="ERROR")
-            except Exception as exc:  # noqa: BLE001 - one line for the user
-                raise SweepError(f"a local Ray instance did not start: {type(exc).__name__}: "
+            except BaseException as exc:
+                head.stop()
+                if not isinstance(exc, Exception):
+                    raise
+                raise SweepError(f"the local Ray instance did not accept this driver: {type(exc).__name__}: "
                                  f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
         finally:
             for name, value in saved.items():
@@ -203,10 +223,20 @@ class RayExecutor:
         address = ray.util.get_node_ip_address()
         if not address.startswith("127."):
             ray.shutdown()
+            head.stop()
             raise SweepError(f"the local Ray instance took the network address {address}, not loopback: Ray was "
                              "imported before the executor could set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0; set it "
                              "before starting Python")
-        return ray, True
+        return ray, head
+
+    def _start_head(self) -> LocalHead:
+        """A new local instance; first ends one that a killed driver left recorded in ``out``."""
+        if self.out is not None:
+            left = end_leftovers(self.out)
+            if left is not None:
+                warnings.warn(left, stacklevel=3)
+        return self.start_head(out=self.out, num_cpus=self.num_cpus, resources={HOST_RESOURCE: 1},
+                               object_store_bytes=LOCAL_OBJECT_STORE_BYTES, env=LOCAL_ENV)
 
     def _resources(self, ray: Any, config: SweepConfig, local: bool) -> dict[str, Any]:
         """Task options for this sweep's runs; refuses a cluster that cannot hold them."""
