@@ -166,8 +166,12 @@ def test_rounds_stop_at_the_time_budget_at_a_blocks_end(powercap):
         record = measure_rounds({0.0: _net(1.0), 0.01: _net(0.5), 0.1: _net(0.2)}, torch.randn(8, 64), meter, config,
                                 ("mlp", "digits", "l2/sum", 0))
     meter.close()
-    assert len(record.rounds) == 3 and "time budget" in record.stop_reason
+    # Three networks: a Williams block is 6 rounds (two squares), and the budget is read at its end only, so the
+    # block stays balanced: every network in every position twice.
+    assert len(record.rounds) == len(williams_rows(3)) == 6 and "time budget" in record.stop_reason
     assert sorted(record.rounds[0].order) == [0.0, 0.01, 0.1]
+    positions = Counter((i, lam) for r in record.rounds for i, lam in enumerate(r.order))
+    assert set(positions.values()) == {2}
 
 
 @pytest.mark.slow
@@ -192,3 +196,18 @@ def test_an_interleaved_sweep_under_decaying_power_reports_no_tracking_and_pairs
     (raw,) = [p for p in analysis.inference_rounds if p.domain == "cpu:0:package"]
     assert raw.design.startswith("interleaved rounds") and raw.design.endswith("3 seeds")
     assert raw.across_seeds.low < 0 < raw.across_seeds.high
+
+
+def test_comparisons_that_cannot_be_computed_fail_alone_and_the_analysis_stands(monkeypatch):
+    from energymeter.validation.analysis import analysis as analysis_module
+
+    record = RoundsRecord("mlp", "digits", "l2/sum", 0, (0.0, 0.01), 8, {"cpu:0:package": "measured"},
+                          (InferenceRound(0, (RoundWindow(0.0, {"cpu:0:package": 1.0}, 0.1, 1),
+                                              RoundWindow(0.01, {"cpu:0:package": 0.5}, 0.1, 1))),))
+
+    def broken(rounds):
+        raise OverflowError("a figure too large")
+
+    monkeypatch.setattr(analysis_module, "paired_comparisons", broken)
+    a = analyse([], rounds=[record])
+    assert a.inference_rounds == () and any("OverflowError" in w and "could not be computed" in w for w in a.warnings)

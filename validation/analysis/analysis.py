@@ -242,10 +242,21 @@ def analyse(records: list[RunRecord], sweep: SweepManifest | Mapping[str, Any] |
     sweep = sweep or SweepManifest()
     questions = summarise(claim_list, families, tables, sweep, _absent(tables),
                           (f"inference: {design}", f"training: {training}"))
+    paired_inference = _paired(inference_rounds, "inference", warnings)
+    paired_training = _paired(chunks, "training", warnings)
     return Analysis(len(records), tuple(measured), tables, tuple(claim_list), drift, bool(factors), busy,
                     tuple(warnings), tuple(problems or ()), _points(figures), tuple(csv_row(r) for r in records),
-                    sweep, tuple(families), tuple(paired_comparisons(inference_rounds)), design,
-                    tuple(paired_comparisons(chunks)), training, questions)
+                    sweep, tuple(families), paired_inference, design, paired_training, training, questions)
+
+
+def _paired(rounds: list[RoundsRecord], what: str, warnings: list[str]) -> tuple[PairedComparison, ...]:
+    """The comparisons paired by round, or none and a warning where they cannot be computed (the report stays)."""
+    try:
+        return tuple(paired_comparisons(rounds))
+    except Exception as exc:  # noqa: BLE001 - one figure that cannot be computed fails alone
+        warnings.append(f"The {what} comparisons paired by round could not be computed ({type(exc).__name__}: "
+                        f"{exc}); every other figure stands.")
+        return ()
 
 
 def _with_design(claim: Claim, inference: str, training: str) -> Claim:

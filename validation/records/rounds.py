@@ -156,6 +156,9 @@ class RoundsRecord:
         """
         if not isinstance(d, Mapping):
             raise RecordError(f"a rounds record is a JSON object, not {type(d).__name__}")
+        if d.get("design", INTERLEAVED) not in (INTERLEAVED, CHUNKED):
+            raise RecordError(f"rounds record of an unknown design {d.get('design')!r}; known: {INTERLEAVED}, "
+                              f"{CHUNKED}")
         if d.get("schema_version") != ROUNDS_SCHEMA_VERSION:
             raise RecordError(f"rounds record schema {d.get('schema_version')!r}; this version reads "
                               f"{ROUNDS_SCHEMA_VERSION}")

@@ -79,24 +79,43 @@ def append_rounds(directory: Path, rounds: RoundsRecord) -> None:
     append_line(directory / ROUNDS_FILE, rounds.to_dict())
 
 
-def read_rounds(directory: Path) -> tuple[list[RoundsRecord], list[Problem]]:
-    """Every readable rounds record (the last one per group and seed: a group re-measured on ``--resume``
-    replaces its earlier rounds), and the problems of the lines that were not. No file: none (older sweeps)."""
-    path = directory / ROUNDS_FILE
-    found: dict[str, RoundsRecord] = {}
-    problems: list[Problem] = []
+def _parsed_lines(path: Path, parse: Any, what: str) -> Iterator[tuple[int, Any]]:
+    """``(line number, parse(object))`` for every non-blank line, or ``(number, Problem)`` for a line that fails
+    (whatever it holds: a ``RecordError`` says why in its own words, anything else is named with its type).
+
+    Raises:
+        StoreError: ``path`` is there but is not a file.
+    """
+    if not path.exists():
+        return
     if not path.is_file():
-        return [], problems
+        raise StoreError(f"{path} is not a file (a directory or a device where the {what}s should be)")
     with open(path, encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                rounds = RoundsRecord.from_dict(parse_line(line))
+                yield number, parse(parse_line(line))
+            except RecordError as exc:
+                yield number, Problem(number, str(exc))
             except Exception as exc:  # noqa: BLE001 - whatever one line holds, it fails that line alone
-                problems.append(Problem(number, f"unreadable rounds record ({type(exc).__name__}: {exc})"[:500]))
-                continue
-            found[rounds.key] = rounds
+                yield number, Problem(number, f"unreadable {what} ({type(exc).__name__}: {exc})"[:500])
+
+
+def read_rounds(directory: Path) -> tuple[list[RoundsRecord], list[Problem]]:
+    """Every readable rounds record (the last one per group and seed: a group measured again on ``--resume``
+    replaces its earlier rounds), and the problems of the lines that were not. No file: none (older sweeps).
+
+    Raises:
+        StoreError: ``rounds.jsonl`` is there but is not a file.
+    """
+    found: dict[str, RoundsRecord] = {}
+    problems: list[Problem] = []
+    for _, item in _parsed_lines(directory / ROUNDS_FILE, RoundsRecord.from_dict, "rounds record"):
+        if isinstance(item, Problem):
+            problems.append(item)
+        else:
+            found[item.key] = item
     return list(found.values()), problems
 
 
@@ -136,11 +155,18 @@ def read_records(directory: Path) -> tuple[list[RunRecord], list[Problem]]:
     Raises:
         StoreError: ``results.jsonl`` is there but is not a file.
     """
-    path = directory / RESULTS_FILE
     records: list[RunRecord] = []
     problems: list[Problem] = []
-    if not path.exists():
-        return records, problems
+    seen: set[str] = set()
+    for number, item in _parsed_lines(directory / RESULTS_FILE, RunRecord.from_dict, "run record"):
+        if isinstance(item, Problem):
+            problems.append(item)
+        elif item.key in seen:
+            problems.append(Problem(number, f"a second record of run {item.key} (the first is kept)"))
+        else:
+            seen.add(item.key)
+            records.append(item)
+    return records, problems
     if not path.is_file():
         raise StoreError(f"{path} is not a file (a directory or a device where the results should be)")
     seen: set[str] = set()

@@ -33,27 +33,26 @@ _READING = ("'over seeds' is the mean of the seeds' mean log ratios (95% t inter
             "drift correction.")
 
 
+def _section(title: str, design: str, comparisons: tuple[PairedComparison, ...], how: str, unprotected: str) -> Section:
+    """The comparisons of one design, or, without any, what the sweep's design leaves to drift."""
+    if not comparisons:
+        return Section(title, 3, paragraphs=(f"{design}: {unprotected}",))
+    return Section(f"{title} ({design})", 3, paragraphs=(f"{how} {_READING}",), headers=_HEADERS,
+                   rows=_rows(comparisons))
+
+
 def paired_sections(a: Analysis) -> list[Section]:
     """Inference paired by round and training paired by chunk, or, for each, why the sweep has none."""
-    out = []
-    if a.inference_rounds:
-        out.append(Section(f"Inference paired by round ({a.inference_design})", 3, paragraphs=(
-            "Each round measured every network of one seed once, in a fresh balanced order (Williams squares), "
-            "each window the same fixed batch; the log ratio of joules per sample, lambda over lambda = 0, is "
-            "taken within each round, so drift and slow counter noise cancel. " + _READING,),
-            headers=_HEADERS, rows=_rows(a.inference_rounds)))
-    else:
-        out.append(Section("Inference paired by round", 3, paragraphs=(
-            f"Inference design: {a.inference_design}. No interleaved rounds in this sweep: each run's inference "
-            "window ran right after its training, so drift of the machine falls on whichever lambda ran then.",)))
-    if a.training_rounds:
-        out.append(Section(f"Training paired by chunk ({a.training_design})", 3, paragraphs=(
-            "The networks of one seed were trained round-robin, one epoch each per round in a fresh balanced "
-            "order, each epoch a window of its own; the log ratio of joules per epoch, lambda over lambda = 0, is "
-            "taken within each round (epoch k against epoch k). " + _READING,),
-            headers=_HEADERS, rows=_rows(a.training_rounds)))
-    else:
-        out.append(Section("Training paired by chunk", 3, paragraphs=(
-            f"Training design: {a.training_design}: drift of the machine falls on whichever lambda trained when it "
-            "happened.",)))
-    return out
+    return [
+        _section("Inference paired by round", a.inference_design, a.inference_rounds,
+                 "Each round measured every network of one seed once, in a fresh balanced order (Williams squares), "
+                 "each window the same fixed batch; the log ratio of joules per sample, lambda over lambda = 0, is "
+                 "taken within each round, so drift and slow counter noise cancel.",
+                 "no interleaved rounds in this sweep: each run's inference window ran right after its training, "
+                 "so drift of the machine falls on whichever lambda ran then."),
+        _section("Training paired by chunk", a.training_design, a.training_rounds,
+                 "The networks of one seed were trained round-robin, one epoch each per round in a fresh balanced "
+                 "order, each epoch a window of its own; the log ratio of joules per epoch, lambda over lambda = 0, "
+                 "is taken within each round (epoch k against epoch k).",
+                 "drift of the machine falls on whichever lambda trained when it happened."),
+    ]

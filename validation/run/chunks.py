@@ -37,7 +37,7 @@ def concatenate(windows: Sequence[Measurement], name: str) -> Measurement:
         for op, count in m.uncounted_ops.items():
             uncounted[op] = uncounted.get(op, 0) + count
     warnings = tuple(dict.fromkeys(w for m in windows for w in m.warnings))
-    declared = {**{d: v for m in windows for d, v in m.domains.items()}}
+    declared = {d: v for m in windows for d, v in m.domains.items()}
     return Measurement(name, sum(m.duration_s for m in windows), {d: sum(m.energy_j[d] for m in windows)
                                                                   for d in sorted(domains)},
                        flops=flops, uncounted_ops=uncounted, failed=failed, warnings=warnings,

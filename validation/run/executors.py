@@ -46,7 +46,7 @@ def energy_backends(config: SweepConfig) -> list[str]:
 class LocalExecutor:
     """Runs every run in this process on one Meter: one after another (``per-run`` inference, ``sequential``
     training), or group by group (``groups.run_groups``: chunked training, interleaved inference rounds; a group's
-    ``RoundsRecord`` objects are yielded before its run records)."""
+    ``RoundsRecord`` objects are yielded after its run records)."""
 
     def __init__(self, meter: Any = None) -> None:
         self._meter = meter

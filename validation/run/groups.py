@@ -3,8 +3,10 @@
 A group is model x dataset x E definition x seed, every lambda. With the chunked training design its networks are
 trained round-robin, one epoch each per round (``chunks``); otherwise one after another. With the interleaved
 inference design their inference is then measured in interleaved rounds (``rounds``); otherwise each network's
-inference window follows its training at once. A group's records are yielded together once all its networks are
-measured (its rounds records first), so an interrupted group is measured again, whole, on ``--resume``.
+inference window follows its training at once. A group's records are yielded once all its networks are measured:
+its run records first, then its rounds records, so a rounds record is only ever written for networks whose runs
+are all recorded (a group interrupted among its run records is measured again, for the runs it lacks, on
+``--resume``; read_rounds keeps the latest rounds record of a group).
 """
 
 from __future__ import annotations
@@ -37,13 +39,13 @@ def _group(config: SweepConfig, runs: list[tuple[int, RunSpec]], reference_reps:
     from .rounds import measure_rounds, pooled_window
 
     interleaved = config.inference_design == "interleaved"
+    first = runs[0][1]
+    group = (first.model, data.name, first.activation_energy_kind, first.seed)
     records: list[RoundsRecord] = []
     if config.training_design == "chunked":
         from .chunks import train_chunked
 
         prepared = {run.lam: prepare_run(config, run, data, meter, reference_reps, index) for index, run in runs}
-        first = runs[0][1]
-        group = (first.model, data.name, first.activation_energy_kind, first.seed)
         with LoadSampler() as load:
             trained_chunks, chunk_record = train_chunked(
                 {lam: p.model for lam, p in prepared.items()}, data, meter, group, epochs=config.epochs,
@@ -64,14 +66,12 @@ def _group(config: SweepConfig, runs: list[tuple[int, RunSpec]], reference_reps:
         done = {run.lam: train_run(config, run, data, meter, reference_reps, index, inference=not interleaved)
                 for index, run in runs}
     if interleaved:
-        kind = next(iter(done.values())).fields["activation_energy_kind"]
-        first = runs[0][1]
         rounds = measure_rounds({lam: t.model for lam, t in done.items()}, data.x_test[:config.inference_samples],
-                                meter, config, (first.model, data.name, kind, first.seed))
+                                meter, config, group)
         records.append(rounds)
-    yield from records
     for lam, t in done.items():
         if interleaved:
             yield finish_run(t, pooled_window(records[-1], lam), NO_PEERS)
         else:
             yield finish_run(t, t.fields["inference"], t.fields["cross_checks"])
+    yield from records

@@ -117,11 +117,9 @@ def measure_rounds(networks: Mapping[float, Any], x: Any, meter: Any, config: Sw
                 windows.append(window)
                 provenance.update(m.provenance)
             done.append(InferenceRound(len(done), tuple(windows)))
-            record = _record(group, lambdas, len(x), provenance, done, config, order_seed, "")
-            if len(done) % len(lambdas) == 0:
-                reason = stop_reason(record, config, time.perf_counter() - start)
-                if reason is not None:
-                    break
+        # At a block's end only (2n rounds for an odd n): a stop inside a block would unbalance the orders.
+        reason = stop_reason(_record(group, lambdas, len(x), provenance, done, config, order_seed, ""), config,
+                             time.perf_counter() - start)
     for model in networks.values():
         model.train()
     return _record(group, lambdas, len(x), provenance, done, config, order_seed, reason)
