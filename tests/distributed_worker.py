@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import torch.distributed as dist
 from energymeter import Meter
 from energymeter.distributed import aggregate
 from energymeter.testing import FakeGpu, FakeNVML, FakePowercap
+from energymeter.testing.counter_file import write_counter
 
 
 class FileNVML(FakeNVML):
@@ -41,7 +43,7 @@ class FileNVML(FakeNVML):
 
 def add_j(path: Path, joules: float, per_joule: int) -> None:
     """Advance a counter file (integer units of 1/per_joule J) by ``joules``."""
-    path.write_text(f"{int(path.read_text()) + round(joules * per_joule)}\n")
+    write_counter(path, int(path.read_text()) + round(joules * per_joule))
 
 
 def main(layout_path: str, out_dir: str) -> None:
@@ -62,6 +64,9 @@ def main(layout_path: str, out_dir: str) -> None:
                 tree.set_energy(zone, tree.energy(zone) + round(joules * 1e6))
             for uuid, joules in host["gpu_j"].items():
                 add_j(Path(host["gpu_dir"]) / f"{uuid}.mj", joules, 1000)
+            # Hardware draws its joules over time: 40 J in a window of a few ms would break the RAPL
+            # plausibility ceiling (1500 W) and fail the zone, as it should. Keep every window long enough.
+            time.sleep(0.15)
         dist.barrier()  # every counter has advanced
     meter.close()
     total = aggregate(window.result)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Union
 
+from energymeter.testing.counter_file import write_counter
+
 #: Where the hwmon core's signed 64-bit energy value wraps (uJ).
 ENERGY_RANGE_UJ = 2**63
 #: Power: watts, or watts as a function of the tree's clock (s).
@@ -209,10 +211,10 @@ class FakeHwmon:
 
     def _write(self, sensor: _Sensor) -> None:
         if sensor.mode == "energy":
-            sensor.files[0].write_text(f"{sensor.energy_uj % sensor.wrap_uj}\n")
+            write_counter(sensor.files[0], sensor.energy_uj % sensor.wrap_uj)
         elif sensor.mode == "power":
-            sensor.files[0].write_text(f"{round(self._power_now(sensor) * 1e6)}\n")
+            write_counter(sensor.files[0], round(self._power_now(sensor) * 1e6))
         else:
             current_ma = round(self._power_now(sensor) * 1e6 / sensor.voltage_mv)
-            sensor.files[0].write_text(f"{sensor.voltage_mv}\n")
-            sensor.files[1].write_text(f"{current_ma}\n")
+            write_counter(sensor.files[0], sensor.voltage_mv)
+            write_counter(sensor.files[1], current_ma)

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from energymeter.testing.counter_file import write_counter
+
 #: A common max_energy_range_uj on Intel server parts (2^32 energy units of 61 uJ).
 DEFAULT_MAX_RANGE_UJ = 262_143_328_850
 #: How often ``running()`` writes when the tree has no update period of its own (s).
@@ -83,7 +85,7 @@ class FakePowercap:
         with self._lock:
             self._true_uj[zone] = float(energy_uj)
             if self.update_period_s == 0:
-                (self.root / zone / "energy_uj").write_text(f"{self._steps_uj(zone)}\n")
+                write_counter(self.root / zone / "energy_uj", self._steps_uj(zone))
 
     def energy(self, zone: str) -> int:
         """Read a zone's counter as a reader sees it (microjoules)."""
@@ -123,7 +125,7 @@ class FakePowercap:
                 for zone, power_w in self._power_w.items():
                     self._true_uj[zone] += power_w * 1e6 * period_s * updates
                 for zone in self._true_uj:
-                    _write_in_place(self.root / zone / "energy_uj", self._visible_uj(zone))
+                    write_counter(self.root / zone / "energy_uj", self._visible_uj(zone))
 
     def _steps_uj(self, zone: str) -> int:
         """The true energy in whole resolution steps (call locked)."""
@@ -134,17 +136,3 @@ class FakePowercap:
         range_uj = self._ranges.get(zone)
         return self._steps_uj(zone) % range_uj if range_uj else self._steps_uj(zone)
 
-
-def _write_in_place(path: Path, value: int) -> None:
-    """Overwrite a counter file without truncating it first, so a concurrent reader never sees it empty.
-
-    The text is padded with spaces to the old length (``int()`` ignores them); a reader holding the file
-    open (the RAPL session keeps a descriptor) sees the new value, as it would after a rename it would not.
-    """
-    text = f"{value}\n".encode()
-    fd = os.open(path, os.O_RDWR)
-    try:
-        old = os.fstat(fd).st_size
-        os.pwrite(fd, text.ljust(old, b" "), 0)
-    finally:
-        os.close(fd)
