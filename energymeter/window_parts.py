@@ -65,7 +65,12 @@ def finish(self: "Meter", window: Window, name: Any, end: Any, end_mono_s: float
     the joules), the difference of each session's readings, the warnings. ``self`` is the meter."""
     duration_s = end_mono_s - window.start_mono_s
     token = window.count_token
-    flop_result = self._counter.end(token) if token is not NOT_COUNTED else None
+    flop_result = None
+    if token is not NOT_COUNTED:  # a cached count of a model window first (no list copies), else the whole way
+        counter = self._counter
+        flop_result = counter.end_fast(token)
+        if flop_result is None:
+            flop_result = counter.end(token)
     warnings = self._base_warnings
     single = self._single
     if single is not None:  # the common case: one session, no merging

@@ -52,6 +52,33 @@ def test_segments_add_up_and_a_domain_failed_in_one_fails_in_the_sum():
     assert add(a, window({"cpu:0:package": 1.0, "cpu:0:dram": 1.0})).flops is None  # a partial sum would understate
 
 
+def test_complete_segments_add_to_what_the_checked_constructor_builds_from_the_hand_sums():
+    import random
+
+    rng = random.Random(7)
+    for _ in range(200):
+        domains = rng.sample(["cpu:0:package", "cpu:0:dram", "cpu:1:package", "gpu:0", "cpu:model"], rng.randint(1, 5))
+        parts = [window({d: rng.uniform(0, 1e4) for d in domains}, flops=rng.choice([None, rng.randrange(10**12)]),
+                        duration_s=rng.uniform(1e-6, 10), warnings=tuple(rng.sample("abc", rng.randint(0, 2))))
+                 for _ in range(rng.randint(1, 6))]
+        total = None
+        for part in parts:
+            total = add(total, part)
+        flops = None if any(p.flops is None for p in parts) else sum(p.flops for p in parts)
+        energy_j = {d: 0.0 for d in domains}
+        duration_s = 0.0
+        for part in parts:  # the same order of additions, so the same floats
+            energy_j = {d: j + part.energy_j[d] for d, j in energy_j.items()} if part is not parts[0] else dict(
+                part.energy_j)
+            duration_s = part.duration_s if part is parts[0] else duration_s + part.duration_s
+        expected = Measurement(name="w", duration_s=duration_s, energy_j=energy_j, flops=flops,
+                               warnings=tuple(dict.fromkeys(w for p in parts for w in p.warnings)),
+                               domains=parts[0].domains)
+        assert total == expected
+        assert dict(total.provenance) == dict(expected.provenance) and total.total_energy_j == expected.total_energy_j
+        assert Measurement.from_dict(total.to_dict()) == total
+
+
 def test_a_paused_phase_is_the_sum_of_its_segments_on_a_real_meter(powercap):
     powercap.add_package(0)
     phases = Phases(["rapl"], powercap_root=str(powercap.root))
