@@ -52,6 +52,16 @@ def test_a_ratio_short_of_1000x_that_levelled_off_fails():
     assert claim.verdict == "fails" and "still rising" not in claim.sentence
 
 
+def test_a_one_epoch_ratio_short_of_1000x_cannot_refute_the_claim_and_reads_not_reached():
+    a = analyse(with_epochs(fixture(lambda e, rng: e, lambdas=(0.0, 1e-2)), [11.0]))
+    row = next(r for r in a.lambda_rows if r.lam == 1e-2)
+    assert row.e_ratio_by_epoch == pytest.approx((11.0,)) and row.levelled_off is None
+    for kind, subject in (("e_reduction", {}), ("e_reduction", {"measured_as": "l0/sum"})):
+        claim = claim_at(a, kind, **subject) if subject else claim_at(a)
+        assert claim.verdict == "inconclusive", claim.sentence
+        assert "too few epochs to tell whether it had levelled off" in claim.sentence and "fails" not in claim.sentence
+
+
 def test_every_e_ratio_says_what_a_pure_rescaling_explains_and_the_scale_free_part():
     a = analyse(with_epochs(fixture(lambda e, rng: e, lambdas=(0.0, 1e-2)), [11.0] * 4, scale_free_ratio=2.0))
     l2 = claim_at(a)  # E fell about 11x, the scale-free E 2x: a rescaling explains 5.5x

@@ -135,10 +135,11 @@ def rescaling_split(measure: str, ratio: StatResult, scale_free: StatResult | No
 
 
 def e_reduction(subject: Mapping[str, Any], ratio: StatResult, *, still_rising: bool = False,
-                scale_free: StatResult | None = None) -> Claim:
+                scale_free: StatResult | None = None, level_unknown: bool = False) -> Claim:
     """E fell N x, against the paper's "about 1000x" (within a factor of 2), with the part a pure rescaling
     explains; a ratio below the band that was still rising at the last epoch reads "not reached at this
-    training length (still rising)", inconclusive, instead of ``fails``."""
+    training length (still rising)", inconclusive, instead of ``fails``; so does one whose levelling could not
+    be judged (``level_unknown``: a one-epoch run), since a short run cannot refute a claim about a trained one."""
     lo_band, hi_band = PAPER_E_RATIO_V2 / PAPER_E_RATIO_FACTOR, PAPER_E_RATIO_V2 * PAPER_E_RATIO_FACTOR
     if ratio.low is None or ratio.high is None:
         verdict = INCONCLUSIVE
@@ -152,6 +153,10 @@ def e_reduction(subject: Mapping[str, Any], ratio: StatResult, *, still_rising: 
     not_reached = verdict == FAILS and ratio.high is not None and ratio.high < lo_band and still_rising
     if not_reached:
         verdict, status = INCONCLUSIVE, "not reached at this training length (still rising)"
+    elif verdict == FAILS and ratio.high is not None and ratio.high < lo_band and level_unknown:
+        not_reached = True
+        verdict, status = INCONCLUSIVE, ("not reached at this training length (too few epochs to tell whether "
+                                         "it had levelled off)")
     measure = str(subject.get("measured_as", subject.get("activation_energy_kind", "l2/sum"))).split("/")[0]
     split = rescaling_split(measure, ratio, scale_free)
     fell = _said(ratio, "E fell", "E's fall", ",.1f", "x", verdict)

@@ -17,6 +17,7 @@ from .figures import Figures
 from .intervals import accuracy_interval
 from .stats import INCONCLUSIVE, StatResult, cost_to_target, efficiency_gain, make_result
 from .tables import LambdaRow, Tables, groups
+from .training_length import levelled_off
 
 
 def _subject(row: LambdaRow) -> dict[str, Any]:
@@ -29,12 +30,18 @@ def _compared(tables: Tables) -> list[LambdaRow]:
     return [row for row in tables.lambda_rows if row.lam != 0.0]
 
 
+def _level_unknown(series: tuple[float | None, ...]) -> bool:
+    """Whether a recorded per-epoch ratio cannot tell if it levelled off (records without one keep the old rule)."""
+    return bool(series) and levelled_off(series) is None
+
+
 @claim("e_reduction")
 def e_reduction(figures: Figures, tables: Tables) -> list[Claim]:
     """E(0) / E(lambda) under the definition trained with, against the paper's about 1000x, with the part a pure
     rescaling explains and whether the ratio was still rising at the last epoch."""
     return [paper.e_reduction(_subject(row), row.e_ratio, still_rising=row.still_rising,
-                              scale_free=_scale_free(row, row.activation_energy_kind))
+                              scale_free=_scale_free(row, row.activation_energy_kind),
+                              level_unknown=_level_unknown(row.e_ratio_by_epoch))
             for row in _compared(tables) if row.e_ratio is not None]
 
 
@@ -43,7 +50,8 @@ def e_reduction_by_definition(figures: Figures, tables: Tables) -> list[Claim]:
     """The same ratio with E measured under each other definition (l2, l1, l0, l2/l1-scale-free)."""
     return [paper.e_reduction({**_subject(row), "measured_as": f"{measure}/sum"}, ratio,
                               still_rising=row.still_rising_by_kind.get(measure, False),
-                              scale_free=_scale_free(row, measure))
+                              scale_free=_scale_free(row, measure),
+                              level_unknown=_level_unknown(row.e_ratio_by_epoch_by_kind.get(measure, ())))
             for row in _compared(tables) for measure, ratio in sorted(row.e_ratio_by_kind.items())
             if f"{measure}/sum" != row.activation_energy_kind]  # the trained definition is e_reduction's
 
