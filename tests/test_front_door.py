@@ -61,6 +61,42 @@ def test_devices_does_not_call_an_unavailable_backend_measured(capsys):
     assert "available   counted [flops]: torch" in text
 
 
+def test_without_torch_devices_lists_loihi_and_flops_as_unavailable_naming_the_extra(monkeypatch):
+    import importlib.util
+
+    from energymeter.backends.flops import FlopsBackend
+    from energymeter.backends.loihi import LoihiBackend
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    for backend in (LoihiBackend(), FlopsBackend()):
+        status = backend.probe()
+        assert not status.available and "torch is not installed" in status.reason, status
+        assert "energymeter[torch]" in status.reason
+
+
+def test_with_torch_the_loihi_backend_is_available():
+    pytest.importorskip("torch")
+    from energymeter.backends.loihi import LoihiBackend
+
+    assert LoihiBackend().probe().available
+
+
+def test_a_probe_that_raises_is_that_backend_unavailable_with_the_error_and_the_others_are_listed(monkeypatch):
+    from energymeter import backends
+
+    class Broken(backends.default_backend("cpu-model").__class__):
+        def _probe(self):
+            raise ValueError("a fault the probe did not foresee")
+
+    real = backends.default_backend
+    monkeypatch.setattr(backends, "default_backend", lambda name: Broken() if name == "cpu-model" else real(name))
+    statuses = {s.name: s for s in backends.available()}
+    assert not statuses["cpu-model"].available
+    assert statuses["cpu-model"].reason == "probe failed: ValueError: a fault the probe did not foresee"
+    assert set(statuses) == set(backends.REGISTRY)
+
+
 def test_a_sweep_that_fails_before_its_first_run_leaves_no_sweep_behind(tmp_path, capsys):
     pytest.importorskip("torch")
     out = tmp_path / "out"

@@ -301,6 +301,33 @@ def test_a_non_ascii_digit_in_cuda_visible_devices_ends_the_list_instead_of_cras
     assert status.domains == (("gpu:0",) if value.startswith("0") else ())
 
 
+@pytest.mark.parametrize("value, expected", [
+    ("9" * 5000, []),                       # past Python's 4,300-digit int() limit: invalid, no such device
+    ("0," + "9" * 5000, [0]),               # the list ends at the first invalid entry, as CUDA's does
+    ("0" * 200 + "1", [1]),                 # leading zeros are not significant digits
+    ("0" * 5000 + "1", []),                 # but no entry is longer than MAX_ENTRY_CHARS
+    ("-" + "9" * 5000, []),
+    ("GPU-aa" + "0" * 5000, []),            # a UUID entry longer than any UUID matches nothing
+    ("1," + "x" * 10**6, [1]),
+])
+def test_cuda_visible_devices_entries_of_any_length_are_parsed_without_error(value, expected):
+    assert parse_visible_devices(value, 3, ["GPU-aa01", "GPU-bb02", "GPU-cc03"]) == expected
+
+
+def test_devices_with_a_5000_digit_cuda_visible_devices_lists_every_backend(monkeypatch, capsys):
+    from energymeter import backends
+    from energymeter.backends import nvml
+    from energymeter.cli import main
+
+    monkeypatch.setattr(nvml, "_load_pynvml", lambda: FakeNVML([FakeGpu(uuid="GPU-a")]))
+    monkeypatch.setattr(backends, "_default_instances", {})  # probes afresh, through the fake
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "9" * 5000)
+    assert main(["devices"]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "rapl" in captured.out
+    assert "nvml" in captured.out and "probe failed" not in captured.out
+
+
 # -- MIG and shared GPUs (issue 21 part 4) -----------------------------------------------------------
 
 def test_devices_names_the_mig_instances_and_the_domain_stays_the_whole_gpu(clock):

@@ -91,13 +91,18 @@ def default_backend(name: str) -> Backend:
 
 
 def available() -> list[BackendStatus]:
-    """One status per registered backend: name, available, reason, domains (probes are cached)."""
+    """One status per registered backend: name, available, reason, domains (probes are cached).
+
+    A probe that raises makes its backend unavailable with the error as the reason; the others are listed.
+    """
     statuses = []
     for name in REGISTRY:
         try:
             statuses.append(default_backend(name).probe())
         except ImportError as exc:
             statuses.append(BackendStatus(name, False, f"cannot import backend: {exc}"))
+        except Exception as exc:  # one backend's fault is that backend's, never the listing's
+            statuses.append(BackendStatus(name, False, f"probe failed: {type(exc).__name__}: {exc}"))
     return statuses
 
 

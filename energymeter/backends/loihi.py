@@ -2,11 +2,13 @@
 
 A session subscribes to the simulator's observer registry (``energymeter.loihi.simulation.subscribe``)
 when it opens and unsubscribes when it closes: the simulator owns the registry and knows nothing of
-backends. Probing reads only the profile (no torch); opening imports the simulator, which needs torch.
+backends. Probing reads only the profile and looks for torch without importing it; opening imports the
+simulator, which needs torch.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,10 @@ class LoihiBackend(Backend):
     def _probe(self) -> BackendStatus:
         from ..loihi.profile import load_loihi_profile
 
+        # find_spec looks for torch without importing it: the simulator needs torch, a probe must stay cheap.
+        if importlib.util.find_spec("torch") is None:
+            return BackendStatus(self.name, False, "torch is not installed (the Loihi simulator runs on it); "
+                                 "pip install 'energymeter[torch]'", (DOMAIN,), MODELED)
         try:
             profile = load_loihi_profile(self.profile_name)
         except ProfileError as exc:

@@ -9,14 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+#: The longest ``CUDA_VISIBLE_DEVICES`` entry read (characters): a UUID entry is at most about 60; a longer one
+#: is invalid, as is an index of more than ``_INDEX_DIGITS`` significant digits (no machine has 10**9 GPUs).
+MAX_ENTRY_CHARS = 256
+_INDEX_DIGITS = 9
+
 
 def parse_visible_devices(value: str | None, count: int, uuids: list[str],
                           mig_uuids: "list[tuple[str, ...]] | None" = None) -> list[int]:
     """Map ``CUDA_VISIBLE_DEVICES`` onto NVML indices, in CUDA order.
 
     CUDA's rules: unset means every device; entries are indices (ASCII digits) or (prefixes of) UUIDs;
-    parsing stops at the first invalid entry (a non-ASCII digit such as ``"²"`` included); an empty
-    value hides every device. A MIG instance's UUID (``"MIG-..."``, or the old ``"MIG-GPU-<uuid>/gi/ci"``)
+    parsing stops at the first invalid entry (a non-ASCII digit such as ``"²"`` included; an entry longer
+    than ``MAX_ENTRY_CHARS``, or an index of more than nine significant digits, is invalid: no such device);
+    an empty value hides every device. A MIG instance's UUID (``"MIG-..."``, or the old ``"MIG-GPU-<uuid>/gi/ci"``)
     names the GPU that holds it: its energy counter is that whole GPU's.
 
     Args:
@@ -33,8 +39,12 @@ def parse_visible_devices(value: str | None, count: int, uuids: list[str],
     chosen: list[int] = []
     for entry in (e.strip() for e in value.split(",")):
         index: int | None = None
+        if len(entry) > MAX_ENTRY_CHARS:
+            break
         if entry.isascii() and (entry.isdigit() or (entry.startswith("-") and entry[1:].isdigit())):
-            index = int(entry) if 0 <= int(entry) < count else None
+            # Bounded before int(): Python refuses to convert more than 4,300 digits.
+            if len(entry.lstrip("-").lstrip("0")) <= _INDEX_DIGITS:
+                index = int(entry) if 0 <= int(entry) < count else None
         elif entry.startswith(("GPU-", "MIG-GPU-")):
             gpu_uuid = entry[4:].split("/")[0] if entry.startswith("MIG-") else entry
             matches = [i for i, u in enumerate(uuids) if u and u.startswith(gpu_uuid)]
