@@ -90,3 +90,75 @@ def test_a_sweep_that_fails_before_its_first_run_leaves_neither_its_manifest_nor
     with pytest.raises(SweepError, match="could not start"):
         run_sweep(config, out, quiet=True, executor=Broken())
     assert not (out / store.SWEEP_FILE).exists() and not (out / store.LOCK_FILE).exists()
+
+
+def test_the_ray_client_hint_is_given_whenever_grpc_is_missing(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "grpc" else real(name, *a))
+    with pytest.raises(SweepError, match=r"pip install 'ray\[client\]'"):
+        parse_ray_address("ray://127.0.0.1:10001")
+    assert parse_ray_address("127.0.0.1:10001").host == "127.0.0.1"  # the plain form needs no grpc
+
+
+class _RayThatRefuses:
+    """A ``ray`` module whose ``init`` fails as a real one does when the cluster turns the driver away."""
+
+    def __init__(self):
+        self.inits = []
+
+    def is_initialized(self):
+        return False
+
+    def init(self, **kwargs):
+        self.inits.append(kwargs)
+        raise ConnectionError("Could not connect to the GCS at 10.0.0.9:6379\nsecond line of Ray's message")
+
+
+def _sweep_config():
+    from energymeter.validation.run.config import SweepConfig
+
+    return SweepConfig(models=("mlp",), datasets=("digits",), lambdas=(0.0, 1e-2), seeds=1, epochs=1,
+                       reference_s=0.0, idle_s=0.0, backends=("cpu-model",), inference_design="per-run",
+                       training_design="sequential")
+
+
+def test_ray_init_failing_against_an_address_is_one_sweep_error_and_leaves_no_sweep_behind(monkeypatch, tmp_path):
+    import sys
+
+    from energymeter.validation.run.ray_executor import RayExecutor
+    from energymeter.validation.run.sweep import run_sweep
+
+    fake = _RayThatRefuses()
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    out = tmp_path / "sweep"
+    with pytest.raises(SweepError) as caught:
+        run_sweep(_sweep_config(), out, quiet=True, executor=RayExecutor(address="10.0.0.9:6379"))
+    assert str(caught.value) == ("--ray-address 10.0.0.9:6379: Ray could not connect: ConnectionError: Could not "
+                                 "connect to the GCS at 10.0.0.9:6379")
+    assert len(fake.inits) == 1
+    assert not (out / store.SWEEP_FILE).exists() and not (out / store.LOCK_FILE).exists()
+
+
+def test_ray_init_failing_against_the_local_instance_stops_that_instance_and_is_one_sweep_error(monkeypatch, tmp_path):
+    import sys
+
+    from energymeter.validation.run.ray_executor import RayExecutor
+    from energymeter.validation.run.sweep import run_sweep
+
+    stopped = []
+
+    class Head:
+        address = "127.0.0.1:6390"
+
+        def stop(self):
+            stopped.append(True)
+
+    monkeypatch.setitem(sys.modules, "ray", _RayThatRefuses())
+    out = tmp_path / "sweep"
+    with pytest.raises(SweepError, match="^the local Ray instance did not accept this driver: ConnectionError: "
+                                         "Could not connect to the GCS at 10.0.0.9:6379$"):
+        run_sweep(_sweep_config(), out, quiet=True, executor=RayExecutor(head=lambda **kwargs: Head()))
+    assert stopped == [True]
+    assert not (out / store.SWEEP_FILE).exists() and not (out / store.LOCK_FILE).exists()
