@@ -20,6 +20,8 @@ def _one_line_exit_2(argv, capsys, needle):
 def test_results_jsonl_that_is_a_directory_is_one_line_for_report_and_resume(tmp_path, capsys):
     (tmp_path / store.RESULTS_FILE).mkdir()
     _one_line_exit_2(["report", str(tmp_path)], capsys, "is not a file")
+    _one_line_exit_2(["validate", "--resume", "--quick", "--quiet", "--out", str(tmp_path)], capsys, "is not a file")
+    assert (tmp_path / store.RESULTS_FILE).is_dir() and not (tmp_path / store.SWEEP_FILE).exists()
 
 
 def test_report_of_a_file_says_it_is_a_file(tmp_path, capsys):
@@ -232,6 +234,33 @@ def test_a_report_that_cannot_be_written_renames_the_stale_ones(tmp_path, capsys
     err = capsys.readouterr().err
     assert "holds no readable run record" in err and "renamed: report.md.stale, report.json.stale" in err
     assert not (tmp_path / "report.md").exists() and (tmp_path / "report.md.stale").exists()
+
+
+def test_a_resumed_validate_whose_report_cannot_be_written_renames_the_stale_reports_and_keeps_every_record(
+        tmp_path, monkeypatch, capsys):
+    pytest.importorskip("torch")
+    from test_validation import QUICK_ARGS
+
+    out = tmp_path / "out"
+    argv = ["validate", *QUICK_ARGS, "--models", "mlp", "--datasets", "digits", "--seeds", "1", "--out", str(out)]
+    assert main(argv) == 0
+    results = out / store.RESULTS_FILE
+    lines = results.read_text().splitlines(keepends=True)
+    results.write_text("".join(lines[:-1]))  # as if interrupted before the last run's record was written
+    real = store.write_atomic
+
+    def full_disk_for_reports(path, *args, **kwargs):
+        if path.name.startswith("report."):
+            raise store.StoreError(f"cannot write {path}: No space left on device")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(store, "write_atomic", full_disk_for_reports)
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0] and "renamed: report." in err[0], err
+    assert not any(out.glob("report.*[!e]")) and (out / "report.html.stale").exists()  # only .stale ones remain
+    assert len(results.read_text().splitlines()) == len(lines)  # the resumed run's record is kept
 
 
 def test_resume_on_other_energy_backends_is_refused_unless_allowed_and_then_recorded(tmp_path, monkeypatch, capsys):
