@@ -188,25 +188,52 @@ def test_an_absurd_tdp_and_a_nan_loihi_cost_are_refused(tmp_path):
         load_loihi_profile(path)
 
 
-def test_any_power_limits_text_gives_limits_or_one_profile_error(tmp_path_factory):
+def _bundled_text(name):
+    from importlib import resources
+
+    return resources.files("energymeter.hardware_profiles").joinpath(f"{name}.json").read_text()
+
+
+def _load_power_limits(path):
+    from energymeter.profiles import PowerLimits, power_limits
+
+    assert isinstance(power_limits(path), PowerLimits)
+
+
+def _load_cpu_profile(path):
+    from energymeter.profiles import CpuPower
+
+    assert isinstance(cpu_power("Intel(R) Xeon(R) Platinum 8480+", 4, path), CpuPower)
+
+
+def _load_loihi(path):
+    from energymeter.loihi.profile import LoihiProfile, load_loihi_profile
+
+    assert isinstance(load_loihi_profile(path), LoihiProfile)
+
+
+#: A longer run: ENERGYMETER_FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest tests/test_profiles.py -k any_profile_text
+@pytest.mark.parametrize("bundled, load", [("power-limits", _load_power_limits), ("cpu", _load_cpu_profile),
+                                           ("loihi1", _load_loihi), ("loihi1-calibrated", _load_loihi)])
+def test_any_profile_text_gives_a_profile_or_one_profile_error(tmp_path_factory, bundled, load):
     hypothesis = pytest.importorskip("hypothesis")
     import os
     import string
 
     from hypothesis import HealthCheck, given, settings, strategies as st
 
-    from energymeter.profiles import PowerLimits, power_limits
+    base = _bundled_text(bundled)
+    examples = int(os.environ.get("ENERGYMETER_FUZZ_EXAMPLES", "100"))
 
-    base = _power_limits_text()
-    examples = int(os.environ.get("ENERGYMETER_FUZZ_EXAMPLES", "200"))
-
+    # A splice of printable text into the bundled file: most results are broken JSON or a broken value,
+    # some still load; every one must be a profile or a ProfileError, never another exception.
     @settings(max_examples=examples, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
     @given(st.integers(0, len(base)), st.integers(0, 30), st.text(alphabet=string.printable, max_size=60))
     def check(start, width, insert):
         directory = tmp_path_factory.mktemp("profile-fuzz")
         path = _write_power_limits(directory, base[:start] + insert + base[start + width:])
         try:
-            assert isinstance(power_limits(path), PowerLimits)
+            load(path)
         except ProfileError as exc:
             assert str(exc)
 
