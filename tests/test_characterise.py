@@ -75,6 +75,21 @@ def test_fake_nvml_updating_every_100_ms_is_timed_within_20_percent_and_a_20_ms_
         "whole update; measure a longer window"]  # NVML's own warning from the published 0.1 s gives way to it
 
 
+def test_fake_nvml_updating_every_20_ms_is_timed_within_20_percent_and_a_10_ms_window_is_warned(machine, capsys):
+    fake = FakeNVML([FakeGpu(update_period_s=0.02, power_mw=50_000)])
+    machine(nvml=fake)
+    found = devices_characterised(capsys)["gpu:0"]
+    assert found["update_period_provenance"] == "measured" and found["error"] is None
+    assert found["update_period_s"] == pytest.approx(0.02, rel=0.2)
+    with Meter(["nvml"], nvml_module=fake, characterise=True) as meter:
+        result = window_of(meter, 0.01)
+    period_s = meter.characterisation["gpu:0"].update_period_s
+    assert period_s == pytest.approx(0.02, rel=0.2)
+    [warning] = [w for w in result.warnings if "update period" in w]
+    assert warning.startswith(f"gpu:0: window of {result.duration_s:.4f} s is shorter than {MIN_WINDOW_UPDATES} x "
+                              f"the counter's measured update period of {period_s:.4g} s")
+
+
 def test_the_resolution_is_the_smallest_step_and_the_idle_power_what_the_zone_drew(tmp_path):
     tree = FakePowercap(tmp_path / "powercap", update_period_s=0.02, resolution_uj=1000)
     zone = tree.add_package(0, dram=True)

@@ -79,6 +79,7 @@ def test_an_acpi_power_meter_integrates_the_whole_systems_power(tree):
     key = tree.add_power_meter(wave(350.0, 100.0, period_s=0.7))
     session = open_session(tree)
     assert session.domains["hwmon:power_meter"].device_class == "system"
+    assert session.domains["hwmon:power_meter"].provenance == "integrated"  # power samples, no counter
     assert_within_half_percent(window(tree, session, {"hwmon:power_meter": key}))
 
 
