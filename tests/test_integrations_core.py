@@ -137,3 +137,34 @@ def test_new_calls_notes_a_call_with_new_shapes_or_grad_mode_once():
     calls.close()
     net(torch.ones(7, 4))
     assert not calls.take()
+
+
+def test_new_calls_tells_dtype_grad_and_call_forms_apart_on_both_signature_paths():
+    import torch
+
+    from energymeter.integrations.calls import NewCalls
+
+    class Two(torch.nn.Module):
+        def forward(self, x, y=None):
+            return x if y is None else x + y
+
+    net, calls = Two(), NewCalls()
+    calls.watch(net)
+    x = torch.ones(3, 4)
+    net(x)  # one tensor: the fast signature
+    assert calls.take()
+    net(x.double())
+    assert calls.take()  # another dtype
+    net(x.requires_grad_())
+    assert calls.take()  # an input that requires grad
+    net(torch.ones(3, 4), torch.ones(3, 4))  # two tensors: the general signature
+    assert calls.take()
+    net(torch.zeros(3, 4), torch.zeros(3, 4))
+    assert not calls.take()
+    net(torch.ones(3, 4), y=torch.ones(3, 4))  # the same tensors as a keyword: another call form
+    assert calls.take()
+    net(torch.ones(3, 4), y=torch.ones(3, 4))
+    assert not calls.take()
+    net(torch.ones(3, 4))  # the first signature again, after the general ones
+    assert not calls.take()
+    calls.close()

@@ -7,7 +7,10 @@ happened pauses the longer window around the step's end, so the counting lies ou
 
 from __future__ import annotations
 
+import sys
 from typing import Any
+
+_modules = sys.modules
 
 
 def _signature(value: Any) -> Any:
@@ -38,9 +41,12 @@ class NewCalls:
         self._handle = module.register_forward_pre_hook(self._note, with_kwargs=True)
 
     def _note(self, module: Any, args: Any, kwargs: Any) -> None:
-        import torch
-
-        key = (_signature(args), _signature(kwargs), torch.is_grad_enabled())
+        torch = _modules["torch"]  # a module's forward is running: torch is imported
+        if len(args) == 1 and not kwargs and type(args[0]) is torch.Tensor:  # the common call: one tensor
+            a = args[0]
+            key: Any = (a.shape, a.dtype, a.device, a.requires_grad, torch.is_grad_enabled())
+        else:
+            key = (_signature(args), _signature(kwargs), torch.is_grad_enabled())
         if key not in self._seen:
             self._seen.add(key)
             self.fresh = True
