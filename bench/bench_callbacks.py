@@ -14,7 +14,16 @@ A step's time is the CPU time of the training thread from one batch's start to t
 the logging, the callback included), the median over a fit's steps. Each round runs every variant once, in
 alternating order, and each ratio is taken within a round. The callback's cost per step is the with/without
 difference; the target (at most 2% of a plain step) is judged on the distribution-free 95% interval of the
-median of (with - without) / plain, round by round. Nothing is asserted.
+median of (with - without) / plain, round by round.
+
+The fits' difference holds every indirect cost (the framework's dispatch to one more callback, caches) and the
+noise of whole fits on a shared machine. The callbacks' direct cost is measured apart, in interleaved rounds of
+``DIRECT_STEPS`` hand-written steps: each hook call the framework would make per step (Lightning's
+``on_train_batch_start`` / ``on_train_batch_end``, the Trainer's ``on_step_begin`` / ``on_step_end``, with the
+logging every 50 steps) is timed around itself on the same clock, and to it is added what the module's forward
+costs more with the callback's recorders on it (the FLOP recorder and the new-call hook, measured on a module of
+one-weight layers of the same structure, hooked against unhooked). That sum is the callback's own CPU time per
+step, as a share of the plain step measured in the same round. Nothing is asserted.
 Run: ``.venv/bin/python bench/bench_callbacks.py``.
 """
 
@@ -39,6 +48,8 @@ STEPS = 150
 BATCH = 64
 TARGET_PERCENT = 2.0
 LOG_EVERY = (1, 50)
+DIRECT_ROUNDS = int(os.environ.get("BENCH_DIRECT_ROUNDS", "21"))
+DIRECT_STEPS = 200
 
 
 def mlp() -> nn.Module:
@@ -148,6 +159,142 @@ def trainer_step_s(work: str, energy: bool, tree_root: str, every: int, flops: b
     return clock.step_s()
 
 
+class _Trainer:
+    """What the Lightning hooks read of a Trainer: the logging interval, the loggers, the step counters."""
+
+    log_every_n_steps = 50
+    loggers: list = []
+    current_epoch = 0
+    global_step = 1
+    sanity_checking = False
+
+
+class _Module(nn.Module):
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def _one_weight_mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(1, 1), nn.ReLU(), nn.Linear(1, 1))
+
+
+def direct_costs(tree_root: str) -> dict[str, list[float]]:
+    """Round by round: the plain step's CPU seconds, and each callback's own CPU seconds per step (hooks timed
+    around themselves, plus its recorders' extra cost on the module's forward)."""
+    from energymeter.integrations import lightning as lightning_hooks
+    from energymeter.integrations import transformers as transformers_hooks
+
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(BATCH, 784, generator=g), torch.randint(0, 10, (BATCH,), generator=g)
+    tiny_x = torch.randn(1, 1)
+
+    def hand_step(net: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(net(x), y).backward()
+        optimizer.step()
+
+    def lightning_setup(flops: bool):
+        module = _Module(mlp())
+        trainer = _Trainer()
+        trainer.strategy = type("Strategy", (), {"model": module})()
+        hooks = lightning_hooks.EnergyHooks(["rapl", "flops"] if flops else ["rapl"],
+                                            model="net" if flops else False, powercap_root=tree_root)
+        hooks.setup(trainer, module, "fit")
+        hooks.on_train_epoch_start(trainer, module)
+        optimizer = torch.optim.SGD(module.parameters(), lr=0.01)
+
+        def run() -> float:
+            own = 0.0
+            for i in range(DIRECT_STEPS):
+                a = CLOCK()
+                hooks.on_train_batch_start(trainer, module, None, i)
+                own += CLOCK() - a
+                hand_step(module.net, optimizer)
+                a = CLOCK()
+                hooks.on_train_batch_end(trainer, module, None, None, i)
+                own += CLOCK() - a
+            return own / DIRECT_STEPS
+
+        return run, module.net, hooks
+
+    def trainer_setup(flops: bool):
+        net = mlp()
+        hooks = transformers_hooks.EnergyHooks(["rapl", "flops"] if flops else ["rapl"], count_flops=flops,
+                                               powercap_root=tree_root)
+        state = type("State", (), {"log_history": [{}]})()
+        hooks.on_train_begin(None, state, None, model=net)
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
+
+        def run() -> float:
+            own = 0.0
+            for i in range(DIRECT_STEPS):
+                a = CLOCK()
+                hooks.on_step_begin(None, state, None)
+                own += CLOCK() - a
+                hand_step(net, optimizer)
+                a = CLOCK()
+                hooks.on_step_end(None, state, None)
+                if (i + 1) % 50 == 0:
+                    hooks.on_log(None, state, None, logs={})
+                own += CLOCK() - a
+            return own / DIRECT_STEPS
+
+        return run, net, hooks
+
+    def recorder_cost(setup, flops: bool) -> float:
+        """Extra CPU seconds per forward with the callback's recorders on the module (one-weight layers);
+        0 where it puts none (no FLOPs counted)."""
+        if not flops:
+            return 0.0
+        hooked, bare = _one_weight_mlp(), _one_weight_mlp()
+        run, _net, hooks = setup(flops)
+        del run
+        hooks._new_calls.watch(hooked)  # the recorders the callback puts on its module, on the one-weight twin
+        hooks._phases.begin("recorder", hooked)
+        times = {"hooked": [], "bare": []}
+        for r in range(7):
+            for name, net in ((("hooked", hooked), ("bare", bare)) if r % 2 == 0 else
+                              (("bare", bare), ("hooked", hooked))):
+                start = CLOCK()
+                for _ in range(1000):
+                    net(tiny_x)
+                times[name].append((CLOCK() - start) / 1000)
+        hooks._phases.end("recorder")
+        return max(0.0, statistics.median(a - b for a, b in zip(times["hooked"], times["bare"])))
+
+    variants = {}
+    recorders = {}
+    for framework, setup in (("Lightning", lightning_setup), ("Trainer", trainer_setup)):
+        for flops in (True, False):
+            label = f"{framework}{'' if flops else ' without FLOPs'}"
+            variants[label] = setup(flops)[0]
+            recorders[label] = recorder_cost(setup, flops)
+    plain_net = mlp()
+    plain_opt = torch.optim.SGD(plain_net.parameters(), lr=0.01)
+
+    def plain() -> float:
+        start = CLOCK()
+        for _ in range(DIRECT_STEPS):
+            hand_step(plain_net, plain_opt)
+        return (CLOCK() - start) / DIRECT_STEPS
+
+    out: dict[str, list[float]] = {"plain": [], **{label: [] for label in variants}}
+    for run in (plain, *variants.values()):  # warm up
+        run()
+    names = ["plain", *variants]
+    runs = {"plain": plain, **variants}
+    for r in range(DIRECT_ROUNDS):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            value = runs[name]()
+            out[name].append(value + recorders.get(name, 0.0))
+    out["recorders"] = [recorders[label] for label in variants]  # type: ignore[assignment]
+    return out
+
+
 def main() -> int:
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
@@ -188,6 +335,18 @@ def main() -> int:
               f"{statistics.median(with_cb) * 1e6:9.1f} us: ratio {med:.3f} [{q1:.3f}, {q3:.3f}]")
         print(f"    callback cost per step: {statistics.median(cost_pct):+.1f}% of a plain torch step, median 95% CI "
               f"[{low:+.1f}, {high:+.1f}]; target <= {TARGET_PERCENT:g}%: {verdict_at_most(cost_pct, TARGET_PERCENT)}")
+    direct = direct_costs(root)
+    plain_direct = direct.pop("plain")
+    recorders = direct.pop("recorders")
+    print(f"direct cost: {DIRECT_ROUNDS} interleaved rounds of {DIRECT_STEPS} hand-written steps (plain step "
+          f"{statistics.median(plain_direct) * 1e6:.1f} us), each hook timed around itself, logging every 50 steps:")
+    for (label, own), recorder_s in zip(direct.items(), recorders):
+        pct = [o / p * 100 for o, p in zip(own, plain_direct)]
+        low, high = median_ci(pct)
+        print(f"  {label + ' callback':<34} {statistics.median(own) * 1e6:6.1f} us a step (of it "
+              f"{recorder_s * 1e6:.1f} us on the forward) = {statistics.median(pct):.2f}% of a plain step, "
+              f"median 95% CI [{low:.2f}, {high:.2f}]; target <= {TARGET_PERCENT:g}%: "
+              f"{verdict_at_most(pct, TARGET_PERCENT)}")
     return 0
 
 
