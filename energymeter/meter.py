@@ -301,6 +301,19 @@ class Meter:
             end_mono_s = _monotonic()
         return finish(self, window, name, end, end_mono_s)
 
+    def counts_on_end(self, name: str) -> bool:
+        """Whether ending the open window ``name`` will count FLOPs on a shadow pass (a call of its model not
+        counted before), so that a longer window open around it can be paused first.
+
+        Raises:
+            KeyError: no open window has that name.
+        """
+        window = self._windows.get(name)
+        if window is None:
+            raise KeyError(f"no open window named {name!r}")
+        token = getattr(window, "count_token", NOT_COUNTED)  # a lean meter files tuples: it counts nothing
+        return token is not NOT_COUNTED and self._counter is not None and self._counter.counts_on_end(token)
+
     @contextlib.contextmanager
     def window(self, name: str, *, model: Any = None) -> Iterator["WindowHandle"]:
         """``with meter.window("step") as w: ...``; afterwards ``w.result`` is the Measurement.

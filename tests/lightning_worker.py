@@ -30,6 +30,7 @@ class TinyModule(L.LightningModule):
         self.hardware = hardware
         self.net = nn.Sequential(nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10))
         self.steps = 0
+        self.validation_draws = False  # when set, every validation batch draws a step's joules too
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -43,6 +44,8 @@ class TinyModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
+        if self.validation_draws:
+            self.hardware.step()
         self.log("val_loss", nn.functional.cross_entropy(self(x), y), sync_dist=True)
 
     def test_step(self, batch, batch_idx):
@@ -60,9 +63,11 @@ def loader() -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(data, batch_size=BATCH)
 
 
-def fit(out_dir: str, powercap_root: str, devices: int = 1, epochs: int = 2, model="net", **trainer_options):
+def fit(out_dir: str, powercap_root: str, devices: int = 1, epochs: int = 2, model="net",
+        validation_draws: bool = False, **trainer_options):
     """Fit ``TinyModule`` with an EnergyCallback over the tree; returns (trainer, module, callback)."""
     module = TinyModule(Hardware(powercap_root))
+    module.validation_draws = validation_draws
     callback = EnergyCallback(["rapl", "flops"], model=model, powercap_root=powercap_root)
     options = dict(max_epochs=epochs, accelerator="cpu", devices=devices, log_every_n_steps=1,
                    logger=L.loggers.CSVLogger(out_dir, name="fit"), callbacks=[callback],

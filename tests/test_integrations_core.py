@@ -117,54 +117,44 @@ def test_importing_an_integration_imports_neither_its_framework_nor_torch(module
     assert out.stdout.split() == ["False", "False"]
 
 
-def test_new_calls_notes_a_call_with_new_shapes_or_grad_mode_once():
+def test_counts_on_end_says_whether_closing_a_window_counts_a_call_not_seen_before(tmp_path):
     import torch
 
-    from energymeter.integrations.calls import NewCalls
+    from energymeter import Meter
+    from energymeter.integrations.phases import Phases
+    from energymeter.testing import FakePowercap
 
     net = torch.nn.Linear(4, 2)
-    calls = NewCalls()
-    calls.watch(net)
+    meter = Meter(["flops"])
+    meter.begin_window("w", model=net)
+    assert not meter.counts_on_end("w")  # no call yet: nothing to count
     net(torch.ones(3, 4))
-    assert calls.take() and not calls.take()
-    net(torch.zeros(3, 4))
-    assert not calls.take()  # the same signature: the counter has it cached
-    net(torch.ones(1, 4))
-    assert calls.take()
-    with torch.no_grad():
+    assert meter.counts_on_end("w")  # a new call: its shadow pass runs at the end
+    assert meter.end_window("w").flops == 2 * 3 * 4 * 2
+    for x, new in ((torch.zeros(3, 4), False), (torch.ones(1, 4), True), (torch.ones(3, 4).double(), True)):
+        meter.begin_window("w", model=net.double() if x.dtype == torch.float64 else net)
+        net(x)
+        assert meter.counts_on_end("w") is new, (x.shape, x.dtype)
+        meter.end_window("w")
+        net.float()
+    with torch.no_grad():  # another grad mode: another call
+        meter.begin_window("w", model=net)
         net(torch.ones(3, 4))
-    assert calls.take()
-    calls.close()
-    net(torch.ones(7, 4))
-    assert not calls.take()
-
-
-def test_new_calls_tells_dtype_grad_and_call_forms_apart_on_both_signature_paths():
-    import torch
-
-    from energymeter.integrations.calls import NewCalls
-
-    class Two(torch.nn.Module):
-        def forward(self, x, y=None):
-            return x if y is None else x + y
-
-    net, calls = Two(), NewCalls()
-    calls.watch(net)
-    x = torch.ones(3, 4)
-    net(x)  # one tensor: the fast signature
-    assert calls.take()
-    net(x.double())
-    assert calls.take()  # another dtype
-    net(x.requires_grad_())
-    assert calls.take()  # an input that requires grad
-    net(torch.ones(3, 4), torch.ones(3, 4))  # two tensors: the general signature
-    assert calls.take()
-    net(torch.zeros(3, 4), torch.zeros(3, 4))
-    assert not calls.take()
-    net(torch.ones(3, 4), y=torch.ones(3, 4))  # the same tensors as a keyword: another call form
-    assert calls.take()
-    net(torch.ones(3, 4), y=torch.ones(3, 4))
-    assert not calls.take()
-    net(torch.ones(3, 4))  # the first signature again, after the general ones
-    assert not calls.take()
-    calls.close()
+        assert meter.counts_on_end("w")
+        meter.end_window("w")
+    meter.begin_window("plain")  # no model: nothing counted at its end
+    assert not meter.counts_on_end("plain")
+    meter.end_window("plain")
+    with pytest.raises(KeyError):
+        meter.counts_on_end("plain")
+    meter.close()
+    tree = FakePowercap(tmp_path / "powercap")
+    tree.add_package(0)
+    phases = Phases(["rapl"], powercap_root=str(tree.root))  # a lean meter: no counter at all
+    phases.start()
+    assert not phases.counts_on_end("steps")  # not open
+    phases.begin("steps", net)
+    net(torch.ones(3, 4))
+    assert not phases.counts_on_end("steps")
+    phases.end("steps")
+    phases.close()

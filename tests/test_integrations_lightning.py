@@ -69,6 +69,24 @@ def test_steps_logged_every_third_batch_are_the_sums_of_their_batches_and_add_up
     assert [m.total_energy_j for m in callback.logged] == [pytest.approx(3 * STEP_J), pytest.approx(STEP_J)]
 
 
+def test_a_validation_loop_inside_a_logging_interval_is_left_out_of_the_steps_and_the_epoch(tmp_path):
+    from lightning_worker import fit
+
+    tree = build_tree(tmp_path / "powercap")
+    # 4 batches an epoch, logged every 3, validated every 2 batches (4 batches, each drawing a step's joules):
+    # the first interval of each epoch holds a validation loop.
+    trainer, module, callback = fit(str(tmp_path), str(tree.root), epochs=2, log_every_n_steps=3,
+                                    val_check_interval=2, validation_draws=True)
+    validations = callback.results["validation"]
+    assert len(validations) == 4 and module.hardware.added_j == (8 + 4 * 4) * STEP_J
+    assert [m.total_energy_j for m in callback.logged] == [pytest.approx(3 * STEP_J), pytest.approx(STEP_J)] * 2
+    assert [m.total_energy_j for m in callback.results["train_epoch"]] == [pytest.approx(4 * STEP_J)] * 2
+    assert [m.total_energy_j for m in validations] == [pytest.approx(4 * STEP_J)] * 4
+    assert [m.flops for m in callback.logged] == [(3 * 64) * FLOPS_PER_SAMPLE, 8 * FLOPS_PER_SAMPLE] * 2
+    table = rows(tmp_path)
+    assert math.fsum(column(table, "energy/train_steps/measured/total_j")) == pytest.approx(8 * STEP_J)
+
+
 def test_the_lightning_modules_forward_flops_are_counted_per_step_and_epoch_outside_their_joules(fitted):
     out, trainer, module, callback = fitted
     table = rows(out)

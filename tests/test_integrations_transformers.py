@@ -65,6 +65,28 @@ def test_the_figures_are_in_the_trainers_log_history_beside_its_own(trained):
     assert not [w for w in callback.run.warnings if "flops" in w or "FLOP" in w], callback.run.warnings
 
 
+def test_an_evaluation_inside_a_logging_interval_is_left_out_of_the_steps_and_kept_in_the_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from transformers_worker import train
+
+    tree = build_tree(tmp_path / "powercap")
+    # 8 steps, logged every 3; evaluated every 2 steps (4 batches, each drawing a step's joules): every
+    # logging interval but the first holds an evaluation.
+    trainer, callback = train(str(tmp_path), str(tree.root), logging_steps=3, eval_steps=2)
+    assert trainer.state.global_step == 8 and trainer.hardware.added_j == (8 + 4 * 4) * STEP_J
+    steps_j = [m.total_energy_j for m in callback.logged]
+    assert math.fsum(steps_j) == pytest.approx(8 * STEP_J, rel=1e-6)  # the training steps' joules, no evaluation
+    history = trainer.state.log_history
+    assert math.fsum(h.get("energy/train_steps/measured/total_j", 0.0) for h in history) == pytest.approx(8 * STEP_J)
+    # The log at step 3 holds step 3 (steps 1-2 went with the evaluation's log at step 2); the one at step 6,
+    # steps 5 and 6 (step 4 went with the evaluation's log at step 4).
+    assert [h["energy/train_steps/measured/total_j"] for h in history if "loss" in h] == [
+        pytest.approx(STEP_J), pytest.approx(2 * STEP_J)]
+    assert callback.run.total_energy_j == pytest.approx(trainer.hardware.added_j)  # evaluation is in the run
+    assert math.fsum(m.flops for m in callback.logged) == 256 * FLOPS_PER_SAMPLE  # the training samples' alone
+    assert not [w for w in callback.run.warnings if "FLOP counting" in w], callback.run.warnings
+
+
 def test_two_gloo_ranks_log_the_aggregate_on_every_rank_with_the_host_counted_once(tmp_path):
     tree = build_tree(tmp_path / "powercap")
     env = {k: v for k, v in os.environ.items() if k not in ("ENERGYMETER_HOST_ID", "CUDA_VISIBLE_DEVICES")}

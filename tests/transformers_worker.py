@@ -77,18 +77,31 @@ class HardwareTrainer(Trainer):
         self.hardware.step()
         return loss
 
+    def prediction_step(self, *args, **kwargs):
+        """An evaluation batch draws one step's joules too when ``evaluation_draws`` is set."""
+        out = super().prediction_step(*args, **kwargs)
+        if getattr(self, "evaluation_draws", False):
+            self.hardware.step()
+        return out
 
-def train(out_dir: str, powercap_root: str, epochs: int = 2):
-    """Train ``TinyModel``; returns (trainer, callback)."""
+
+def train(out_dir: str, powercap_root: str, epochs: int = 2, logging_steps: int = 1, eval_steps: int | None = None):
+    """Train ``TinyModel`` (evaluating every ``eval_steps`` steps, each evaluation batch drawing a step's joules,
+    where given); returns (trainer, callback)."""
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(Path(out_dir) / "tb")  # read by the TensorBoard integration
+    evaluation = {} if eval_steps is None else dict(eval_strategy="steps", eval_steps=eval_steps,
+                                                    per_device_eval_batch_size=BATCH)
     args = TrainingArguments(output_dir=str(Path(out_dir) / "trainer"), num_train_epochs=epochs,
-                             per_device_train_batch_size=BATCH, logging_steps=1, report_to=["tensorboard"],
-                             save_strategy="no", use_cpu=True,
+                             per_device_train_batch_size=BATCH, logging_steps=logging_steps,
+                             report_to=["tensorboard"], save_strategy="no", use_cpu=True,
                              disable_tqdm=True, dataloader_num_workers=0, learning_rate=0.05, seed=0,
-                             ddp_backend="gloo" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None)
+                             ddp_backend="gloo" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
+                             **evaluation)
     torch.manual_seed(0)
     trainer = HardwareTrainer(model=TinyModel(TinyConfig()), args=args, train_dataset=Samples(),
+                              eval_dataset=None if eval_steps is None else Samples(),
                               hardware=Hardware(powercap_root))
+    trainer.evaluation_draws = eval_steps is not None
     callback = attach(trainer, ["rapl", "flops"], powercap_root=powercap_root)
     trainer.train()
     return trainer, callback

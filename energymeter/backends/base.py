@@ -186,6 +186,11 @@ class WindowCounter(abc.ABC):
         result, or return None and leave the window open for ``end``. The default has nothing at hand."""
         return None
 
+    def counts_on_end(self, token: Any) -> bool:
+        """Whether closing the window will do counting work (a shadow pass): a caller with a longer window
+        open around it can pause that one first. The default cannot tell, so it says yes."""
+        return True
+
     def close(self) -> None:
         """Release what the counter holds (hooks)."""
 

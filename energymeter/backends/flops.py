@@ -173,6 +173,14 @@ class FlopSession(WindowCounter):
                     w for w in windows if w is not window]
         return result
 
+    def counts_on_end(self, window: Any) -> bool:
+        """Whether ending ``window`` runs a shadow pass: a model window with a call whose count is not cached
+        (an inline window counts as it goes)."""
+        if type(window) is not ModelWindow:
+            return False
+        cache, ran = window.state.cache, window.backward_ran
+        return any((signature, ran and signature[-1]) not in cache for signature in window.calls)
+
     def _end_model(self, window: ModelWindow) -> FlopResult:
         state = window.state
         with self._lock:

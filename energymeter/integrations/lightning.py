@@ -5,12 +5,14 @@ installed). Every logger the trainer has (CSV, TensorBoard, MLflow, W&B) receive
 writes no client of its own. The keys are those of ``energymeter.integrations.keys``
 (``energy/train_steps/measured/cpu_0_package_j``, ...); the phases:
 
-* ``train_steps``: one window per training batch, from ``on_train_batch_start`` to ``on_train_batch_end`` (the
-  forward, backward and optimizer step), logged every ``log_every_n_steps`` batches as the sum of the batches
-  since the previous log (``Trainer(log_every_n_steps=1)``: every step's own), and at the epoch's end for the
-  batches left, so the logged figures add up to every step. They go to ``trainer.loggers`` directly
+* ``train_steps``: the training batches since the previous log, logged every ``log_every_n_steps`` batches
+  (``Trainer(log_every_n_steps=1)``: each batch's own) and at the epoch's end for the batches left, so the logged
+  figures add up to every batch. It is one window from the first batch's ``on_train_batch_start`` to the
+  logging batch's ``on_train_batch_end`` (the forward, backward and optimizer steps, and the loop's work between
+  batches: data loading, other callbacks), paused around a validation loop; a window per batch would cost a
+  reading at each batch's edges (bench/bench_callbacks.py). The figures go to ``trainer.loggers`` directly
   (``log_metrics``, with the step and the epoch as Lightning logs them): ``LightningModule.log`` costs about
-  0.5 ms per key and step in Lightning 2.6 (bench/bench_callbacks.py), many times the callback's own work.
+  0.5 ms per key and step in Lightning 2.6, many times the callback's own work.
 * ``train_epoch``: the epoch's training, without the validation loop Lightning runs inside it: the epoch is
   measured in segments, paused at a validation loop and resumed at the next batch, and its figure is their sum.
 * ``validation`` and ``test``: one window per loop (the sanity check is not measured).
@@ -19,9 +21,10 @@ The epoch, validation and test figures are logged with ``pl_module.log_dict`` (s
 ``EarlyStopping`` can monitor them).
 
 FLOPs are counted for the module's calls (the LightningModule's ``forward``, or the submodule named by
-``model=``) on a shadow pass after each step's, validation's or test's closing reading, outside its joules. An
-epoch's FLOPs are its steps'; a step whose module call was new (the first, a smaller last batch: see
-``energymeter.integrations.calls``) ends with the epoch paused, so that counting is outside the epoch's joules.
+``model=``) on a shadow pass after the closing reading of the steps', validation's or test's window, outside its
+joules. An epoch's FLOPs are its steps'; when closing the steps' window counts a call not seen before (the
+first batch, a smaller last one: ``Meter.counts_on_end``), the epoch is paused first, so that counting is outside
+the epoch's joules too.
 
 Under DDP (``torch.distributed`` initialised with more than one rank) every figure is the aggregate of the ranks'
 windows (``energymeter.distributed.aggregate``: host-wide domains once per host, GPUs once per id), the same on
@@ -36,12 +39,11 @@ import warnings
 from typing import Any, Sequence
 
 from ..measurement import Measurement
-from .calls import NewCalls
 from .keys import metric_items
 from .lazy import framework_class, import_first
-from .phases import Phases, add, with_counts
+from .phases import Phases, with_counts
 
-STEP, STEPS, EPOCH, VALIDATION, TEST = "train_step", "train_steps", "train_epoch", "validation", "test"
+STEPS, EPOCH, VALIDATION, TEST = "train_steps", "train_epoch", "validation", "test"
 
 
 class EnergyHooks:
@@ -62,16 +64,21 @@ class EnergyHooks:
         results: Phase (``train_epoch``, ``validation``, ``test``) to each of its figures, in order.
     """
 
+    # The per-batch hooks this callback has no use for are not callable: Lightning's dispatcher
+    # (``trainer.call._call_callback_hooks``) skips a hook that is not callable, and dispatching the four of a
+    # training batch to a callback costs about 1.5% of a 784-256-10 step on a 2-core machine (bench_callbacks.py).
+    on_before_backward = on_after_backward = on_before_optimizer_step = on_before_zero_grad = None
+    on_validation_batch_start = on_validation_batch_end = on_test_batch_start = on_test_batch_end = None
+    on_predict_batch_start = on_predict_batch_end = None
+
     def __init__(self, backends: Sequence[str] | None = None, *, model: Any = None, meter: Any = None,
                  group: Any = None, **options: Any) -> None:
         super().__init__()
         self._phases = Phases(backends, meter=meter, group=group, **options)
         self._model = model
         self._module: Any = None
-        self._new_calls = NewCalls()
         self._epoch_flops: int | None = 0
         self._epoch_uncounted: dict[str, int] = {}
-        self._since_log: Measurement | None = None
         self._steps_since_log = 0
         self.logged: list[Measurement] = []
         self.results: dict[str, list[Measurement]] = {EPOCH: [], VALIDATION: [], TEST: []}
@@ -104,11 +111,8 @@ class EnergyHooks:
             warnings.warn(f"EnergyCallback: {type(trainer.strategy).__name__} wraps the LightningModule, so its "
                           "FLOPs are not counted; pass model='<attribute>' naming the module training_step calls",
                           stacklevel=2)
-        if self._module is not None:
-            self._new_calls.watch(self._module)
 
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        self._new_calls.close()
         self._phases.close()
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
@@ -123,30 +127,35 @@ class EnergyHooks:
         phases = self._phases
         if not phases.is_open(EPOCH):  # resumed after a validation loop or a new call's counting
             phases.begin(EPOCH)
-        phases.begin(STEP, self._module)
+        if not phases.is_open(STEPS):  # the first batch since a log or a validation loop: a new segment
+            phases.begin(STEPS, self._module)
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        phases = self._phases
-        if not phases.is_open(STEP):
+        if not self._phases.is_open(STEPS):
             return
-        if self._new_calls.take():
-            phases.pause(EPOCH)  # the step's shadow pass counts a new call: outside the epoch's joules
-        own: Measurement = phases.end(STEP)  # type: ignore[assignment]
-        if self._epoch_flops is not None:
-            self._epoch_flops = None if own.flops is None else self._epoch_flops + own.flops
-        for op, calls in own.uncounted_ops.items():
-            self._epoch_uncounted[op] = self._epoch_uncounted.get(op, 0) + calls
-        self._since_log = add(self._since_log, own)
         self._steps_since_log += 1
         if self._steps_since_log >= trainer.log_every_n_steps:  # the same count on every rank
             self._log_steps(trainer)
 
+    def _pause_steps(self) -> None:
+        """Close the open segment of the steps' window; the epoch is paused first when that counts a new call."""
+        phases = self._phases
+        if phases.counts_on_end(STEPS):
+            phases.pause(EPOCH)
+        phases.pause(STEPS)
+
     def _log_steps(self, trainer: Any) -> None:
         """Log the steps since the previous log (a collective under DDP) to every logger."""
-        if self._since_log is None:
+        self._pause_steps()
+        own = self._phases.end(STEPS)
+        self._steps_since_log = 0
+        if own is None:
             return
-        steps = self._phases.combined(self._since_log)
-        self._since_log, self._steps_since_log = None, 0
+        if self._epoch_flops is not None:
+            self._epoch_flops = None if own.flops is None else self._epoch_flops + own.flops
+        for op, calls in own.uncounted_ops.items():
+            self._epoch_uncounted[op] = self._epoch_uncounted.get(op, 0) + calls
+        steps = self._phases.combined(own)
         self.logged.append(steps)
         items: dict[str, float] = metric_items(steps, STEPS)
         items["epoch"] = trainer.current_epoch  # as Lightning adds to the step metrics it logs
@@ -162,6 +171,7 @@ class EnergyHooks:
         if trainer.sanity_checking:
             return
         self._phases.pause(EPOCH)
+        self._phases.pause(STEPS)
         self._phases.begin(VALIDATION, self._module)
 
     def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
@@ -195,4 +205,4 @@ def __getattr__(name: str) -> Any:
     return framework_class(__name__, name, EnergyHooks, base)
 
 
-__all__ = ["EPOCH", "STEP", "STEPS", "TEST", "VALIDATION", "EnergyCallback", "EnergyHooks"]
+__all__ = ["EPOCH", "STEPS", "TEST", "VALIDATION", "EnergyCallback", "EnergyHooks"]

@@ -1,6 +1,6 @@
 """What every integration shares: one meter per training process, a window per phase, and the aggregate.
 
-A phase (``train_step``, ``train_epoch``, ``validation``) is a named window of the process's meter. A phase
+A phase (``train_steps``, ``train_epoch``, ``validation``) is a named window of the process's meter. A phase
 can be paused and resumed: its figure is then the sum of its segments (``add``), so a training epoch leaves
 out the validation loop run in the middle of it, and the shadow pass that counts a new call's FLOPs. Under
 ``torch.distributed`` (initialised, more than one rank) ``combined`` is ``energymeter.distributed.aggregate``,
@@ -125,6 +125,11 @@ class Phases:
     def is_open(self, phase: str) -> bool:
         """Whether a segment of ``phase`` is being measured now."""
         return phase in self._open
+
+    def counts_on_end(self, phase: str) -> bool:
+        """Whether closing the open segment of ``phase`` will count a new call's FLOPs on a shadow pass (a
+        longer phase open around it is then paused first, to keep that counting out of its joules)."""
+        return phase in self._open and self.meter.counts_on_end(phase)  # type: ignore[union-attr]
 
     def begin(self, phase: str, model: Any = None) -> None:
         """Open a segment of ``phase`` (``model``: the module whose calls' FLOPs it counts)."""

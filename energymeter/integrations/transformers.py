@@ -1,19 +1,24 @@
 """Energy in the Transformers ``Trainer``'s logs: per logging step and for the whole run, on every rank.
 
-``EnergyCallback`` is a ``transformers.TrainerCallback``. Each optimizer step is a window (``on_step_begin`` to
-``on_step_end``: the forward and backward of every micro-batch, the optimizer step). At each of the Trainer's
-logs (``on_log``) it adds to the log the keys of ``energymeter.integrations.keys`` for two phases:
+``EnergyCallback`` is a ``transformers.TrainerCallback``. At each of the Trainer's logs (``on_log``) it adds to
+the log the keys of ``energymeter.integrations.keys`` for two phases:
 
-* ``train_steps``: the step windows since the previous log, added up (with ``logging_steps=1``, one step);
+* ``train_steps``: the optimizer steps since the previous log (with ``logging_steps=1``, one step): one window
+  from the first step's ``on_step_begin`` on (the forward and backward of every micro-batch, the optimizer steps
+  and the loop's work between them, data loading included), closed at the log, and paused at the end of a step
+  after which the Trainer evaluates, saves a checkpoint or stops (the flags its ``DefaultFlowCallback`` has set
+  by then), so evaluation and checkpoints are not in it. A window per step would cost a reading at each step's
+  edges (bench/bench_callbacks.py).
 * ``train``: the whole run, from ``on_train_begin`` to the Trainer's closing log (the one with
-  ``train_runtime``), evaluation and checkpoints included, but not the counting of a new call's FLOPs: the run
-  is paused around the end of a step whose model call was new (``energymeter.integrations.calls``).
+  ``train_runtime``), evaluation and checkpoints included, but not the counting of a new call's FLOPs: when
+  closing the steps' window counts a call not seen before (``Meter.counts_on_end``), the run is paused around it.
 
 The keys go into the ``logs`` dict the Trainer hands its callbacks and into ``state.log_history``. The Trainer
 puts its ``report_to`` integrations (TensorBoard, MLflow, W&B) *before* the callbacks passed to it, and each
-callback sees the dict after the ones before it, so ``attach(trainer)`` puts the callback first: then every
+callback sees the dict after the ones before it, so ``attach(trainer)`` puts the callback right after the
+``DefaultFlowCallback`` (which sets the flags and reads no log), before every integration: then every
 integration receives the figures. FLOPs are those of the model's calls (its forward, backward where it ran),
-counted on a shadow pass after each step's closing reading.
+counted on a shadow pass after the closing reading of the steps' window.
 
 Under torch.distributed (the Trainer launched by torchrun or accelerate) every figure is the aggregate of the
 ranks' windows (``energymeter.distributed.aggregate``: host-wide domains once per host, GPUs once per id),
@@ -27,12 +32,11 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from ..measurement import Measurement
-from .calls import NewCalls
 from .keys import metric_items
 from .lazy import framework_class, import_first
-from .phases import Phases, add, with_counts
+from .phases import Phases, with_counts
 
-STEP, STEPS, RUN = "train_step", "train_steps", "train"
+STEPS, RUN = "train_steps", "train"
 #: The key of the Trainer's closing log, which ends the ``train`` phase.
 CLOSING_KEY = "train_runtime"
 
@@ -57,8 +61,6 @@ class EnergyHooks:
         self._phases = Phases(backends, meter=meter, group=group, **options)
         self._count_flops = count_flops
         self._model: Any = None
-        self._new_calls = NewCalls()
-        self._since_log: Measurement | None = None
         self._run_flops: int | None = 0
         self._run_uncounted: dict[str, int] = {}
         self.logged: list[Measurement] = []
@@ -67,34 +69,46 @@ class EnergyHooks:
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         self._phases.start()
         self._model = model if self._count_flops else None
-        if self._model is not None:
-            self._new_calls.watch(self._model)
-        self._since_log, self.run, self._run_flops, self._run_uncounted = None, None, 0, {}
+        self.run, self._run_flops, self._run_uncounted = None, 0, {}
         self._phases.begin(RUN)  # no model: its FLOPs are its steps', and no shadow pass runs inside it
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._phases.begin(STEP, self._model)
+        if not self._phases.is_open(STEPS):  # the first step since a log, an evaluation or a checkpoint
+            self._phases.begin(STEPS, self._model)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if not self._phases.is_open(STEP):
+        # Set by the DefaultFlowCallback before this callback (see attach): what follows is not a training step.
+        if control.should_evaluate or control.should_save or control.should_training_stop:
+            self._pause_steps()
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._pause_steps()  # an epoch-end evaluation or checkpoint may follow
+
+    def _pause_steps(self) -> None:
+        """Close the open segment of the steps' window; the run is paused around it when that counts a new
+        call, so the counting is outside the run's joules too."""
+        phases = self._phases
+        if not phases.is_open(STEPS):
             return
-        if self._new_calls.take():  # the step's end counts a new call: outside the run's joules too
-            self._phases.pause(RUN)
-        step: Measurement = self._phases.end(STEP)  # type: ignore[assignment]
-        if not self._phases.is_open(RUN) and self.run is None:
-            self._phases.begin(RUN)
-        self._since_log = add(self._since_log, step)
-        if self._run_flops is not None:
-            self._run_flops = None if step.flops is None else self._run_flops + step.flops
-        for op, calls in step.uncounted_ops.items():
-            self._run_uncounted[op] = self._run_uncounted.get(op, 0) + calls
+        counting = phases.counts_on_end(STEPS)
+        if counting:
+            phases.pause(RUN)
+        phases.pause(STEPS)
+        if counting and self.run is None:
+            phases.begin(RUN)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
                **kwargs: Any) -> None:
         # Every rank logs at the same steps, so each aggregate below is reached by every rank alike.
         items: dict[str, float] = {}
-        if self._since_log is not None:
-            steps, self._since_log = self._phases.combined(self._since_log), None
+        self._pause_steps()
+        own = self._phases.end(STEPS)
+        if own is not None:
+            if self._run_flops is not None:
+                self._run_flops = None if own.flops is None else self._run_flops + own.flops
+            for op, calls in own.uncounted_ops.items():
+                self._run_uncounted[op] = self._run_uncounted.get(op, 0) + calls
+            steps = self._phases.combined(own)
             self.logged.append(steps)
             items.update(metric_items(steps, STEPS))
         if logs is not None and CLOSING_KEY in logs and self._phases.is_open(RUN):
@@ -111,7 +125,6 @@ class EnergyHooks:
             state.log_history[-1].update(items)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._new_calls.close()
         self._phases.close()
 
 
@@ -121,7 +134,8 @@ def _energy_callback() -> type:
 
 
 def attach(trainer: Any, backends: Sequence[str] | None = None, **kwargs: Any) -> Any:
-    """Put a new ``EnergyCallback`` first among ``trainer``'s callbacks, so its figures reach every integration.
+    """Put a new ``EnergyCallback`` right after ``trainer``'s ``DefaultFlowCallback`` (first where it has none),
+    before every integration, so its figures reach them all and it sees the flow flags at each step's end.
 
     Args:
         trainer: A ``transformers.Trainer``.
@@ -132,7 +146,9 @@ def attach(trainer: Any, backends: Sequence[str] | None = None, **kwargs: Any) -
         The callback (its ``logged`` and ``run`` hold the figures too).
     """
     callback = _energy_callback()(backends, **kwargs)
-    trainer.callback_handler.callbacks.insert(0, callback)
+    callbacks = trainer.callback_handler.callbacks
+    flow = [i for i, c in enumerate(callbacks) if type(c).__name__ == "DefaultFlowCallback"]
+    callbacks.insert(flow[0] + 1 if flow else 0, callback)
     return callback
 
 
@@ -143,4 +159,4 @@ def __getattr__(name: str) -> Any:
     return _energy_callback()
 
 
-__all__ = ["CLOSING_KEY", "RUN", "STEP", "STEPS", "EnergyCallback", "EnergyHooks", "attach"]
+__all__ = ["CLOSING_KEY", "RUN", "STEPS", "EnergyCallback", "EnergyHooks", "attach"]
