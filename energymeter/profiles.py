@@ -58,8 +58,8 @@ def load_profile(name_or_path: str | Path, kind: str) -> dict[str, Any]:
     expected = SCHEMA_VERSIONS.get(kind, 1)
     version = data.get("schema_version")
     if version != expected:
-        hint = _UPGRADE_HINTS.get((kind, version))
-        raise ProfileError(f"{label}: unsupported schema_version {version!r} (expected {expected})"
+        hint = _UPGRADE_HINTS.get((kind, version)) if isinstance(version, (int, str)) else None  # a list: unhashable
+        raise ProfileError(f"{label}: unsupported schema_version {version!r:.60} (expected {expected})"
                            + (f": {hint}" if hint else ""))
     return data
 
@@ -166,6 +166,7 @@ def cpu_power(cpu_model: str, default_threads: int, profile: str | Path = "cpu")
     if not isinstance(models, list):
         raise ProfileError("cpu profile: 'models' must be a list")
     words = model_words(cpu_model)
+    matched: CpuPower | None = None
     for i, entry in enumerate(models):
         label = f"cpu profile models[{i}]"
         if not isinstance(entry, dict):
@@ -176,18 +177,25 @@ def cpu_power(cpu_model: str, default_threads: int, profile: str | Path = "cpu")
                                "\"model\": \"Xeon Gold 6248\"")
         if not isinstance(entry.get("model"), str) or not model_words(entry["model"]) or not entry.get("source"):
             raise ProfileError(f"{label}: needs 'model' (the words of a model name) and 'source'")
-        if names_model(model_words(entry["model"]), words):
-            return CpuPower(cpu_model, _positive(entry, "tdp_w", label), int(_positive(entry, "threads", label)),
-                            str(entry["source"]))
+        # Every entry's figures are checked, the entries this CPU does not match too: a hostile file fails whole.
+        tdp_w, entry_threads = _positive(entry, "tdp_w", label), int(_positive(entry, "threads", label))
+        if matched is None and names_model(model_words(entry["model"]), words):
+            matched = CpuPower(cpu_model, tdp_w, entry_threads, str(entry["source"]))
     default = data.get("default")
     if not isinstance(default, dict) or not default.get("source"):
         raise ProfileError("cpu profile: needs a 'default' entry with 'tdp_w' (or 'tdp_w_per_thread') and 'source'")
-    threads = max(int(default_threads), 1)
-    if "tdp_w_per_thread" in default:  # a figure per hardware thread, times this machine's threads
+    per_thread = "tdp_w_per_thread" in default
+    if "tdp_w" in default or not per_thread:
+        default_tdp_w = _positive(default, "tdp_w", "cpu profile default")  # checked beside a per-thread figure too
+    if per_thread:
         per_thread_w = _positive(default, "tdp_w_per_thread", "cpu profile default")
+    if matched is not None:
+        return matched
+    threads = max(int(default_threads), 1)
+    if per_thread:  # a figure per hardware thread, times this machine's threads
         tdp_w = within_bounds(per_thread_w * threads, "tdp_w", "cpu profile default x threads")
         return CpuPower(cpu_model, tdp_w, threads, str(default["source"]))
-    return CpuPower(cpu_model, _positive(default, "tdp_w", "cpu profile default"), threads, str(default["source"]))
+    return CpuPower(cpu_model, default_tdp_w, threads, str(default["source"]))
 
 
 # -- Power ceilings for plausibility checks ---------------------------------------------------------

@@ -53,6 +53,14 @@ def test_devices_into_a_closed_pipe_ends_quietly():
     assert child.returncode == 0
 
 
+@pytest.mark.parametrize("flags", [[], ["--json"]])
+def test_devices_output_ends_with_a_newline(flags):
+    env = {**os.environ, "ENERGYMETER_POWERCAP_ROOT": "/nonexistent"}
+    run = subprocess.run([sys.executable, "-m", "energymeter", "devices", *flags], capture_output=True, env=env,
+                         timeout=120)
+    assert run.returncode == 0 and run.stdout.endswith(b"\n") and not run.stdout.endswith(b"\n\n"), run.stdout[-80:]
+
+
 def test_devices_does_not_call_an_unavailable_backend_measured(capsys):
     from energymeter.backends.base import BackendStatus
     from energymeter.display import format_statuses

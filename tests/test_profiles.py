@@ -157,24 +157,39 @@ def test_an_absurd_ceiling_or_allowance_is_refused_with_its_bound(tmp_path):
         power_limits(_write_power_limits(tmp_path, json.dumps(data)))
 
 
-def test_an_absurd_tdp_and_a_nan_loihi_cost_are_refused(tmp_path):
+def _cpu_profile(tmp_path, change):
+    import json
+    from importlib import resources
+
+    cpu = json.loads(resources.files("energymeter.hardware_profiles").joinpath("cpu.json").read_text())
+    change(cpu)
+    path = tmp_path / "cpu.json"
+    path.write_text(json.dumps(cpu))
+    return path
+
+
+@pytest.mark.parametrize("change, needle", [
+    (lambda cpu: cpu["default"].update(tdp_w_per_thread=1e308), "tdp_w_per_thread' of 1e\\+308 is above its physical "
+                                                                "bound of 100"),
+    (lambda cpu: cpu["default"].update(tdp_w=1e308), "tdp_w' of 1e\\+308 is above its physical bound of 5000"),
+    (lambda cpu: (cpu["default"].pop("tdp_w_per_thread"), cpu["default"].update(tdp_w=1e308)),
+     "tdp_w' of 1e\\+308 is above its physical bound of 5000"),
+    (lambda cpu: cpu["models"][-1].update(tdp_w=1e308), "models\\[7\\]: 'tdp_w' of 1e\\+308 is above"),
+])
+def test_an_absurd_cpu_tdp_is_refused_wherever_it_stands(tmp_path, change, needle):
+    from energymeter.profiles import cpu_power
+
+    # Beside a per-thread figure, or in an entry this CPU does not match: a hostile figure is refused all the same.
+    with pytest.raises(ProfileError, match=needle):
+        cpu_power("Unknown CPU", 4, _cpu_profile(tmp_path, change))
+
+
+def test_a_nan_or_absurd_loihi_cost_is_refused(tmp_path):
     import json
     from importlib import resources
 
     from energymeter.loihi.profile import load_loihi_profile
-    from energymeter.profiles import cpu_power
 
-    cpu = json.loads(resources.files("energymeter.hardware_profiles").joinpath("cpu.json").read_text())
-    cpu["default"]["tdp_w_per_thread"] = 1e308
-    path = tmp_path / "cpu.json"
-    path.write_text(json.dumps(cpu))
-    with pytest.raises(ProfileError, match="tdp_w_per_thread' of 1e\\+308 is above its physical bound of 100"):
-        cpu_power("Unknown CPU", 4, path)
-    del cpu["default"]["tdp_w_per_thread"]
-    cpu["default"]["tdp_w"] = 1e308
-    path.write_text(json.dumps(cpu))
-    with pytest.raises(ProfileError, match="tdp_w' of 1e\\+308 is above its physical bound of 5000"):
-        cpu_power("Unknown CPU", 4, path)
     loihi_text = resources.files("energymeter.hardware_profiles").joinpath("loihi1.json").read_text()
     key = next(iter(json.loads(loihi_text)["energy_pj"]))
     data = json.loads(loihi_text)
@@ -188,6 +203,23 @@ def test_an_absurd_tdp_and_a_nan_loihi_cost_are_refused(tmp_path):
         load_loihi_profile(path)
 
 
+@pytest.mark.parametrize("place", ["default.max_power_w", "step_allowance_s"])
+def test_a_400_digit_number_at_a_numeric_field_is_one_profile_error_naming_the_field(tmp_path, place):
+    import json
+
+    from energymeter.profiles import power_limits
+
+    limits = json.loads(_bundled_text("power-limits"))
+    *parents, field = place.split(".")
+    entry = limits
+    for parent in parents:
+        entry = entry[parent]
+    entry[field] = "HUGE"
+    text = json.dumps(limits).replace('"HUGE"', "9" * 400)
+    with pytest.raises(ProfileError, match=f"{place}: an integer of 400 digits"):
+        power_limits(_write_power_limits(tmp_path, text))
+
+
 def _bundled_text(name):
     from importlib import resources
 
@@ -197,19 +229,105 @@ def _bundled_text(name):
 def _load_power_limits(path):
     from energymeter.profiles import PowerLimits, power_limits
 
-    assert isinstance(power_limits(path), PowerLimits)
+    profile = power_limits(path)
+    assert isinstance(profile, PowerLimits)
+    return profile
 
 
 def _load_cpu_profile(path):
     from energymeter.profiles import CpuPower
 
-    assert isinstance(cpu_power("Intel(R) Xeon(R) Platinum 8480+", 4, path), CpuPower)
+    profile = cpu_power("Intel(R) Xeon(R) Platinum 8480+", 4, path)
+    assert isinstance(profile, CpuPower)
+    return profile
 
 
 def _load_loihi(path):
     from energymeter.loihi.profile import LoihiProfile, load_loihi_profile
 
-    assert isinstance(load_loihi_profile(path), LoihiProfile)
+    profile = load_loihi_profile(path)
+    assert isinstance(profile, LoihiProfile)
+    return profile
+
+
+def _leaf_paths(value, path=()):
+    """Every place in parsed JSON that holds a value, as a tuple of keys and indices (the root included)."""
+    yield path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaf_paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _leaf_paths(item, (*path, index))
+
+
+#: Raw JSON text a hostile profile puts in a place: numbers beyond a float, beyond int()'s digit limit, non-finite
+#: constants, deep nesting, absurd magnitudes, wrong types.
+HOSTILE_VALUES = ("NaN", "Infinity", "-Infinity", "1e400", "-1e400", "9" * 400, "-" + "9" * 5000, "1e308", "-1e308",
+                  "0", "-0.0", "-1", "5e-324", "[" * 5000 + "]" * 5000, "{" + '"a": {' * 40 + "}" * 41, "true", "null",
+                  '""', '"1e308"', "[]", "{}", '"\\ud800"')
+
+
+def _finite_numbers(value):
+    """Every number in a loaded profile (dataclass fields, mappings, sequences), for the finiteness check."""
+    import dataclasses
+    import math
+
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        assert math.isfinite(value), value
+    elif dataclasses.is_dataclass(value):
+        for field in dataclasses.fields(value):
+            _finite_numbers(getattr(value, field.name))
+    elif isinstance(value, dict) or type(value).__name__ == "mappingproxy":
+        for item in value.values():
+            _finite_numbers(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _finite_numbers(item)
+
+
+#: A longer run: ENERGYMETER_FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest tests/test_profiles.py -k hostile_value
+@pytest.mark.parametrize("bundled, load", [("power-limits", _load_power_limits), ("cpu", _load_cpu_profile),
+                                           ("loihi1", _load_loihi), ("loihi1-calibrated", _load_loihi)])
+def test_any_hostile_value_in_any_place_gives_a_finite_profile_or_one_profile_error(tmp_path_factory, bundled,
+                                                                                       load):
+    hypothesis = pytest.importorskip("hypothesis")
+    import json
+    import os
+
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    data = json.loads(_bundled_text(bundled))
+    places = list(_leaf_paths(data))
+    examples = int(os.environ.get("ENERGYMETER_FUZZ_EXAMPLES", "100"))
+
+    # One place of the bundled file (a field, an entry, the whole file) replaced by a hostile value's raw text:
+    # every result is a profile whose every number is finite, or a ProfileError, never another exception.
+    @settings(max_examples=examples, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.sampled_from(places), st.sampled_from(HOSTILE_VALUES))
+    def check(place, hostile):
+        marker = "__energymeter_hostile__"
+        copy = json.loads(json.dumps(data))
+        if place:
+            parent = copy
+            for step in place[:-1]:
+                parent = parent[step]
+            parent[place[-1]] = marker
+            text = json.dumps(copy).replace(json.dumps(marker), hostile)
+        else:
+            text = hostile
+        path = _write_power_limits(tmp_path_factory.mktemp("profile-value-fuzz"), text)
+        try:
+            profile = load(path)
+        except ProfileError as exc:
+            assert str(exc)
+        else:
+            _finite_numbers(profile)
+
+    assert hypothesis
+    check()
 
 
 #: A longer run: ENERGYMETER_FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest tests/test_profiles.py -k any_profile_text

@@ -65,7 +65,7 @@ def test_an_address_where_nothing_listens_fails_at_once_and_one_that_never_answe
 
 def test_validate_refuses_a_bad_address_with_one_line_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "sweep"
-    for address in ("nonsense", "256.1.1.1:6379", f"127.0.0.1:{_free_port()}"):
+    for address in ("nonsense", "http://127.0.0.1:8265", "256.1.1.1:6379", f"127.0.0.1:{_free_port()}"):
         assert main(["validate", "--quick", "--executor", "ray", "--ray-address", address, "--ray-timeout-s", "2",
                      "--out", str(out)]) == 2
         err = capsys.readouterr().err.strip().splitlines()

@@ -218,6 +218,16 @@ def test_the_validate_flags_offer_the_sweeps_own_tables():
     assert ",".join(ACTIVATION_ENERGY_KINDS) in actions["activation_energies"].help
 
 
+def test_validate_resume_as_make_run_calls_it_prints_a_line_per_run_when_stderr_is_a_pipe(tmp_path):
+    # make run is `validate --resume`; here on the quick sweep of 2 runs, its stderr a pipe (no terminal).
+    args = [a for a in QUICK_ARGS if a != "--quiet"]
+    run = subprocess.run([sys.executable, "-m", "energymeter", "validate", "--resume", *args, "--seeds", "1",
+                          "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = [line for line in run.stderr.splitlines() if line.startswith("run ")]
+    assert [line.split(" done")[0] for line in lines] == ["run 1/2", "run 2/2"], run.stderr[-2000:]
+
+
 def test_a_second_sweep_on_a_locked_directory_gets_one_line_and_exit_2(tmp_path, capsys):
     out = tmp_path / "o"
     out.mkdir()
