@@ -475,7 +475,8 @@ def print_direct(root: str) -> None:
 def main() -> int:
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):  # the fits' banners, tips and notices
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning", "lightning.pytorch.utilities.rank_zero",
+                 "lightning.fabric.utilities.rank_zero"):  # the fits' banners, tips and notices
         logging.getLogger(name).setLevel(logging.ERROR)
     tmp = tempfile.mkdtemp(prefix="energymeter-bench-")
     tree = FakePowercap(f"{tmp}/powercap")
