@@ -117,6 +117,40 @@ def test_importing_an_integration_imports_neither_its_framework_nor_torch(module
     assert out.stdout.split() == ["False", "False"]
 
 
+def test_counts_on_end_agrees_with_the_shadow_passes_ending_runs_on_random_windows():
+    import random
+
+    import torch
+
+    from energymeter import Meter
+
+    # The reference is the counter's own tally of shadow passes: ending a window ran one exactly when
+    # counts_on_end said it would, over windows of random calls (batch sizes, grad mode, backward or not, repeats).
+    rng = random.Random(7)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
+    meter = Meter(["flops"])
+    session = meter._counter
+    said = []
+    for trial in range(120):
+        meter.begin_window("w", model=net)
+        for _ in range(rng.randint(0, 3)):
+            x = torch.randn(rng.choice([1, 2, 3, 8]), 6)
+            if rng.random() < 0.3:
+                with torch.no_grad():
+                    net(x)
+            else:
+                out = net(x)
+                if rng.random() < 0.5:
+                    out.sum().backward()
+        predicted = meter.counts_on_end("w")
+        before = session.shadow_passes
+        meter.end_window("w")
+        assert predicted == (session.shadow_passes > before), trial
+        said.append(predicted)
+    meter.close()
+    assert any(said) and not all(said)  # both answers were put to the test
+
+
 def test_counts_on_end_says_whether_closing_a_window_counts_a_call_not_seen_before(tmp_path):
     import torch
 
