@@ -184,18 +184,18 @@ def cpu_power(cpu_model: str, default_threads: int, profile: str | Path = "cpu")
     default = data.get("default")
     if not isinstance(default, dict) or not default.get("source"):
         raise ProfileError("cpu profile: needs a 'default' entry with 'tdp_w' (or 'tdp_w_per_thread') and 'source'")
-    per_thread = "tdp_w_per_thread" in default
-    if "tdp_w" in default or not per_thread:
-        default_tdp_w = _positive(default, "tdp_w", "cpu profile default")  # checked beside a per-thread figure too
-    if per_thread:
-        per_thread_w = _positive(default, "tdp_w_per_thread", "cpu profile default")
+    # Both figures checked where given (a per-thread figure, where present, is the one used).
+    per_thread_w = _positive(default, "tdp_w_per_thread", "cpu profile default") if "tdp_w_per_thread" in default \
+        else None
+    default_tdp_w = _positive(default, "tdp_w", "cpu profile default") if "tdp_w" in default or per_thread_w is None \
+        else None
     if matched is not None:
         return matched
     threads = max(int(default_threads), 1)
-    if per_thread:  # a figure per hardware thread, times this machine's threads
+    if per_thread_w is not None:  # a figure per hardware thread, times this machine's threads
         tdp_w = within_bounds(per_thread_w * threads, "tdp_w", "cpu profile default x threads")
         return CpuPower(cpu_model, tdp_w, threads, str(default["source"]))
-    return CpuPower(cpu_model, default_tdp_w, threads, str(default["source"]))
+    return CpuPower(cpu_model, default_tdp_w, threads, str(default["source"]))  # type: ignore[arg-type]
 
 
 # -- Power ceilings for plausibility checks ---------------------------------------------------------

@@ -41,7 +41,7 @@ from typing import Any, Sequence
 from ..measurement import Measurement
 from .keys import metric_items
 from .lazy import framework_class, import_first
-from .phases import Phases, with_counts
+from .phases import Counts, Phases
 
 STEPS, EPOCH, VALIDATION, TEST = "train_steps", "train_epoch", "validation", "test"
 
@@ -77,8 +77,7 @@ class EnergyHooks:
         self._phases = Phases(backends, meter=meter, group=group, **options)
         self._model = model
         self._module: Any = None
-        self._epoch_flops: int | None = 0
-        self._epoch_uncounted: dict[str, int] = {}
+        self._epoch_counts = Counts()
         self._steps_since_log = 0
         self.logged: list[Measurement] = []
         self.results: dict[str, list[Measurement]] = {EPOCH: [], VALIDATION: [], TEST: []}
@@ -120,7 +119,7 @@ class EnergyHooks:
 
     # -- training ------------------------------------------------------------------------------------------
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-        self._epoch_flops, self._epoch_uncounted = 0, {}
+        self._epoch_counts = Counts()
         self._phases.begin(EPOCH)  # no model: its FLOPs are its steps', and no shadow pass runs inside it
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
@@ -151,10 +150,7 @@ class EnergyHooks:
         self._steps_since_log = 0
         if own is None:
             return
-        if self._epoch_flops is not None:
-            self._epoch_flops = None if own.flops is None else self._epoch_flops + own.flops
-        for op, calls in own.uncounted_ops.items():
-            self._epoch_uncounted[op] = self._epoch_uncounted.get(op, 0) + calls
+        self._epoch_counts.add(own)
         steps = self._phases.combined(own)
         self.logged.append(steps)
         items: dict[str, float] = metric_items(steps, STEPS)
@@ -188,7 +184,7 @@ class EnergyHooks:
         if own is None:
             return
         if phase == EPOCH and self._module is not None:
-            own = with_counts(own, self._epoch_flops, self._epoch_uncounted)
+            own = self._epoch_counts.onto(own)
         result = self._phases.combined(own)
         self.results[phase].append(result)
         # Every rank logs the same aggregate: "max" syncs it without changing it (and without Lightning's warning).

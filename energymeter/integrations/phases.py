@@ -82,6 +82,28 @@ def with_counts(measurement: Measurement, flops: int | None, uncounted_ops: dict
                        start_time_s=measurement.start_time_s, domains=measurement.domains)
 
 
+class Counts:
+    """The FLOPs of a longer phase's parts (an epoch's steps), added up as each part closes: None once a part has
+    none, since a partial sum would understate; the operators counting skipped, by calls."""
+
+    __slots__ = ("flops", "uncounted_ops")
+
+    def __init__(self) -> None:
+        self.flops: int | None = 0
+        self.uncounted_ops: dict[str, int] = {}
+
+    def add(self, part: Measurement) -> None:
+        """Add one part's counts."""
+        if self.flops is not None:
+            self.flops = None if part.flops is None else self.flops + part.flops
+        for op, calls in part.uncounted_ops.items():
+            self.uncounted_ops[op] = self.uncounted_ops.get(op, 0) + calls
+
+    def onto(self, measurement: Measurement) -> Measurement:
+        """``measurement`` (the longer phase, whose windows named no model) with these counts."""
+        return with_counts(measurement, self.flops, self.uncounted_ops)
+
+
 def world_size(group: Any = None) -> int:
     """Ranks in ``group`` when torch.distributed is initialised (never importing torch itself), else 1."""
     dist = sys.modules.get("torch.distributed")
@@ -167,4 +189,4 @@ class Phases:
         return aggregate(measurement, group=self.group)
 
 
-__all__ = ["Phases", "add", "with_counts", "world_size"]
+__all__ = ["Counts", "Phases", "add", "with_counts", "world_size"]

@@ -34,7 +34,7 @@ from typing import Any, Sequence
 from ..measurement import Measurement
 from .keys import metric_items
 from .lazy import framework_class, import_first
-from .phases import Phases, with_counts
+from .phases import Counts, Phases
 
 STEPS, RUN = "train_steps", "train"
 #: The key of the Trainer's closing log, which ends the ``train`` phase.
@@ -61,15 +61,14 @@ class EnergyHooks:
         self._phases = Phases(backends, meter=meter, group=group, **options)
         self._count_flops = count_flops
         self._model: Any = None
-        self._run_flops: int | None = 0
-        self._run_uncounted: dict[str, int] = {}
+        self._run_counts = Counts()
         self.logged: list[Measurement] = []
         self.run: Measurement | None = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         self._phases.start()
         self._model = model if self._count_flops else None
-        self.run, self._run_flops, self._run_uncounted = None, 0, {}
+        self.run, self._run_counts = None, Counts()
         self._phases.begin(RUN)  # no model: its FLOPs are its steps', and no shadow pass runs inside it
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -104,17 +103,14 @@ class EnergyHooks:
         self._pause_steps()
         own = self._phases.end(STEPS)
         if own is not None:
-            if self._run_flops is not None:
-                self._run_flops = None if own.flops is None else self._run_flops + own.flops
-            for op, calls in own.uncounted_ops.items():
-                self._run_uncounted[op] = self._run_uncounted.get(op, 0) + calls
+            self._run_counts.add(own)
             steps = self._phases.combined(own)
             self.logged.append(steps)
             items.update(metric_items(steps, STEPS))
         if logs is not None and CLOSING_KEY in logs and self._phases.is_open(RUN):
             run: Measurement = self._phases.end(RUN)  # type: ignore[assignment]
             if self._model is not None:
-                run = with_counts(run, self._run_flops, self._run_uncounted)
+                run = self._run_counts.onto(run)
             self.run = self._phases.combined(run)
             items.update(metric_items(self.run, RUN))
         if not items:
