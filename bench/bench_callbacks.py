@@ -365,9 +365,12 @@ def direct_costs(tree_root: str) -> dict[str, list[float]]:
         return run, net, hooks
 
     variants = {}
+    opened = []  # the callbacks' meters, closed once the rounds are done
     for framework, setup in (("Lightning", lightning_setup), ("Trainer", trainer_setup)):
         for flops in (True, False):
-            variants[f"{framework}{'' if flops else ' without FLOPs'}"] = setup(flops)[0]
+            run, _net, hooks = setup(flops)
+            variants[f"{framework}{'' if flops else ' without FLOPs'}"] = run
+            opened.append(hooks._phases)
         variants[f"timing {framework}"] = setup(False, stub=True)[0]
     # The FLOP recorder both callbacks put on their module (a recording forward, a mark per trainable parameter
     # after each backward), on a one-weight twin of the MLP: its steps with it and without it.
@@ -375,15 +378,24 @@ def direct_costs(tree_root: str) -> dict[str, list[float]]:
     recorder_meter = Meter(["flops"])
     recorder_meter.begin_window("recorder", model=recorded)
 
-    def twin_steps(net: nn.Module) -> float:
+    def twin_steps(net: nn.Module, steps: int) -> float:
         start = CLOCK()
-        for _ in range(DIRECT_STEPS):
+        for _ in range(steps):
             net.zero_grad()
             net(tiny_x).sum().backward()
-        return (CLOCK() - start) / DIRECT_STEPS
+        return (CLOCK() - start) / steps
 
-    variants["recorder on"] = lambda: twin_steps(recorded)
-    variants["recorder off"] = lambda: twin_steps(bare)
+    def recorder_cost() -> float:
+        """The recorder's CPU seconds a step: the median difference of 20 short blocks with it and without it,
+        alternating (a difference of two long blocks drifts with the machine by more than the cost itself)."""
+        differences = []
+        for block in range(20):
+            pair = (recorded, bare) if block % 2 == 0 else (bare, recorded)
+            times = {id(net): twin_steps(net, 50) for net in pair}
+            differences.append(times[id(recorded)] - times[id(bare)])
+        return statistics.median(differences)
+
+    variants["recorder"] = recorder_cost
     plain_net = mlp()
     plain_opt = torch.optim.SGD(plain_net.parameters(), lr=0.01)
 
@@ -404,6 +416,8 @@ def direct_costs(tree_root: str) -> dict[str, list[float]]:
         for name in (names if r % 2 == 0 else names[::-1]):
             out[name].append(runs[name]())
     recorder_meter.close()
+    for phases in opened:
+        phases.close()
     return out
 
 
@@ -448,7 +462,7 @@ def print_direct(root: str) -> None:
     """The direct cost's rows."""
     direct = direct_costs(root)
     plain_direct = direct.pop("plain")
-    recorder = [a - b for a, b in zip(direct.pop("recorder on"), direct.pop("recorder off"))]
+    recorder = direct.pop("recorder")
     dispatch = {f: direct.pop(f"dispatch {f}") for f in ("Lightning", "Trainer")}
     timing = {f: direct.pop(f"timing {f}") for f in ("Lightning", "Trainer")}
     print(f"direct cost: {DIRECT_ROUNDS} interleaved rounds of {DIRECT_STEPS} hand-written steps (plain step "
