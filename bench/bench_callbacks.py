@@ -23,7 +23,8 @@ noise of whole fits on a shared machine. The callbacks' direct cost is measured 
 logging every 50 steps) is timed around itself on the same clock, and to it is added what the module's forward
 costs more with the callback's FLOP recorder on it (a step of a module of one-weight layers of the same
 structure, recorded against bare in alternating short blocks: the recording forward and the mark after each
-parameter's gradient), less what the timing itself costs (empty hooks timed the same way). To that is added what the framework spends dispatching its per-step hooks to one more callback of EnergyCallback's shape
+parameter's gradient), less what the timing itself costs (empty hooks timed the same way). To that is added
+what the framework spends dispatching its per-step hooks to one more callback of EnergyCallback's shape
 (its own dispatcher, ``_call_callback_hooks`` or ``CallbackHandler.call_event``, over the hooks a short fit
 showed it calls once per step, with and without that callback). The sum, the callback's cost per step, is taken
 as a share of the plain step measured in the same round. Nothing is asserted.
