@@ -94,6 +94,9 @@ class Meter:
         self._windows: dict[Hashable, Any] = {}  # name -> Window (a lean meter: its tuple, see begin_window)
         self._open = 0  # windows open now, named or not
         self._closed = False
+        # A counter's methods for a caller holding its lock, where the meter shares it (see begin_counted).
+        self._counter_begin_locked: Any = None
+        self._counter_end_fast_locked: Any = None
         self._base_warnings = tuple(f"{name}: skipped: {reason}" for name, reason in self.skipped.items())
         try:
             for backend in self.opened_backends:
@@ -116,6 +119,10 @@ class Meter:
             self.begin_window, self.end_window = bind(begin_lean, self), bind(end_lean, self)  # type: ignore
         elif self._counter is not None and not self._energy:
             self._begin, self._end = bind(begin_counted, self), bind(end_counted, self)  # type: ignore
+            if self._counter.lock is not None:  # the counter's lock is the meter's: one lock per window edge
+                self._lock = self._counter.lock
+                self._counter_begin_locked = self._counter.begin_locked
+                self._counter_end_fast_locked = self._counter.end_fast_locked
         if len(self._energy) == 1:  # its own methods: one call fewer at every first window and last close
             self._activate, self._deactivate = self._energy[0].activate, self._energy[0].deactivate
         self._domains_proxy = MappingProxyType(declarations)

@@ -35,7 +35,9 @@ def begin_lean(self: "Meter", name: str, *, model: Any = None) -> None:
     (start wall time, start monotonic time, opening reading, seconds of FLOP counting so far)."""
     if self.sync and "torch" in _modules:  # no torch imported: no CUDA work can be queued
         cuda_sync()
-    with self._lock:
+    lock = self._lock  # acquire/release: half the cost of a with statement
+    lock.acquire()
+    try:
         if self._closed:
             raise RuntimeError("this Meter is closed")
         if name in self._windows:
@@ -52,13 +54,17 @@ def begin_lean(self: "Meter", name: str, *, model: Any = None) -> None:
             self._release_locked()
             raise
         self._windows[name] = (start_wall_s, start_mono_s, reading, counting_s())
+    finally:
+        lock.release()
 
 
 def end_lean(self: "Meter", name: str) -> Measurement:
     """``end_window`` of a lean meter (see ``begin_lean``): one lock, then the Measurement."""
     if self.sync and "torch" in _modules:
         cuda_sync()
-    with self._lock:
+    lock = self._lock
+    lock.acquire()
+    try:
         entry = self._windows.pop(name, None)
         if entry is None:
             raise KeyError(f"no open window named {name!r}")
@@ -70,6 +76,8 @@ def end_lean(self: "Meter", name: str) -> Measurement:
         except Exception as exc:  # noqa: BLE001 - the session's domains fail for this window
             end = failed_reading(self._single.domains, exc)  # type: ignore[union-attr]
         end_mono_s = _monotonic()
+    finally:
+        lock.release()
     start_wall_s, start_mono_s, reading, counted_s = entry
     if counting_s() == counted_s:  # no FLOP counting ran inside (the common case): the lean Measurement
         result = lean_result(self, name, start_wall_s, start_mono_s, reading, end, end_mono_s)
@@ -82,35 +90,58 @@ def end_lean(self: "Meter", name: str) -> Measurement:
 
 
 def begin_counted(self: "Meter", name: Any, model: Any, register: bool = False) -> Window:
-    """``Meter._begin`` of a meter with an operation counter and no energy session."""
+    """``Meter._begin`` of a meter with an operation counter and no energy session: one lock (the counter's,
+    where it shares it) for the meter's count of open windows and the counter's window."""
     if self.sync and "torch" in _modules:
         cuda_sync()
     window = _new_window(Window)  # no readings, no shadow time: finish reads neither without a session
     window.start_mono_s = 0.0  # 0.0 until the counter has begun: end_window leaves such a window alone
     window.count_token = NOT_COUNTED
-    with self._lock:
-        self._file_locked(name, window, register)
-        self._open += 1
+    begin_locked = self._counter_begin_locked
+    token = None
+    lock = self._lock  # acquire/release: half the cost of a with statement
+    lock.acquire()
     try:
-        window.count_token = self._counter.begin(model)  # type: ignore[union-attr]
-    except BaseException:
-        with self._lock:
-            self._abandon_locked(name, register)
-        raise
+        if register or self._closed:
+            self._file_locked(name, window, register)
+        self._open += 1
+        if begin_locked is not None and model is not None:
+            try:
+                token = begin_locked(model)
+            except BaseException:
+                self._abandon_locked(name, register)
+                raise
+    finally:
+        lock.release()
+    if token is None:  # the counter does not share its lock, or cannot begin under it
+        try:
+            token = self._counter.begin(model)  # type: ignore[union-attr]
+        except BaseException:
+            with lock:
+                self._abandon_locked(name, register)
+            raise
+    window.count_token = token
     window.start_wall_s = _wall()
     window.start_mono_s = _monotonic()
     return window
 
 
 def end_counted(self: "Meter", window: Window, name: Any) -> Measurement:
-    """``Meter._end`` of a meter with an operation counter and no energy session."""
+    """``Meter._end`` of a meter with an operation counter and no energy session (one lock, as at begin)."""
     if self.sync and "torch" in _modules:
         cuda_sync()
     end_mono_s = _monotonic()
-    with self._lock:
+    end_fast_locked = self._counter_end_fast_locked
+    result = None
+    lock = self._lock
+    lock.acquire()
+    try:
         self._open -= 1
-    result = self._counter.end_fast(window.count_token)  # type: ignore[union-attr]
-    if result is None:
+        if end_fast_locked is not None:
+            result = end_fast_locked(window.count_token)
+    finally:
+        lock.release()
+    if result is None:  # finish asks the counter for a fast result first, then ends the window the whole way
         return finish(self, window, name, (), end_mono_s)
     return _trusted(name, end_mono_s - window.start_mono_s, _EMPTY, self._domains_proxy, result.flops,
                     result.uncounted_ops, self._base_warnings, window.start_wall_s, _EMPTY)

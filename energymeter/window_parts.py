@@ -49,11 +49,19 @@ class Window:
     __slots__ = ("start_mono_s", "start_wall_s", "readings", "count_token", "shadow_s")
 
 
+_no_gpu_torch: Any = None  # the torch module last seen to be built without CUDA and ROCm
+
+
 def cuda_sync() -> None:
     """Wait for queued CUDA work so it lands inside the window it belongs to."""
+    global _no_gpu_torch
     torch = sys.modules.get("torch")
-    if torch is None:
-        return  # torch never imported: no CUDA work can be queued
+    if torch is None or torch is _no_gpu_torch:
+        return  # torch never imported, or built for no GPU: no CUDA work can be queued
+    version = getattr(torch, "version", None)
+    if getattr(version, "cuda", "") is None and getattr(version, "hip", "") is None:
+        _no_gpu_torch = torch
+        return
     cuda = torch.cuda
     if cuda.is_initialized():  # cheap, and implies is_available()
         for index in range(cuda.device_count()):
@@ -133,7 +141,10 @@ def lean_result(self: "Meter", name: Any, start_wall_s: float, start_mono_s: flo
         return None
     single = self._single
     duration_s = end_mono_s - start_mono_s
-    warnings = (*self._base_warnings, *single.session.window_warnings(duration_s))  # type: ignore[union-attr]
+    warnings = self._base_warnings
+    extra = single.session.window_warnings(duration_s)  # type: ignore[union-attr]
+    if extra:
+        warnings = (*warnings, *extra)
     energy_j = single.joules(end[1], before[1])  # type: ignore[union-attr]
     if duration_s >= FROZEN_AFTER_S:
         warnings = (*warnings, *frozen_warnings(energy_j, self._domains_proxy, duration_s))

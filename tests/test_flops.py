@@ -283,3 +283,76 @@ def test_backward_is_counted_even_when_the_first_parameter_is_unused():
     step = meter.end_window("step").flops
     assert forward == 2 * 32 * 16 * 8
     assert step > forward  # backward's FLOPs are in: the unused first layer did not hide them
+
+
+def test_a_window_of_many_steps_pays_the_backward_marks_of_its_first_step_only_and_counts_every_step(monkeypatch):
+    from energymeter.backends import flop_recording
+    marks = []
+    original = flop_recording.mark_backward
+
+    def counting_mark(state, param=None):
+        marks.append(param)
+        original(state, param)
+    monkeypatch.setattr(flop_recording, "mark_backward", counting_mark)
+    net, x, y = mlp(), torch.randn(8, 784), torch.randint(0, 10, (8,))
+    params = list(net.parameters())
+    with Meter(["flops"]) as meter:
+        meter.begin_window("interval", model=net)
+        for _ in range(20):
+            train_step(net, x, y)
+        interval = meter.end_window("interval")
+        assert interval.flops == 20 * (FORWARD + BACKWARD) // 16
+        assert len(marks) == len(params)  # the first backward's marks; the second step's forward parked them
+        assert all(not p._post_accumulate_grad_hooks for p in params)
+        meter.begin_window("step", model=net)  # a new window puts them back
+        assert all(len(p._post_accumulate_grad_hooks) == 1 for p in params)
+        train_step(net, x, y)
+        assert meter.end_window("step").flops == (FORWARD + BACKWARD) // 16
+        meter.begin_window("forward", model=net)
+        net(x)
+        assert meter.end_window("forward").flops == FORWARD // 16
+    assert all(not p._post_accumulate_grad_hooks for p in params)  # closed: parked or not, nothing stays
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_overlapping_windows_count_backward_exactly_when_one_ran_inside_them_over_random_sequences(seed):
+    import random
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    net, x, y = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3)), \
+        torch.randn(4, 6), torch.randint(0, 3, (4,))
+    params = list(net.parameters())
+    with Meter(["flops"]) as meter:
+        meter.begin_window("f", model=net)
+        net(x)
+        forward = meter.end_window("f").flops
+        meter.begin_window("t", model=net)
+        train_step(net, x, y)
+        step = meter.end_window("t").flops
+        assert step > forward > 0
+        open_windows: dict[str, list] = {}  # name -> [calls, backward ran]
+        checked = 0
+        for i in range(300):
+            action = rng.choice(["open", "close", "forward", "step", "step", "outside"])
+            if action == "open" and len(open_windows) < 3:
+                name = f"w{i}"
+                meter.begin_window(name, model=net)
+                open_windows[name] = [0, False]
+            elif action == "close" and open_windows:
+                name = rng.choice(sorted(open_windows))
+                calls, ran = open_windows.pop(name)
+                flops = meter.end_window(name).flops
+                assert flops == (calls * (step if ran else forward) if calls else None), (i, name, calls, ran)
+                checked += 1
+            elif action in ("forward", "step") and open_windows:
+                if action == "forward":
+                    net(x)
+                else:
+                    train_step(net, x, y)
+                for entry in open_windows.values():
+                    entry[0] += 1
+                    entry[1] = entry[1] or action == "step"
+            elif action == "outside" and not open_windows:
+                train_step(net, x, y)  # no window open: nobody is marked, nothing is recorded
+            assert all(len(p._post_accumulate_grad_hooks) <= 1 for p in params)
+        assert checked > 20

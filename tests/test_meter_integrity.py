@@ -96,10 +96,12 @@ def test_a_model_window_runs_only_its_two_hooks_inside_the_work_and_no_flop_coun
     assert step.flops == 3 * 2 * (2 * 8 * 16 * 4)
     assert calls.of("torch.utils.flop_counter") == set()
     assert calls.of("torch.utils._python_dispatch") == set()
-    # The stated in-window cost of a model window: a recording forward and a per-parameter backward mark.
+    # The stated in-window cost of a model window: a recording forward and a per-parameter backward mark, whose
+    # marks the next recorded call parks once every open window is marked.
     assert calls.of("energymeter") == {"energymeter.backends.flop_recording.forward",
                                         "energymeter.backends.flop_recording.record",
-                                        "energymeter.backends.flops._mark_backward"}
+                                        "energymeter.backends.flop_recording.mark_backward",
+                                        "energymeter.backends.flop_recording.park_marks"}
 
 
 def test_a_default_measure_runs_no_meter_code_inside_the_work(powercap):

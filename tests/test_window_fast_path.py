@@ -218,3 +218,75 @@ def test_a_counter_that_does_not_advance_over_a_long_window_is_a_warning_not_a_m
     frozen = [w for w in long.warnings if "did not advance" in w]
     assert len(frozen) == 1 and frozen[0].startswith("cpu:0:dram: the counter did not advance over this")
     assert long.energy_j["cpu:0:package"] == 5.0
+
+
+class _FakeCuda:
+    """``torch.cuda`` of a fake torch: counts the calls the meter makes."""
+
+    def __init__(self, initialized: bool, devices: int) -> None:
+        self.initialized, self.devices = initialized, devices
+        self.checks, self.synced = 0, []
+
+    def is_initialized(self) -> bool:
+        self.checks += 1
+        return self.initialized
+
+    def device_count(self) -> int:
+        return self.devices
+
+    def synchronize(self, index: int) -> None:
+        self.synced.append(index)
+
+
+def _fake_torch(cuda_version, hip_version, cuda: _FakeCuda):
+    import types
+    torch = types.ModuleType("torch")
+    torch.version = types.SimpleNamespace(cuda=cuda_version, hip=hip_version)
+    torch.cuda = cuda
+    return torch
+
+
+@pytest.mark.parametrize("lean", [True, False], ids=["lean window", "named window of a general meter"])
+def test_windows_synchronise_every_cuda_device_at_both_edges_once_cuda_is_initialised(powercap, monkeypatch, lean):
+    import sys
+    powercap.add_package(0, dram=True)
+    cuda = _FakeCuda(initialized=False, devices=2)
+    monkeypatch.setitem(sys.modules, "torch", _fake_torch("12.4", None, cuda))
+    backends = ["rapl"] if lean else ["rapl", "cpu-model"]
+    with Meter(backends, powercap_root=powercap.root, missing="skip") as meter:
+        assert meter._lean is lean  # the two paths that read CUDA's state on their own
+        with meter.window("before"):
+            pass
+        assert cuda.synced == [] and cuda.checks >= 2  # asked at each edge; nothing queued before initialisation
+        cuda.initialized = True
+        meter.begin_window("w")
+        assert cuda.synced == [0, 1]
+        meter.end_window("w")
+        assert cuda.synced == [0, 1, 0, 1]
+        rocm = _FakeCuda(initialized=True, devices=1)  # a ROCm build answers through torch.cuda too
+        monkeypatch.setitem(sys.modules, "torch", _fake_torch(None, "6.1", rocm))
+        with meter.window("rocm"):
+            pass
+        assert rocm.synced == [0, 0]
+        with Meter(backends, powercap_root=powercap.root, missing="skip", sync=False) as unsynced:
+            with unsynced.window("off"):
+                pass
+        assert rocm.synced == [0, 0]
+
+
+def test_a_torch_built_for_no_gpu_is_never_asked_about_cuda_again(powercap, monkeypatch):
+    import sys
+    powercap.add_package(0)
+    cuda = _FakeCuda(initialized=True, devices=1)  # would sync, were it asked
+    monkeypatch.setitem(sys.modules, "torch", _fake_torch(None, None, cuda))
+    with Meter(["rapl"], powercap_root=powercap.root) as meter:
+        for _ in range(3):
+            with meter.window("w"):
+                pass
+    assert cuda.checks == 0 and cuda.synced == []
+    gpu = _FakeCuda(initialized=True, devices=1)  # another torch (a test's fake, a reload) is looked at afresh
+    monkeypatch.setitem(sys.modules, "torch", _fake_torch("12.4", None, gpu))
+    with Meter(["rapl"], powercap_root=powercap.root) as meter:
+        with meter.window("w"):
+            pass
+    assert gpu.synced == [0, 0]

@@ -166,6 +166,9 @@ class WindowCounter(abc.ABC):
 
     #: The warning a window gets when it could not be counted because it named no model (see ``begin``).
     not_counted_without_model: ClassVar[str] = "not counted: the window named no model"
+    #: A lock a meter of this counter alone may share, calling ``begin_locked`` and ``end_fast_locked`` under
+    #: it (one lock per window edge); None: the meter keeps its own and calls ``begin`` and ``end_fast``.
+    lock: Any = None
 
     @abc.abstractmethod
     def begin(self, model: Any = None) -> Any:
@@ -184,6 +187,15 @@ class WindowCounter(abc.ABC):
     def end_fast(self, token: Any) -> Any:
         """Close a window whose count is at hand (cached, no warnings, no counting work left) and return its
         result, or return None and leave the window open for ``end``. The default has nothing at hand."""
+        return None
+
+    def begin_locked(self, model: Any) -> Any:
+        """``begin(model)`` for a caller holding ``lock``, or None where it cannot begin without taking the lock
+        itself (the caller then calls ``begin``)."""
+        return None
+
+    def end_fast_locked(self, token: Any) -> Any:
+        """``end_fast`` for a caller holding ``lock``."""
         return None
 
     def counts_on_end(self, token: Any) -> bool:

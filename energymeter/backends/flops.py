@@ -11,8 +11,10 @@ never runs inside an energy window (the observer effect is a defect):
 * A window that names its module (``measure(model=net)``) does not count while it runs. A recording
   ``forward`` on the module (``energymeter.backends.flop_recording``), installed once per module and
   session, records each call's signature
-  (tensor shapes, dtypes, devices, requires_grad, other arguments, grad mode); one hook on a
-  parameter notes whether backward ran. When the window ends, *after* the meter has taken its
+  (tensor shapes, dtypes, devices, requires_grad, other arguments, grad mode); a hook on each
+  trainable parameter notes whether backward ran (taken out of the parameters' hook dicts once every
+  open window is marked, put back when a window opens: a window of many steps pays one backward's
+  marks). When the window ends, *after* the meter has taken its
   closing energy reading, every call signature not seen before is counted once on a **shadow pass**:
   a hook-free copy of the module on the ``meta`` device (no memory, no arithmetic, no side effects on
   the module, its buffers or other hooks) runs the same call, and backward from its outputs where
@@ -48,9 +50,14 @@ from ..measurement import COUNTED
 from ..observer import add_counting_s
 from .base import OPERATION_COUNTER, Backend, BackendStatus, WindowCounter
 from .flop_counting import _convert, _Counting, _hook_free_copy, _tensors
-from .flop_recording import ModelWindow, ModuleState, drop_recorders, install, open_window, uninstall
+from .flop_recording import (ModelWindow, ModuleState, drop_recorders, install, put_marks, uninstall, unpark_marks,
+                             window_calls, window_inputs)
 
 DOMAIN = "flops"
+_new = object.__new__
+_get_ident = threading.get_ident
+#: Ready results kept per module for windows of one signature called n times (n > 1), by (signature, n).
+_RESULTS_N_KEPT = 64
 
 NOT_COUNTED_WITHOUT_MODEL = (
     "flops: not counted: counting without model= would run inside this window and its joules (several times "
@@ -120,7 +127,9 @@ class FlopSession(WindowCounter):
         # id(module) -> its state; the state holds a weak reference to the module, whose callback drops
         # the entry, so an id reused by a later module never finds a stale state.
         self._modules: dict[int, ModuleState] = {}
-        self._lock = threading.Lock()
+        #: Guards the window lists and the module table; a meter may take it for its own bookkeeping
+        #: and call the ``*_locked`` methods under it (one lock per window edge).
+        self.lock = threading.Lock()
 
     # -- windows ----------------------------------------------------------------------------------
     def begin(self, model: Any = None) -> _InlineWindow | ModelWindow:
@@ -131,11 +140,17 @@ class FlopSession(WindowCounter):
                 the window ends. None counts every operator inline (only for meters measuring no energy).
         """
         if model is not None:
-            state = self._state(model)
-            window = open_window(model, state)
-            with self._lock:
-                state.windows = [*state.windows, window]  # copy on write: recorders iterate without a lock
-            return window
+            lock = self.lock  # acquire/release: half the cost of a with statement
+            lock.acquire()
+            try:
+                window = self.begin_locked(model)
+            finally:
+                lock.release()
+            if window is None:  # its first window: the recorder goes on (``_state`` takes the lock itself)
+                self._state(model)
+                with lock:
+                    window = self.begin_locked(model)
+            return window  # type: ignore[return-value]
         counting = getattr(self._local, "counting", None)
         if counting is None:
             counting = self._local.counting = _Counting()
@@ -159,18 +174,51 @@ class FlopSession(WindowCounter):
                if n - window.start_uncounted.get(k, 0) > 0}
         return FlopResult(total - window.start_total, ops)
 
+    def begin_locked(self, model: Any) -> ModelWindow | None:
+        """``begin(model)`` for a caller holding ``lock``; None where ``model`` has no recorder yet (its first
+        window: ``begin`` installs one, which takes the lock)."""
+        state = self._modules.get(id(model))
+        if state is None or state.module() is not model:
+            return None
+        window = _new(ModelWindow)  # no __init__: a call frame fewer at every window
+        window.thread = _get_ident()
+        window.model = model
+        window.state = state
+        window.first = window.more = None
+        window.first_calls = 0
+        window.backward_ran = False
+        state.marks_idle = False  # this window is not marked
+        if state.parked:
+            unpark_marks(state)
+        windows = state.windows  # copy on write: recorders iterate without a lock
+        state.windows = [*windows, window] if windows else (window,)
+        return window
+
     def end_fast(self, window: Any) -> FlopResult | None:
         """The cached result of a model window of one call whose signature was counted before, or None."""
-        if type(window) is not ModelWindow or len(window.calls) != 1:
+        lock = self.lock
+        lock.acquire()
+        try:
+            return self.end_fast_locked(window)
+        finally:
+            lock.release()
+
+    def end_fast_locked(self, window: Any) -> FlopResult | None:
+        """``end_fast`` for a caller holding ``lock``."""
+        if type(window) is not ModelWindow or window.more is not None:
             return None
-        (signature, calls), = window.calls.items()
+        calls = window.first_calls
+        if calls == 0:
+            return None
+        signature = window.first
         state = window.state
-        result = state.results.get((signature, window.backward_ran and signature[-1])) if calls == 1 else None
+        backward = window.backward_ran and signature[-1]
+        result = (state.results[backward].get(signature) if calls == 1
+                  else state.results_n[backward].get((signature, calls)))
         if result is not None:
-            with self._lock:
-                windows = state.windows
-                state.windows = () if len(windows) == 1 and windows[0] is window else [
-                    w for w in windows if w is not window]
+            windows = state.windows
+            state.windows = () if len(windows) == 1 and windows[0] is window else [
+                w for w in windows if w is not window]
         return result
 
     def counts_on_end(self, window: Any) -> bool:
@@ -179,31 +227,30 @@ class FlopSession(WindowCounter):
         if type(window) is not ModelWindow:
             return False
         cache, ran = window.state.cache, window.backward_ran
-        return any((signature, ran and signature[-1]) not in cache for signature in window.calls)
+        return any((signature, ran and signature[-1]) not in cache for signature in window_calls(window))
 
     def _end_model(self, window: ModelWindow) -> FlopResult:
         state = window.state
-        with self._lock:
+        with self.lock:
             state.windows = [w for w in state.windows if w is not window] or ()
-        if not window.calls:
+        if window.first is None:
             return FlopResult(None, {}, ("flops: the named model was not called in this window; nothing was counted",))
-        if len(window.calls) == 1:  # the common case: one call signature, already counted
-            (signature, calls), = window.calls.items()
-            if calls == 1:
-                result = state.results.get((signature, window.backward_ran and signature[-1]))
-                if result is not None:
-                    return result
+        if window.more is None and window.first_calls == 1:  # the common case: one call, already counted
+            signature = window.first
+            result = state.results[window.backward_ran and signature[-1]].get(signature)
+            if result is not None:
+                return result
         flops, ops, shadow_s = 0, {}, 0.0
-        for signature, calls in window.calls.items():
+        for signature, calls in window_calls(window).items():
             key = (signature, window.backward_ran and signature[-1])
             counted = state.cache.get(key)
             if counted is None:
                 start_s = time.perf_counter()
-                args, kwargs = window.inputs[signature]
+                args, kwargs = window_inputs(window, signature)
                 counted = self._shadow(window.model, args, kwargs, signature[-1], key[1])
                 if type(counted) is tuple:  # cached read-only: the fast path above hands it out as it is
                     counted = (counted[0], MappingProxyType(counted[1]))
-                    state.results[key] = FlopResult(counted[0], counted[1])
+                    state.results[key[1]][signature] = FlopResult(counted[0], counted[1])
                 state.cache[key] = counted
                 spent_s = time.perf_counter() - start_s
                 add_counting_s(spent_s)  # inside any other window open now, of any meter
@@ -213,6 +260,11 @@ class FlopSession(WindowCounter):
             flops += counted[0] * calls
             for op, n in counted[1].items():
                 ops[op] = ops.get(op, 0) + n * calls
+        if window.more is None:  # one signature called n times: ready for the fast path of the next such window
+            results_n = state.results_n[window.backward_ran and window.first[-1]]
+            if len(results_n) >= _RESULTS_N_KEPT:
+                results_n.clear()
+            results_n[(window.first, window.first_calls)] = FlopResult(flops, MappingProxyType(dict(ops)))
         return FlopResult(flops, ops, (), shadow_s)
 
     # -- shadow passes ----------------------------------------------------------------------------
@@ -246,7 +298,7 @@ class FlopSession(WindowCounter):
         thread = threading.Thread(target=run, name="energymeter-flops-shadow")
         thread.start()
         thread.join()
-        with self._lock:
+        with self.lock:
             self.shadow_passes += 1
         return outcome[0]
 
@@ -274,7 +326,7 @@ class FlopSession(WindowCounter):
         state = self._modules.get(id(model))
         if state is not None and state.module() is model:
             return state
-        with self._lock:
+        with self.lock:
             state = self._modules.get(id(model))
             if state is not None and state.module() is model:
                 return state
@@ -287,19 +339,10 @@ class FlopSession(WindowCounter):
         install(model, state, self._torch)
         trainable = [p for p in model.parameters() if p.requires_grad]
         if trainable and all(hasattr(p, "register_post_accumulate_grad_hook") for p in trainable):
-            # One trivial call per trainable parameter per backward (cheaper than a tensor hook per forward).
-            # Every parameter, not one: a backward that skips the first (an unused layer) still marks the
-            # window. Gradients taken with torch.autograd.grad accumulate nothing and are not seen.
-            mark = functools.partial(self._mark_backward, state)
-            state.handles += [p.register_post_accumulate_grad_hook(mark) for p in trainable]
+            put_marks(state, trainable, self.lock)
         else:
             state.handles.append(model.register_forward_hook(functools.partial(self._post_hook, state)))
         return state
-
-    @staticmethod
-    def _mark_backward(state: ModuleState, param: Any = None) -> None:
-        for w in state.windows:  # backward may run on an autograd worker thread: mark every open window
-            w.backward_ran = True
 
     def _post_hook(self, state: ModuleState, module: Any, args: Any, output: Any) -> None:
         pending = [w for w in state.windows if not w.backward_ran]
