@@ -22,8 +22,9 @@ noise of whole fits on a shared machine. The callbacks' direct cost is measured 
 ``on_train_batch_start`` / ``on_train_batch_end``, the Trainer's ``on_step_begin`` / ``on_step_end``, with the
 logging every 50 steps) is timed around itself on the same clock, and to it is added what the module's forward
 costs more with the callback's FLOP recorder on it (a step of a module of one-weight layers of the same
-structure, recorded against bare in alternating short blocks: the recording forward and the mark after each
-parameter's gradient), less what the timing itself costs (empty hooks timed the same way). To that is added
+structure, recorded against bare in alternating blocks of one logging interval, each recorded block a window
+of its own opened and closed inside its timing: the recording forward, the marks after the window's first
+backward, putting them back when the window opens, and the window's edges), less what the timing itself costs (empty hooks timed the same way). To that is added
 what the framework spends dispatching its per-step hooks to one more callback of EnergyCallback's shape
 (its own dispatcher, ``_call_callback_hooks`` or ``CallbackHandler.call_event``, over the hooks a short fit
 showed it calls once per step, with and without that callback). The sum, the callback's cost per step, is taken
@@ -374,16 +375,21 @@ def direct_costs(tree_root: str) -> dict[str, list[float]]:
             opened.append(hooks._phases)
         variants[f"timing {framework}"] = setup(False, stub=True)[0]
     # The FLOP recorder both callbacks put on their module (a recording forward, a mark per trainable parameter
-    # after each backward), on a one-weight twin of the MLP: its steps with it and without it.
+    # after a window's first backward, put back when the next window opens), on a one-weight twin of the MLP:
+    # its steps with it, in a window of one logging interval opened and closed inside the timing, and without it.
     recorded, bare = _one_weight_mlp(), _one_weight_mlp()
     recorder_meter = Meter(["flops"])
-    recorder_meter.begin_window("recorder", model=recorded)
+    interval = max(LOG_EVERY)
 
     def twin_steps(net: nn.Module, steps: int) -> float:
         start = CLOCK()
+        if net is recorded:
+            recorder_meter.begin_window("recorder", model=recorded)
         for _ in range(steps):
             net.zero_grad()
             net(tiny_x).sum().backward()
+        if net is recorded:
+            recorder_meter.end_window("recorder")
         return (CLOCK() - start) / steps
 
     def recorder_cost() -> float:
@@ -392,7 +398,7 @@ def direct_costs(tree_root: str) -> dict[str, list[float]]:
         differences = []
         for block in range(20):
             pair = (recorded, bare) if block % 2 == 0 else (bare, recorded)
-            times = {id(net): twin_steps(net, 50) for net in pair}
+            times = {id(net): twin_steps(net, interval) for net in pair}
             differences.append(times[id(recorded)] - times[id(bare)])
         return statistics.median(differences)
 

@@ -33,7 +33,7 @@ from typing import Callable
 from energymeter import Meter, measure
 from energymeter.testing import FakePowercap
 
-ROUNDS = 15
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "101"))
 NUMBER = 200
 
 
