@@ -44,7 +44,7 @@ from .observer import counting_s
 from .meter_lean import begin_counted, begin_lean, end_counted, end_lean
 from .session_plans import SessionPlan, failed_reading, merged_declarations, read_plan
 from .timeline import check_period, record_timelines
-from .window_parts import NOT_COUNTED, Window, cuda_sync, finish, lean_result
+from .window_parts import NOT_COUNTED, Window, cuda_sync, finish, gpu_free_torch, lean_result
 from .selection import MISSING_RAISE, MISSING_SKIP, _check_missing, _select  # noqa: F401 (re-exported)
 
 _new_window = object.__new__
@@ -85,6 +85,8 @@ class Meter:
         _check_missing(missing)
         timeline_period_s = None if timeline_period_s is None else check_period(timeline_period_s)
         self.sync = sync
+        # Whether window edges synchronise CUDA: not where the torch imported at open is built for no GPU.
+        self._edge_sync = sync and not gpu_free_torch()
         #: The Backend objects this meter opened a session of, in order (the selection after ``missing=``).
         self.opened_backends, self.skipped = _select(backends, options, missing)
         self._energy: list[EnergySession] = []
@@ -167,7 +169,7 @@ class Meter:
         window.start_mono_s = 0.0  # 0.0 until the opening readings are taken
         window.count_token = NOT_COUNTED  # the operation counter's token while it counts this window
         fused = self._read_locked
-        if fused is not None and self.sync:
+        if fused is not None and self._edge_sync:
             cuda_sync()  # outside the lock: it may wait long
         with self._lock:
             self._file_locked(name, window, register)
@@ -190,7 +192,7 @@ class Meter:
                     return window
         try:
             if fused is None:
-                if self.sync:
+                if self._edge_sync:
                     cuda_sync()
                 # The clock is read before the opening readings and after the closing ones, so the duration
                 # spans everything the energy figures span (reads of several sessions take time).
@@ -240,7 +242,7 @@ class Meter:
     def _end(self, window: Window, name: Any) -> Measurement:
         """Close a window opened by ``_begin(register=False)``: the closing readings, then ``finish``."""
         fused = self._read_locked
-        if self.sync and "torch" in _modules:  # no torch imported: no CUDA work can be queued
+        if self._edge_sync and "torch" in _modules:  # no torch imported: no CUDA work can be queued
             cuda_sync()
         if fused is not None:
             with self._lock:
@@ -285,7 +287,7 @@ class Meter:
             KeyError: no open window has that name.
         """
         fused = self._read_locked
-        if self.sync and "torch" in _modules:  # no torch imported: no CUDA work can be queued
+        if self._edge_sync and "torch" in _modules:  # no torch imported: no CUDA work can be queued
             cuda_sync()
         with self._lock:
             # Claimed here, so two threads ending the same window cannot both read it.

@@ -33,7 +33,7 @@ _trusted = Measurement._trusted
 def begin_lean(self: "Meter", name: str, *, model: Any = None) -> None:
     """``begin_window`` of a lean meter: the window is read and filed under one lock, whole, as
     (start wall time, start monotonic time, opening reading, seconds of FLOP counting so far)."""
-    if self.sync and "torch" in _modules:  # no torch imported: no CUDA work can be queued
+    if self._edge_sync and "torch" in _modules:  # no torch imported: no CUDA work can be queued
         cuda_sync()
     lock = self._lock  # acquire/release: half the cost of a with statement
     lock.acquire()
@@ -60,7 +60,7 @@ def begin_lean(self: "Meter", name: str, *, model: Any = None) -> None:
 
 def end_lean(self: "Meter", name: str) -> Measurement:
     """``end_window`` of a lean meter (see ``begin_lean``): one lock, then the Measurement."""
-    if self.sync and "torch" in _modules:
+    if self._edge_sync and "torch" in _modules:
         cuda_sync()
     lock = self._lock
     lock.acquire()
@@ -92,11 +92,12 @@ def end_lean(self: "Meter", name: str) -> Measurement:
 def begin_counted(self: "Meter", name: Any, model: Any, register: bool = False) -> Window:
     """``Meter._begin`` of a meter with an operation counter and no energy session: one lock (the counter's,
     where it shares it) for the meter's count of open windows and the counter's window."""
-    if self.sync and "torch" in _modules:
+    if self._edge_sync and "torch" in _modules:
         cuda_sync()
     window = _new_window(Window)  # no readings, no shadow time: finish reads neither without a session
-    window.start_mono_s = 0.0  # 0.0 until the counter has begun: end_window leaves such a window alone
-    window.count_token = NOT_COUNTED
+    if register:  # filed under its name before it is complete: end_window and counts_on_end read these
+        window.start_mono_s = 0.0  # 0.0 until the counter has begun: end_window leaves such a window alone
+        window.count_token = NOT_COUNTED
     begin_locked = self._counter_begin_locked
     token = None
     lock = self._lock  # acquire/release: half the cost of a with statement
@@ -128,7 +129,7 @@ def begin_counted(self: "Meter", name: Any, model: Any, register: bool = False) 
 
 def end_counted(self: "Meter", window: Window, name: Any) -> Measurement:
     """``Meter._end`` of a meter with an operation counter and no energy session (one lock, as at begin)."""
-    if self.sync and "torch" in _modules:
+    if self._edge_sync and "torch" in _modules:
         cuda_sync()
     end_mono_s = _monotonic()
     end_fast_locked = self._counter_end_fast_locked

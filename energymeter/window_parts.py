@@ -52,6 +52,12 @@ class Window:
 _no_gpu_torch: Any = None  # the torch module last seen to be built without CUDA and ROCm
 
 
+def gpu_free_torch() -> bool:
+    """Whether the torch imported now is built without CUDA and ROCm (so no window need ever synchronise)."""
+    version = getattr(sys.modules.get("torch"), "version", None)
+    return version is not None and getattr(version, "cuda", "") is None and getattr(version, "hip", "") is None
+
+
 def cuda_sync() -> None:
     """Wait for queued CUDA work so it lands inside the window it belongs to."""
     global _no_gpu_torch
