@@ -84,9 +84,7 @@ class Meter:
             backends = [backends]
         _check_missing(missing)
         timeline_period_s = None if timeline_period_s is None else check_period(timeline_period_s)
-        self.sync = sync
-        # Whether window edges synchronise CUDA: not where the torch imported at open is built for no GPU.
-        self._edge_sync = sync and not gpu_free_torch()
+        self.sync = sync  # also sets _edge_sync
         #: The Backend objects this meter opened a session of, in order (the selection after ``missing=``).
         self.opened_backends, self.skipped = _select(backends, options, missing)
         self._energy: list[EnergySession] = []
@@ -335,6 +333,17 @@ class Meter:
             yield handle
         finally:
             handle.result = self.end_window(name)
+
+    @property
+    def sync(self) -> bool:
+        """Whether window edges synchronise CUDA (settable; taken from the constructor's ``sync``)."""
+        return self._sync
+
+    @sync.setter
+    def sync(self, value: bool) -> None:
+        self._sync = value
+        # What the edges read: not where the torch imported now is built for no GPU (no check at every edge).
+        self._edge_sync = bool(value) and not gpu_free_torch()
 
     @property
     def idle(self) -> bool:

@@ -356,3 +356,38 @@ def test_overlapping_windows_count_backward_exactly_when_one_ran_inside_them_ove
                 train_step(net, x, y)  # no window open: nobody is marked, nothing is recorded
             assert all(len(p._post_accumulate_grad_hooks) <= 1 for p in params)
         assert checked > 20
+
+
+def test_a_parameter_frozen_with_its_hook_dict_replaced_while_the_marks_rest_leaves_later_windows_counting():
+    from collections import OrderedDict
+    net, x, y = mlp(), torch.randn(8, 784), torch.randint(0, 10, (8,))
+    with Meter(["flops"]) as meter:
+        meter.begin_window("rest", model=net)
+        train_step(net, x, y)
+        train_step(net, x, y)  # this forward parks the marks
+        meter.end_window("rest")
+        frozen = net[0].bias
+        frozen._post_accumulate_grad_hooks = OrderedDict()
+        frozen.requires_grad_(False)
+        for name in ("after", "again"):
+            meter.begin_window(name, model=net)  # puts the marks back on the others; the frozen one's goes
+            train_step(net, x, y)
+            assert meter.end_window(name).flops == (FORWARD + BACKWARD) // 16
+
+
+def test_two_meters_open_on_one_module_both_count_it_and_either_may_close_first():
+    net, x, y = mlp(), torch.randn(8, 784), torch.randint(0, 10, (8,))
+    first, second = Meter(["flops"]), Meter(["flops"])
+    for order in (("a", "b"), ("b", "a")):
+        first.begin_window("a", model=net)
+        second.begin_window("b", model=net)
+        train_step(net, x, y)
+        ended = {name: (first if name == "a" else second).end_window(name).flops for name in order}
+        assert ended == {"a": (FORWARD + BACKWARD) // 16, "b": (FORWARD + BACKWARD) // 16}
+    first.close()
+    second.begin_window("b", model=net)  # the second meter's recorder outlives the first's
+    train_step(net, x, y)
+    assert second.end_window("b").flops == (FORWARD + BACKWARD) // 16
+    second.close()
+    assert "forward" not in vars(net) and not net._forward_pre_hooks
+    assert all(not p._post_accumulate_grad_hooks for p in net.parameters())

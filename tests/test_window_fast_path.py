@@ -290,3 +290,20 @@ def test_a_torch_built_for_no_gpu_is_never_asked_about_cuda_again(powercap, monk
         with meter.window("w"):
             pass
     assert gpu.synced == [0, 0]
+
+
+def test_sync_switched_off_after_the_meter_opened_stops_synchronising(powercap, monkeypatch):
+    import sys
+    powercap.add_package(0)
+    cuda = _FakeCuda(initialized=True, devices=1)
+    monkeypatch.setitem(sys.modules, "torch", _fake_torch("12.4", None, cuda))
+    with Meter(["rapl"], powercap_root=powercap.root) as meter:
+        with meter.window("on"):
+            pass
+        meter.sync = False
+        with meter.window("off"):
+            pass
+        meter.sync = True
+        with meter.window("on again"):
+            pass
+    assert cuda.synced == [0, 0, 0, 0]

@@ -14,7 +14,7 @@ take the hooked one (about 4 us more per call, window or not). The wrapper:
 * is removed when the session closes.
 
 Where a module has a ``forward`` of its own on the instance already (another library's wrapper, a user's
-patch) or is a TorchScript module, a forward pre-hook records instead.
+patch, another open meter's recorder) or is a TorchScript module, a forward pre-hook records instead.
 One caveat of the wrapper: ``torch.nn.DataParallel`` copies a module's attributes into its replicas, so
 name the ``DataParallel`` object as the window's model, not the module inside it.
 """
@@ -28,7 +28,8 @@ from typing import Any
 
 from .flop_counting import _describe
 
-#: Marks the recording forwards this module makes, so a copy's inherited one is recognised and replaced.
+#: Marks the recording forwards this module makes (its value: the ``ModuleState`` it records for), so a copy's
+#: inherited one is recognised and replaced, and another live session's on the same module is left in place.
 _MARK = "__energymeter_recorder__"
 
 
@@ -133,8 +134,9 @@ def install(model: Any, state: ModuleState, torch: Any) -> None:
     """Put a recorder on ``model`` for ``state``'s windows: a recording ``forward``, else a forward pre-hook."""
     record = _recorder(torch, state)
     own = vars(model).get("forward")
-    if (own is None or getattr(getattr(own, "__func__", None), _MARK, False)) and not isinstance(
-            model, torch.jit.ScriptModule):
+    owner = getattr(getattr(own, "__func__", None), _MARK, None)  # the state of the recorder there, if ours
+    inherited = owner is not None and not (owner.module() is model and owner.forward is not None)
+    if (own is None or inherited) and not isinstance(model, torch.jit.ScriptModule):
         original = type(model).forward
 
         @functools.wraps(original)
@@ -144,7 +146,7 @@ def install(model: Any, state: ModuleState, torch: Any) -> None:
                 record(windows, self, args, kwargs)
             return original(self, *args, **kwargs)
 
-        setattr(forward, _MARK, True)
+        setattr(forward, _MARK, state)
         state.forward = types.MethodType(forward, model)
         object.__setattr__(model, "forward", state.forward)  # a plain attribute, as Module.__setattr__ sets it
         return
@@ -196,12 +198,16 @@ def park_marks(state: ModuleState, lock: Any) -> None:
 def unpark_marks(state: ModuleState) -> None:
     """Put the backward marks back (a window opens; the caller holds the session's lock)."""
     mark = state.mark
-    marks: list[Any] = state.marks  # type: ignore[assignment]
-    for i, (param, hooks, handle) in enumerate(marks):
+    kept = []
+    for entry in state.marks:  # type: ignore[union-attr]
+        param, hooks, handle = entry
         if param._post_accumulate_grad_hooks is hooks:
             hooks[handle.id] = mark
-        else:  # someone replaced the parameter's hook dict: register anew
-            marks[i] = _mark_on(param, mark)
+            kept.append(entry)
+        elif param.requires_grad and param.grad_fn is None:  # someone replaced its hook dict: register anew
+            kept.append(_mark_on(param, mark))
+        # else: no gradient accumulates into it any more (frozen, or no longer a leaf): its mark goes
+    state.marks = kept
     state.parked = False
 
 
