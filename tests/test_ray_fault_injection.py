@@ -27,8 +27,10 @@ from test_fault_injection import SEED
 from test_ray_sweep import ray_workers  # noqa: F401 - the fixture: Ray importable here and in its workers
 from test_validation import QUICK_ARGS, SIGINT_CHILD
 
-RUNS = 6  # --quick: one model and dataset, two lambdas; three seeds
-ARGV = [sys.executable, "-c", SIGINT_CHILD, "validate", *QUICK_ARGS, "--seeds", "3", "--executor", "ray"]
+# --quick: one model and dataset, two lambdas; six seeds, so that a kill drawn after the first or second record
+# still falls mid-sweep on a loaded machine (with three seeds, a CI run once saw all six finish before the kill).
+RUNS = 12
+ARGV = [sys.executable, "-c", SIGINT_CHILD, "validate", *QUICK_ARGS, "--seeds", "6", "--executor", "ray"]
 
 
 def _lines(out: Path) -> int:
