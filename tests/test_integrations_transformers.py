@@ -108,3 +108,28 @@ def test_two_gloo_ranks_log_the_aggregate_on_every_rank_with_the_host_counted_on
     assert ranks[0]["run"] == ranks[1]["run"]
     tags = scalars(tmp_path / "tb")  # rank 0's integration alone writes
     assert math.fsum(tags["train/energy/train_steps/measured/total_j"]) == pytest.approx(truth_j, rel=0.01)
+
+
+def test_attach_puts_the_callback_right_after_the_flow_callback_even_a_subclass_of_it_and_before_integrations():
+    import types
+
+    from transformers import DefaultFlowCallback, PrinterCallback, TrainerCallback
+
+    from energymeter.integrations.transformers import EnergyHooks, attach
+
+    class MyFlow(DefaultFlowCallback):  # a user's flow callback, named otherwise
+        pass
+
+    class Integration(TrainerCallback):
+        pass
+
+    for flow in (DefaultFlowCallback(), MyFlow()):
+        callbacks = [PrinterCallback(), flow, Integration()]
+        trainer = types.SimpleNamespace(callback_handler=types.SimpleNamespace(callbacks=callbacks))
+        callback = attach(trainer, ["flops"])
+        assert isinstance(callback, EnergyHooks) and callbacks.index(callback) == 2  # after the flow, before the rest
+        callback._phases.close()
+    callbacks = [Integration()]
+    callback = attach(types.SimpleNamespace(callback_handler=types.SimpleNamespace(callbacks=callbacks)), ["flops"])
+    assert callbacks[0] is callback  # no flow callback: first
+    callback._phases.close()

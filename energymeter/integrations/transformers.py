@@ -143,7 +143,8 @@ def attach(trainer: Any, backends: Sequence[str] | None = None, **kwargs: Any) -
     """
     callback = _energy_callback()(backends, **kwargs)
     callbacks = trainer.callback_handler.callbacks
-    flow = [i for i, c in enumerate(callbacks) if type(c).__name__ == "DefaultFlowCallback"]
+    flow_type = import_first([("transformers", "DefaultFlowCallback")], "transformers", "attach")
+    flow = [i for i, c in enumerate(callbacks) if isinstance(c, flow_type)]
     callbacks.insert(flow[0] + 1 if flow else 0, callback)
     return callback
 
