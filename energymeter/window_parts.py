@@ -64,8 +64,7 @@ def cuda_sync() -> None:
     torch = sys.modules.get("torch")
     if torch is None or torch is _no_gpu_torch:
         return  # torch never imported, or built for no GPU: no CUDA work can be queued
-    version = getattr(torch, "version", None)
-    if getattr(version, "cuda", "") is None and getattr(version, "hip", "") is None:
+    if gpu_free_torch():
         _no_gpu_torch = torch
         return
     cuda = torch.cuda
