@@ -33,7 +33,7 @@ from typing import Callable
 from energymeter import Meter, measure
 from energymeter.testing import FakePowercap
 
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "101"))
+ROUNDS = int(os.environ.get("BENCH_WINDOW_ROUNDS", "101"))  # not BENCH_ROUNDS: bench_callbacks reads 0 there
 NUMBER = 200
 
 
